@@ -1,0 +1,189 @@
+"""The I-JEPA predictor: a narrow ViT that predicts target-block tokens.
+
+Follows ``VisionTransformerPredictor`` of facebookresearch/ijepa
+(``src/models/vision_transformer.py``): context tokens are projected to the
+predictor width (``predictor_embed``) and get their fixed sin-cos positions;
+for every target block a learnable ``mask_token`` plus the block's positions
+is appended; the sequence ``[context | mask tokens]`` runs through the blocks
+and a norm; the outputs at the mask tokens are projected back to the encoder
+width (``predictor_proj``). As in the official code, each of the ``M``
+target blocks is a separate sequence ``(B * M, Kc + Kt, d)`` sharing the
+same context: blocks never see each other's mask tokens.
+
+Padding (``MaskBatch`` pads ``context`` and ``targets`` to fixed lengths):
+padded slots are masked out of the attention *keys*, so the predictions at
+valid slots do not depend on the padding; predictions at padded slots are
+finite but meaningless (the loss skips them).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from jepa_components.positional import sincos_2d_positions
+from jepa_components.backends.keras.layers import (
+    TransformerBlock,
+    check_positive_float,
+    check_positive_int,
+    check_seed,
+    dense,
+    derive_seed,
+    normal_init,
+)
+
+__all__ = ["Predictor"]
+
+
+def _grid_for(num_patches, grid_size):
+    if grid_size is None:
+        side = int(round(np.sqrt(num_patches)))
+        if side * side != num_patches:
+            raise ValueError(
+                "Invalid value for argument `grid_size`. Expected (H, W) with "
+                f"H * W = num_patches when num_patches={num_patches} is not a "
+                f"perfect square. Received: grid_size=None"
+            )
+        return (side, side)
+    if (not isinstance(grid_size, (tuple, list)) or len(grid_size) != 2
+            or int(grid_size[0]) * int(grid_size[1]) != num_patches):
+        raise ValueError(
+            "Invalid value for argument `grid_size`. Expected (H, W) with "
+            f"H * W = num_patches={num_patches}. Received: grid_size={grid_size!r}"
+        )
+    return (int(grid_size[0]), int(grid_size[1]))
+
+
+@keras.saving.register_keras_serializable(package="jepa_components")
+class Predictor(keras.layers.Layer):
+    """I-JEPA predictor (Assran et al. 2023, Sec. 3; official ``vit_predictor``).
+
+    Args:
+        num_patches: int ``N``, patches of the encoder's grid.
+        embed_dim: int ``D``, encoder width (input and output).
+        predictor_embed_dim: int ``d``, predictor width (multiple of 4).
+        depth: int, number of blocks.
+        num_heads: int, divides ``d``.
+        mlp_ratio, qkv_bias, layer_norm_epsilon, init_std: as the ViT.
+        grid_size: None (square grid, as the official code) or ``(H, W)``
+            with ``H * W = N`` for non-square images.
+        seed: None or int, seeds every weight initializer.
+
+    Call: ``predictor(context_tokens, context_indices, target_indices,
+    context_valid=None, targets_valid=None)``
+
+    - ``context_tokens``: ``(B, Kc, D)`` context-encoder output.
+    - ``context_indices``: ``(B, Kc)`` int patch indices of those tokens.
+    - ``target_indices``: ``(B, M, Kt)`` int patch indices per target block.
+    - ``context_valid`` / ``targets_valid``: ``(B, Kc)`` / ``(B, M, Kt)``
+      bool, False = padding (or None: all valid).
+
+    Returns ``(B, M, Kt, D)`` predictions.
+
+    Example:
+        >>> pred = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16,
+        ...                  depth=1, num_heads=2, seed=0)
+        >>> pred(np.zeros((2, 5, 32)), np.zeros((2, 5), "int32"),
+        ...      np.zeros((2, 3, 4), "int32")).shape
+        (2, 3, 4, 32)
+    """
+
+    def __init__(self, num_patches, embed_dim=768, predictor_embed_dim=384, depth=6,
+                 num_heads=12, mlp_ratio=4.0, qkv_bias=True, layer_norm_epsilon=1e-6,
+                 init_std=0.02, grid_size=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        for name, value in (("num_patches", num_patches), ("embed_dim", embed_dim),
+                            ("predictor_embed_dim", predictor_embed_dim),
+                            ("depth", depth), ("num_heads", num_heads)):
+            check_positive_int(name, value)
+        if predictor_embed_dim % 4 or predictor_embed_dim % num_heads:
+            raise ValueError(
+                "Invalid value for argument `predictor_embed_dim`. Expected a multiple "
+                f"of 4 and of num_heads={num_heads}. Received: "
+                f"predictor_embed_dim={predictor_embed_dim}"
+            )
+        check_positive_float("mlp_ratio", mlp_ratio)
+        check_positive_float("init_std", init_std)
+        check_seed(seed)
+        self.num_patches, self.embed_dim = int(num_patches), int(embed_dim)
+        self.predictor_embed_dim, self.depth = int(predictor_embed_dim), int(depth)
+        self.num_heads, self.mlp_ratio, self.qkv_bias = int(num_heads), float(mlp_ratio), bool(qkv_bias)
+        self.layer_norm_epsilon, self.init_std = float(layer_norm_epsilon), float(init_std)
+        self.grid_size = None if grid_size is None else tuple(int(s) for s in grid_size)
+        self.seed = seed
+        grid = _grid_for(self.num_patches, grid_size)
+        width = self.predictor_embed_dim
+        self.predictor_embed = dense(width, std=init_std, seed=derive_seed(seed, 0),
+                                     name="predictor_embed", dtype=self.dtype_policy)
+        self.predictor_blocks = [
+            TransformerBlock(
+                width, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                layer_norm_epsilon=layer_norm_epsilon, init_std=init_std,
+                output_init_std=init_std / np.sqrt(2.0 * (i + 1)),
+                seed=derive_seed(seed, 1, i), name=f"predictor_blocks_{i}",
+                dtype=self.dtype_policy)
+            for i in range(depth)
+        ]
+        self.predictor_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name="predictor_norm", dtype=self.dtype_policy)
+        self.predictor_proj = dense(self.embed_dim, std=init_std, seed=derive_seed(seed, 2),
+                                    name="predictor_proj", dtype=self.dtype_policy)
+        self._pos_embed_numpy = sincos_2d_positions(width, grid)
+
+    def build(self, input_shape=None):
+        width = self.predictor_embed_dim
+        self.predictor_embed.build((None, None, self.embed_dim))
+        self.mask_token = self.add_weight(
+            shape=(1, 1, width), initializer=normal_init(self.init_std, derive_seed(self.seed, 3)),
+            trainable=True, name="mask_token")
+        for block in self.predictor_blocks:
+            block.build((None, None, width))
+        self.predictor_norm.build((None, None, width))
+        self.predictor_proj.build((None, None, width))
+        self.built = True
+
+    def call(self, context_tokens, context_indices, target_indices,
+             context_valid=None, targets_valid=None):
+        width = self.predictor_embed_dim
+        num_blocks, block_size = target_indices.shape[1], target_indices.shape[2]
+        num_context = context_tokens.shape[1]
+        x = self.predictor_embed(context_tokens)  # (B, Kc, d)
+        positions = ops.convert_to_tensor(self._pos_embed_numpy, dtype=x.dtype)  # (N, d)
+        x = x + ops.take(positions, ops.cast(context_indices, "int32"), axis=0)
+        # Every target block is its own sequence: (B, M, Kc, d) -> (B * M, Kc, d).
+        x = ops.repeat(ops.expand_dims(x, 1), num_blocks, axis=1)
+        x = ops.reshape(x, (-1, num_context, width))
+        queries = ops.take(positions, ops.cast(target_indices, "int32"), axis=0)
+        queries = ops.cast(self.mask_token, x.dtype) + queries  # (B, M, Kt, d)
+        x = ops.concatenate([x, ops.reshape(queries, (-1, block_size, width))], axis=1)
+        key_mask = self._key_mask(context_indices, target_indices, context_valid, targets_valid)
+        for block in self.predictor_blocks:
+            x = block(x, key_mask=key_mask)
+        x = self.predictor_proj(self.predictor_norm(x[:, num_context:]))
+        return ops.reshape(x, (-1, num_blocks, block_size, self.embed_dim))
+
+    @staticmethod
+    def _key_mask(context_indices, target_indices, context_valid, targets_valid):
+        """(B * M, Kc + Kt) bool, or None when nothing is padded."""
+        if context_valid is None and targets_valid is None:
+            return None
+        if context_valid is None:
+            context_valid = ops.ones(ops.shape(context_indices), dtype="bool")
+        if targets_valid is None:
+            targets_valid = ops.ones(ops.shape(target_indices), dtype="bool")
+        num_blocks, block_size = target_indices.shape[1], target_indices.shape[2]
+        context_valid = ops.repeat(
+            ops.expand_dims(ops.cast(context_valid, "bool"), 1), num_blocks, axis=1)
+        context_valid = ops.reshape(context_valid, (-1, context_indices.shape[1]))
+        targets_valid = ops.reshape(ops.cast(targets_valid, "bool"), (-1, block_size))
+        return ops.concatenate([context_valid, targets_valid], axis=1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_patches=self.num_patches, embed_dim=self.embed_dim,
+            predictor_embed_dim=self.predictor_embed_dim, depth=self.depth,
+            num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
+            layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
+            grid_size=self.grid_size, seed=self.seed,
+        )
+        return config

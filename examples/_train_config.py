@@ -1,0 +1,240 @@
+"""Command line and config files of examples/train_ijepa.py (no framework here).
+
+Every option has one name, used three ways: ``--image-size`` on the command
+line, ``image_size`` (or ``image-size``) in a ``--config`` YAML/TOML file, and
+``image_size`` in the ``config.yaml`` a run writes to its output directory,
+so ``--config runs/x/config.yaml`` reproduces run ``x``. Precedence: built-in
+defaults < config file < flags given on the command line.
+
+Bad values raise :class:`ConfigError` with a one-line message; the script
+prints it as ``error: ...`` and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+MODELS = ("vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge", "vit_giant")
+MASKINGS = ("multiblock", "block", "raster", "random")
+LOSSES = ("l2", "smooth_l1")
+
+# name: (default, type, help). Defaults suit the bundled digits on a 2-core CPU.
+OPTIONS = {
+    "data": (None, str, "folder of images, one subfolder per class (default: "
+             "scikit-learn's bundled digits, no download)"),
+    "model": ("vit_tiny", str, f"encoder size, one of {', '.join(MODELS)}"),
+    "depth": (None, int, "override the model's number of encoder blocks"),
+    "embed_dim": (None, int, "override the model's embedding width"),
+    "num_heads": (None, int, "override the model's attention heads"),
+    "predictor_depth": (2, int, "predictor blocks"),
+    "predictor_embed_dim": (96, int, "predictor width"),
+    "image_size": (32, int, "images are resized to this square size"),
+    "patch_size": (4, int, "ViT patch size; must divide --image-size"),
+    "epochs": (20, int, "training epochs (the schedules span all of them)"),
+    "steps_per_epoch": (None, int, "cap on optimizer steps per epoch (quick runs, tests)"),
+    "stop_after_epochs": (None, int, "stop (with a checkpoint) after this many epochs "
+                          "of the schedule; continue later with --resume"),
+    "batch_size": (64, int, "images per step"),
+    "lr": (1e-3, float, "peak learning rate (AdamW), reached after warmup"),
+    "start_lr": (2e-4, float, "learning rate at step 0 (paper: 2e-4)"),
+    "final_lr": (1e-6, float, "learning rate at the end (paper: 1e-6)"),
+    "warmup_epochs": (2, float, "linear warmup length in epochs"),
+    "weight_decay": (0.04, float, "weight decay at step 0 (paper: 0.04)"),
+    "final_weight_decay": (0.4, float, "weight decay at the end, cosine (paper: 0.4)"),
+    "ema_start": (0.996, float, "target-encoder EMA momentum at step 0 (paper: 0.996)"),
+    "ema_end": (1.0, float, "EMA momentum at the end, linear (paper: 1.0)"),
+    "masking": ("multiblock", str, f"mask strategy, one of {', '.join(MASKINGS)} "
+                "(the paper's ablation)"),
+    "loss": ("l2", str, f"one of {', '.join(LOSSES)} (paper: l2; official code: smooth_l1)"),
+    "seed": (0, int, "seed of weights, data order, masks and the held-out split"),
+    "test_fraction": (0.2, float, "held-out share of the data for evaluation"),
+    "eval_samples": (4000, int, "cap on images embedded per split for evaluation"),
+    "probe_layers": (4, int, "also probe the mean of the last N blocks' outputs"),
+    "collapse_threshold": (1e-2, float, "stop when the mean per-dimension std of the "
+                           "(layer-normed) target features falls below this"),
+    "monitor_every": (50, int, "steps between collapse checks"),
+    "on_bad_image": ("skip", str, "unreadable image files: skip (warn and count) or stop"),
+    "workers": (2, int, "image-reading threads for --data folders"),
+    "output_dir": (None, str, "where outputs go (default: runs/ijepa-<date-time>)"),
+}
+FLAGS = {"resume": "continue from the checkpoint in --output-dir",
+         "no_eval": "skip the probes and the verdict (quick runs, tests)"}
+# Options a --resume may change; anything else must match the saved run.
+RESUMABLE = {"output_dir", "stop_after_epochs", "workers", "on_bad_image", "eval_samples",
+             "probe_layers", "data"}
+
+
+class ConfigError(ValueError):
+    """Bad command line or config file; message is one line for the user."""
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (no usage block)."""
+
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def build_parser():
+    parser = _OneLineErrors(
+        prog="train_ijepa.py",
+        description="Train an I-JEPA on real images, evaluate its frozen features, resume it.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", help="YAML or TOML file with the options below")
+    for name, (default, kind, help_text) in OPTIONS.items():
+        shown = "" if default is None else f" (default: {default})"
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind,
+                            metavar=name.upper(), help=help_text + shown)
+    for name, help_text in FLAGS.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true",
+                            help=help_text)
+    return parser
+
+
+def read_config_file(path):
+    """A ``{name: value}`` dict from a .yaml/.yml/.toml/.json file."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        if extension in (".yaml", ".yml", ".json"):
+            import yaml
+
+            with open(path, encoding="utf-8") as stream:
+                content = yaml.safe_load(stream)
+        elif extension == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python < 3.11
+                import tomli as tomllib
+            with open(path, "rb") as stream:
+                content = tomllib.load(stream)
+        else:
+            raise ConfigError(f"config file must end in .yaml, .yml or .toml: {path}")
+    except ConfigError:
+        raise
+    except Exception as error:  # a parse error of either format
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigError(f"cannot parse config file {path}: {first_line}") from None
+    content = content or {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
+    return {str(key).replace("-", "_"): value for key, value in content.items()}
+
+
+def _coerce(name, value):
+    known = {**{k: v[1] for k, v in OPTIONS.items()}, **{k: bool for k in FLAGS}}
+    if name not in known:
+        raise ConfigError(f"unknown option in config file: {name!r}")
+    kind = known[name]
+    if value is None:
+        if name in OPTIONS and OPTIONS[name][0] is None:
+            return None
+        raise ConfigError(f"option {name!r} cannot be empty")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"option {name!r} must be true or false, got {value!r}")
+        return value
+    if kind is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if kind in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"option {name!r} must be a number, got {value!r}")
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"option {name!r} must be {kind.__name__}, got {value!r}") from None
+
+
+def resolve(argv=None):
+    """Parse ``argv`` -> ``(config dict, names given on the command line)``."""
+    args = vars(build_parser().parse_args(argv))
+    config = {name: spec[0] for name, spec in OPTIONS.items()}
+    config.update({name: False for name in FLAGS})
+    config_file = args.pop("config", None)
+    if config_file is not None:
+        for name, value in read_config_file(config_file).items():
+            config[name] = _coerce(name, value)
+    config.update(args)
+    return config, set(args)
+
+
+def validate(config):
+    """Check ranges and combinations; raises :class:`ConfigError`."""
+
+    def need(condition, message):
+        if not condition:
+            raise ConfigError(message)
+
+    need(config["model"] in MODELS, f"--model must be one of {', '.join(MODELS)}, got {config['model']!r}")
+    need(config["masking"] in MASKINGS,
+         f"--masking must be one of {', '.join(MASKINGS)}, got {config['masking']!r}")
+    need(config["loss"] in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {config['loss']!r}")
+    need(config["on_bad_image"] in ("skip", "stop"),
+         f"--on-bad-image must be skip or stop, got {config['on_bad_image']!r}")
+    for name in ("image_size", "patch_size", "epochs", "batch_size", "predictor_depth",
+                 "predictor_embed_dim", "eval_samples", "monitor_every", "workers"):
+        need(config[name] >= 1, f"--{name.replace('_', '-')} must be >= 1, got {config[name]}")
+    for name in ("depth", "embed_dim", "num_heads", "steps_per_epoch", "stop_after_epochs"):
+        value = config[name]
+        need(value is None or value >= 1,
+             f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    need(config["probe_layers"] >= 1, f"--probe-layers must be >= 1, got {config['probe_layers']}")
+    need(config["image_size"] % config["patch_size"] == 0,
+         f"--image-size {config['image_size']} is not divisible by --patch-size "
+         f"{config['patch_size']}")
+    grid = config["image_size"] // config["patch_size"]
+    need(grid >= 2, f"--image-size / --patch-size gives a {grid}x{grid} patch grid; need at least 2x2")
+    for name in ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay"):
+        need(config[name] >= 0, f"--{name.replace('_', '-')} must be >= 0, got {config[name]}")
+    need(config["lr"] > 0, f"--lr must be > 0, got {config['lr']}")
+    need(0 <= config["warmup_epochs"] <= config["epochs"],
+         f"--warmup-epochs must be in [0, --epochs={config['epochs']}], got {config['warmup_epochs']}")
+    for name in ("ema_start", "ema_end"):
+        need(0 <= config[name] <= 1, f"--{name.replace('_', '-')} must be in [0, 1], got {config[name]}")
+    need(0 < config["test_fraction"] < 1,
+         f"--test-fraction must be in (0, 1), got {config['test_fraction']}")
+    need(config["collapse_threshold"] >= 0,
+         f"--collapse-threshold must be >= 0, got {config['collapse_threshold']}")
+    embed_dim, heads = config["embed_dim"], config["num_heads"]
+    if embed_dim is not None and heads is not None:
+        need(embed_dim % heads == 0,
+             f"--embed-dim {embed_dim} is not divisible by --num-heads {heads}")
+    if config["stop_after_epochs"] is not None:
+        need(config["stop_after_epochs"] <= config["epochs"],
+             f"--stop-after-epochs must be <= --epochs={config['epochs']}, "
+             f"got {config['stop_after_epochs']}")
+    if config["resume"]:
+        need(config["output_dir"] is not None, "--resume needs --output-dir (the run to continue)")
+    return config
+
+
+def default_output_dir():
+    return os.path.join("runs", "ijepa-" + time.strftime("%Y%m%d-%H%M%S"))
+
+
+def saved_options(config):
+    """The options worth saving (and reloading with --config)."""
+    return {name: config[name] for name in OPTIONS}
+
+
+def merge_for_resume(saved, config, given):
+    """The saved run's config with the few options a resume may change.
+
+    Raises :class:`ConfigError` when a flag given now contradicts the run.
+    """
+    merged = {**saved}
+    for name in given:
+        if name in FLAGS:
+            continue
+        if name in RESUMABLE:
+            merged[name] = config[name]
+        elif config[name] != saved.get(name):
+            raise ConfigError(
+                f"--{name.replace('_', '-')}={config[name]} differs from the run being resumed "
+                f"({saved.get(name)}); only {', '.join(sorted(RESUMABLE))} may change on --resume"
+            )
+    merged.update({name: config[name] for name in FLAGS})
+    return merged

@@ -1,0 +1,34 @@
+"""Mask samplers for I-JEPA: which patches the context encoder sees, which it predicts.
+
+Every sampler returns a :class:`MaskBatch` of padded index arrays and shares
+one contract (see :class:`~jepa_components.masks.sampler.MaskSampler`):
+row-major patch indices, a seed, counter-based streams (sample ``k`` never
+depends on batching), bounded retries and fixed padded shapes.
+
+* :class:`MultiBlockMaskSampler`: the paper's multi-block masking.
+* :class:`SingleBlockMaskSampler`, :class:`RasterizedMaskSampler`,
+  :class:`RandomMaskSampler`: the other strategies of the paper's masking
+  ablation (Assran et al. 2023, Table 6), each with the complement as context.
+* :func:`make_sampler`: build one by name ("multiblock", "block", "raster",
+  "random").
+"""
+
+from jepa_components.masks.ablation import (
+    RandomMaskSampler,
+    RasterizedMaskSampler,
+    SingleBlockMaskSampler,
+    make_sampler,
+)
+from jepa_components.masks.batch import MaskBatch
+from jepa_components.masks.multiblock import MultiBlockMaskSampler
+from jepa_components.masks.sampler import MaskSampler
+
+__all__ = [
+    "MaskBatch",
+    "MaskSampler",
+    "MultiBlockMaskSampler",
+    "RandomMaskSampler",
+    "RasterizedMaskSampler",
+    "SingleBlockMaskSampler",
+    "make_sampler",
+]

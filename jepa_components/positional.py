@@ -1,0 +1,163 @@
+"""Fixed sine-cosine positional embeddings of a patch grid.
+
+I-JEPA (Assran et al. 2023) adds fixed, non-learned 2-D sin-cos positional
+embeddings to the patch tokens of the encoder and of the predictor (official
+code: ``get_2d_sincos_pos_embed`` in ``src/models/vision_transformer.py``,
+itself taken from MAE). These functions reproduce that table exactly for
+square grids and extend it to ``(H, W)`` grids.
+
+Layout of one embedding vector of width ``D`` (official convention)::
+
+    [ sin(c * w_k) | cos(c * w_k) | sin(r * w_k) | cos(r * w_k) ]
+      k = 0..D/4-1   (column c)     k = 0..D/4-1   (row r)
+
+with ``w_k = 1 / 10000 ** (k / (D / 4))``. The official code names the first
+half ``emb_h``, but it builds it from ``np.meshgrid(grid_w, grid_h)[0]``,
+which holds the *column* index: the first half encodes the column and the
+second half the row. We keep that layout so official checkpoints and
+predictors see the same embedding. Patch ``i`` of the table is the patch at
+``row = i // W, col = i % W`` (row-major, as the official code).
+"""
+
+import numpy as np
+
+__all__ = ["sincos_1d_positions", "sincos_2d_positions"]
+
+
+def _check_embed_dim(embed_dim, multiple_of):
+    if (
+        isinstance(embed_dim, bool)
+        or not isinstance(embed_dim, (int, np.integer))
+        or embed_dim <= 0
+        or embed_dim % multiple_of != 0
+    ):
+        raise ValueError(
+            "Invalid value for argument `embed_dim`. Expected a positive "
+            f"integer divisible by {multiple_of}. Received: embed_dim={embed_dim!r}"
+        )
+
+
+def _check_dtype(dtype):
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as error:
+        raise ValueError(
+            "Invalid value for argument `dtype`. Expected a floating dtype. "
+            f"Received: dtype={dtype!r}"
+        ) from error
+    if not np.issubdtype(resolved, np.floating):
+        raise ValueError(
+            "Invalid value for argument `dtype`. Expected a floating dtype. "
+            f"Received: dtype={dtype!r}"
+        )
+    return resolved
+
+
+def _grid_shape(grid_size):
+    if isinstance(grid_size, (int, np.integer)) and not isinstance(grid_size, bool):
+        shape = (int(grid_size), int(grid_size))
+    elif (
+        isinstance(grid_size, (tuple, list))
+        and len(grid_size) == 2
+        and all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+            for n in grid_size
+        )
+    ):
+        shape = (int(grid_size[0]), int(grid_size[1]))
+    else:
+        shape = None
+    if shape is None or min(shape) < 1:
+        raise ValueError(
+            "Invalid value for argument `grid_size`. Expected a positive integer "
+            "or a pair (height, width) of positive integers. "
+            f"Received: grid_size={grid_size!r}"
+        )
+    return shape
+
+
+def _sincos_table(embed_dim, positions):
+    """float64 (M, embed_dim) table; same operations as the official code."""
+    half = embed_dim // 2
+    omega = np.arange(half, dtype=np.float64)
+    omega /= embed_dim / 2.0
+    omega = 1.0 / 10000**omega
+    angles = np.einsum("m,d->md", positions.reshape(-1), omega)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+
+
+def sincos_1d_positions(embed_dim, positions, dtype="float32"):
+    """1-D sin-cos embedding of arbitrary (possibly fractional) positions.
+
+    Equals the official ``get_1d_sincos_pos_embed_from_grid(embed_dim, pos)``
+    (computed in float64, then cast to ``dtype``).
+
+    Args:
+        embed_dim: even positive int, the embedding width ``D``.
+        positions: int, or array-like of any shape holding ``P`` positions.
+            An int ``n`` means ``range(n)``.
+        dtype: floating dtype of the result (default float32).
+
+    Returns:
+        ``(P, D)`` array: ``[sin(p * w_k) | cos(p * w_k)]`` with
+        ``w_k = 10000 ** (-2k / D)``, ``k = 0..D/2-1``.
+
+    Example:
+        >>> sincos_1d_positions(4, 3).shape
+        (3, 4)
+    """
+    _check_embed_dim(embed_dim, 2)
+    resolved = _check_dtype(dtype)
+    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
+        if positions < 0:
+            raise ValueError(
+                "Invalid value for argument `positions`. Expected a non-negative "
+                f"integer or an array of positions. Received: positions={positions!r}"
+            )
+        positions = np.arange(positions, dtype=np.float64)
+    positions = np.asarray(positions, dtype=np.float64)
+    if not np.all(np.isfinite(positions)):
+        raise ValueError(
+            "Invalid value for argument `positions`. Expected finite values. "
+            f"Received: positions={positions!r}"
+        )
+    return _sincos_table(int(embed_dim), positions).astype(resolved)
+
+
+def sincos_2d_positions(embed_dim, grid_size, dtype="float32"):
+    """2-D sin-cos positional embedding of a patch grid, row-major.
+
+    Equals the official ``get_2d_sincos_pos_embed(embed_dim, grid_size)``
+    (I-JEPA ``src/models/vision_transformer.py``, float64, then cast to
+    ``dtype``; the official model casts to float32) for square grids.
+    Non-square grids follow the same construction with
+    ``meshgrid(arange(W), arange(H))``.
+
+    Args:
+        embed_dim: positive int divisible by 4 (each half is a 1-D sin-cos
+            table, which itself needs an even width).
+        grid_size: int (square grid) or ``(H, W)``.
+        dtype: floating dtype of the result (default float32).
+
+    Returns:
+        ``(H * W, embed_dim)`` array. Row ``i`` embeds the patch at
+        ``row = i // W, col = i % W``; columns ``[0, D/2)`` encode the
+        column index, ``[D/2, D)`` the row index (the official layout, see
+        the module docstring).
+
+    Example:
+        >>> table = sincos_2d_positions(8, (2, 3))
+        >>> table.shape, table.dtype
+        ((6, 8), dtype('float32'))
+    """
+    _check_embed_dim(embed_dim, 4)
+    height, width = _grid_shape(grid_size)
+    resolved = _check_dtype(dtype)
+    rows = np.arange(height, dtype=np.float64)
+    cols = np.arange(width, dtype=np.float64)
+    col_grid, row_grid = np.meshgrid(cols, rows)  # (H, W) each, as official
+    half = int(embed_dim) // 2
+    table = np.concatenate(
+        [_sincos_table(half, col_grid), _sincos_table(half, row_grid)], axis=1
+    )
+    return table.astype(resolved)

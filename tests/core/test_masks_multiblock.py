@@ -1,0 +1,266 @@
+"""MultiBlockMaskSampler: every mask constraint as a property, plus statistics."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from jepa_components.masks import MaskBatch, MultiBlockMaskSampler
+from jepa_components.masks.geometry import box_masks
+
+from masks_helpers import check_dense_consistent, check_packed, size_matches_ranges
+
+
+@st.composite
+def ranges(draw, low, high):
+    a = draw(st.floats(low, high))
+    b = draw(st.floats(low, high))
+    return (min(a, b), max(a, b))
+
+
+@st.composite
+def configs(draw):
+    H = draw(st.integers(2, 32))
+    W = draw(st.integers(2, 48))
+    return dict(
+        grid_size=(H, W),
+        num_targets=draw(st.integers(1, 8)),
+        target_scale=draw(ranges(0.01, 0.5)),
+        target_aspect_ratio=draw(ranges(0.3, 3.0)),
+        context_scale=draw(ranges(0.3, 1.0)),
+        context_aspect_ratio=draw(ranges(0.5, 2.0)),
+        min_context=draw(st.integers(0, 3)),
+        allow_overlap=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**32)),
+    )
+
+
+def make(cfg):
+    try:
+        return MultiBlockMaskSampler(**cfg)
+    except ValueError:  # configuration that cannot leave min_context patches
+        assume(False)
+
+
+@given(configs(), st.integers(1, 6))
+def test_sample__every_constraint_holds(cfg, batch_size):
+    sampler = make(cfg)
+    batch = sampler.sample(batch_size)
+    grid, n = sampler.grid_size, sampler.num_patches
+    m = cfg["num_targets"]
+    assert batch.context.shape == (batch_size, sampler.context_length)
+    assert batch.targets.shape == (batch_size, m, sampler.target_length)
+    assert batch.context.dtype == np.int32 and batch.targets.dtype == np.int32
+    check_packed(batch.context, batch.context_valid, n)
+    check_packed(batch.targets, batch.targets_valid, n)
+    ctx, tgt = check_dense_consistent(batch)
+    ctx, tgt = ctx.reshape(batch_size, n), tgt.reshape(batch_size, m, n)
+
+    # targets: axis-aligned rectangles inside the grid, of a requested size
+    top, left, h, w = np.moveaxis(batch.target_boxes, -1, 0)
+    assert (top >= 0).all() and (left >= 0).all()
+    assert (top + h <= grid[0]).all() and (left + w <= grid[1]).all()
+    assert np.array_equal(tgt, box_masks(top, left, h, w, grid))
+    for hh, ww in zip(h.ravel(), w.ravel()):
+        assert size_matches_ranges(hh, ww, grid, cfg["target_scale"], cfg["target_aspect_ratio"])
+
+    # context: inside one block of a requested size
+    ctop, cleft, ch, cw = batch.context_boxes.T
+    block = box_masks(ctop, cleft, ch, cw, grid)
+    assert not (ctx & ~block).any()
+    for hh, ww in zip(ch, cw):
+        assert size_matches_ranges(hh, ww, grid, cfg["context_scale"], cfg["context_aspect_ratio"])
+    if cfg["allow_overlap"]:
+        assert np.array_equal(ctx, block)
+    else:
+        assert not (ctx[:, None, :] & tgt).any(), "context and targets overlap"
+        assert np.array_equal(ctx, block & ~tgt.any(axis=1))
+    assert (ctx.sum(1) >= cfg["min_context"]).all()
+
+
+@given(configs(), st.integers(1, 5), st.integers(1, 5), st.integers(0, 1000))
+def test_sample__batch_split_invariance(cfg, b1, b2, start):
+    sampler = make(cfg)
+    whole = sampler.sample(b1 + b2, start=start)
+    first = sampler.sample(b1, start=start)
+    second = sampler.sample(b2, start=start + b1)
+    for key, value in whole.as_dict().items():
+        joined = np.concatenate([first.as_dict()[key], second.as_dict()[key]])
+        assert np.array_equal(value, joined), key
+
+
+def test_sample__stream_is_deterministic_and_resumable():
+    a = MultiBlockMaskSampler(seed=7)
+    b = MultiBlockMaskSampler(seed=7)
+    full = a.sample(256)
+    parts = [b.sample(128), b.sample(128)]
+    assert np.array_equal(full.context, np.concatenate([p.context for p in parts]))
+    assert np.array_equal(full.targets, np.concatenate([p.targets for p in parts]))
+    # a worker drawing a slice sees the same samples
+    worker = MultiBlockMaskSampler(seed=7).sample(64, start=96)
+    assert np.array_equal(worker.targets, full.targets[96:160])
+    # state / set_state resumes the stream
+    c = MultiBlockMaskSampler(seed=7)
+    c.sample(100)
+    state = c.state()
+    resumed = MultiBlockMaskSampler(seed=7)
+    resumed.set_state(state)
+    assert np.array_equal(resumed.sample(20).context, c.sample(20).context)
+    assert state == {"seed": 7, "next_index": 100}
+
+
+def test_sample__different_seeds_differ():
+    a = MultiBlockMaskSampler(seed=1).sample(8)
+    b = MultiBlockMaskSampler(seed=2).sample(8)
+    assert not np.array_equal(a.targets, b.targets)
+
+
+def test_seed_none__draws_and_records_a_seed():
+    s = MultiBlockMaskSampler(seed=None)
+    again = MultiBlockMaskSampler(seed=s.seed)
+    assert np.array_equal(s.sample(4).context, again.sample(4).context)
+
+
+def test_set_state__rejects_other_seed():
+    with pytest.raises(ValueError, match="seed"):
+        MultiBlockMaskSampler(seed=1).set_state({"seed": 2, "next_index": 0})
+
+
+def test_defaults__are_the_papers():
+    s = MultiBlockMaskSampler()
+    assert s.grid_size == (14, 14) and s.num_targets == 4
+    assert s.target_scale == (0.15, 0.2) and s.target_aspect_ratio == (0.75, 1.5)
+    assert s.context_scale == (0.85, 1.0) and s.context_aspect_ratio == (1.0, 1.0)
+    assert s.min_context == 10 and not s.allow_overlap
+
+
+def test_padded_lengths__are_exact_upper_bounds():
+    s = MultiBlockMaskSampler(seed=0)
+    batch = s.sample(4000)
+    # no sample ever exceeds the padded length, and target blocks reach it
+    assert batch.targets_valid.sum(-1).max() == s.target_length == 42
+    assert batch.context_valid.sum(-1).max() <= s.context_length < 196
+
+
+# -- statistics on the default configuration ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def many():
+    return MultiBlockMaskSampler(seed=123).sample(20000)
+
+
+def test_statistics__every_patch_is_seen(many):
+    ctx, tgt = many.to_dense()
+    ctx_freq = ctx.mean(axis=0)
+    tgt_freq = tgt.any(axis=1).mean(axis=0)
+    assert (ctx_freq > 0.05).all(), ctx_freq.min()
+    assert (tgt_freq > 0.01).all(), tgt_freq.min()
+    # the official randint(0, H - h) never reaches the last row and column
+    assert tgt_freq[-1, :].min() > 0.01 and tgt_freq[:, -1].min() > 0.01
+
+
+def test_statistics__scale_and_aspect_uncorrelated(many):
+    top, left, h, w = np.moveaxis(many.target_boxes.reshape(-1, 4).astype(float), -1, 0)
+    scale = h * w / 196.0
+    aspect = h / w
+    assert abs(np.corrcoef(scale, aspect)[0, 1]) < 0.1
+    # both spread over their ranges (the official draws tie them together)
+    assert scale.min() < 0.16 and scale.max() > 0.19
+    assert aspect.min() < 0.8 and aspect.max() > 1.4
+
+
+def test_statistics__full_height_blocks_possible():
+    s = MultiBlockMaskSampler(grid_size=(4, 4), num_targets=1, target_scale=(0.5, 0.5),
+                              target_aspect_ratio=(2.0, 2.0), context_scale=(1.0, 1.0),
+                              min_context=1, seed=0)
+    h = s.sample(50).target_boxes[..., 2]
+    assert (h == 4).all()  # the official `while h >= H: h -= 1` forbids this
+
+
+# -- ragged handling -------------------------------------------------------------
+
+
+def test_truncate__cuts_to_batch_minimum_with_random_subset():
+    s = MultiBlockMaskSampler(seed=0, ragged="truncate")
+    batch = s.sample(32)
+    full = MultiBlockMaskSampler(seed=0).sample(32)
+    assert batch.context.shape[1] == full.context_valid.sum(1).min()
+    assert batch.targets.shape[2] == full.targets_valid.sum(-1).min()
+    assert batch.context_valid.all() and batch.targets_valid.all()
+    check_packed(batch.context, batch.context_valid, 196)
+    # kept patches are a subset of the sample's context
+    ctx_full, _ = full.to_dense()
+    ctx_cut, _ = batch.to_dense()
+    assert not (ctx_cut & ~ctx_full).any()
+
+
+def test_truncate__drops_no_region_systematically():
+    s = MultiBlockMaskSampler(seed=0, ragged="truncate")
+    kept = np.zeros((14, 14))
+    seen = np.zeros((14, 14))
+    for k in range(40):
+        cut, _ = s.sample(64).to_dense()
+        full, _ = MultiBlockMaskSampler(seed=0).sample(64, start=64 * k).to_dense()
+        kept += cut.sum(0)
+        seen += full.sum(0)
+    ratio = kept / seen
+    # official truncation keeps the first indices: the bottom rows would lose most
+    assert ratio[-1].mean() > 0.8 * ratio[0].mean()
+
+
+def test_context_length__shorter_keeps_random_subset():
+    s = MultiBlockMaskSampler(seed=0, context_length=40)
+    batch = s.sample(64)
+    assert batch.context.shape == (64, 40)
+    check_packed(batch.context, batch.context_valid, 196)
+    full, _ = MultiBlockMaskSampler(seed=0).sample(64).to_dense()
+    cut, _ = batch.to_dense()
+    assert not (cut & ~full).any()
+    assert (batch.context_valid.sum(1) == np.minimum(full.reshape(64, -1).sum(1), 40)).all()
+
+
+# -- validation ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(target_scale=(0.3, 0.2)), r"target_scale.*0 < min <= max <= 1.*\(0.3, 0.2\)"),
+        (dict(target_scale=(0.0, 0.2)), "target_scale"),
+        (dict(context_scale=(0.5, 1.5)), "context_scale"),
+        (dict(target_aspect_ratio=(-1.0, 2.0)), "target_aspect_ratio"),
+        (dict(target_aspect_ratio=(2.0, 1.0)), "target_aspect_ratio"),
+        (dict(num_targets=0), "num_targets"),
+        (dict(grid_size=(0, 14)), "grid_size"),
+        (dict(grid_size="big"), "grid_size"),
+        (dict(min_context=-1), "min_context"),
+        (dict(min_context=500), "min_context"),
+        (dict(seed=-3), "seed"),
+        (dict(ragged="drop"), "ragged"),
+        (dict(context_length=5), "context_length"),
+        (dict(grid_size=(3, 3), min_context=9), r"min_context must be <= \d+"),
+    ],
+)
+def test_init__rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        MultiBlockMaskSampler(**kwargs)
+
+
+def test_sample__rejects_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_size"):
+        MultiBlockMaskSampler(seed=0).sample(0)
+
+
+def test_sample__unsatisfiable_raises_instead_of_looping():
+    # feasible in principle (context block may avoid the target) but very unlikely
+    s = MultiBlockMaskSampler(grid_size=(6, 6), num_targets=8, target_scale=(0.3, 0.3),
+                              context_scale=(0.5, 0.5), min_context=15, max_attempts=5, seed=0)
+    with pytest.raises(RuntimeError, match="min_context=15.*max_attempts=5"):
+        s.sample(64)
+
+
+def test_mask_batch__validates_shapes():
+    with pytest.raises(ValueError, match="context"):
+        MaskBatch(np.zeros((2, 3)), np.zeros((2, 4), bool), np.zeros((2, 1, 3)),
+                  np.zeros((2, 1, 3), bool), (4, 4))

@@ -1,0 +1,97 @@
+"""Tests of jepa_components.positional (parity with the official I-JEPA table)."""
+
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jepa_components.positional import sincos_1d_positions, sincos_2d_positions
+
+ANCHOR = "/work/shared/anchors/ijepa"
+
+
+@pytest.fixture(scope="module")
+def official_vit():
+    pytest.importorskip("torch")
+    sys.path.insert(0, ANCHOR)
+    try:
+        from src.models import vision_transformer
+    except ImportError:
+        pytest.skip("official I-JEPA code not available")
+    finally:
+        sys.path.remove(ANCHOR)
+    return vision_transformer
+
+
+@pytest.mark.parametrize("embed_dim, grid", [(4, 1), (8, 3), (32, 4), (192, 14), (384, 16)])
+def test_sincos_2d__equals_official_square_grids(official_vit, embed_dim, grid):
+    expected = official_vit.get_2d_sincos_pos_embed(embed_dim, grid, cls_token=False)
+    table = sincos_2d_positions(embed_dim, grid)
+    assert table.dtype == np.float32 and table.shape == (grid * grid, embed_dim)
+    np.testing.assert_array_equal(table, expected.astype(np.float32))
+    np.testing.assert_array_equal(sincos_2d_positions(embed_dim, grid, dtype="float64"), expected)
+
+
+def test_sincos_1d__equals_official(official_vit):
+    positions = np.array([0.0, 1.0, 2.5, 7.0])
+    expected = official_vit.get_1d_sincos_pos_embed_from_grid(6, positions)
+    np.testing.assert_array_equal(sincos_1d_positions(6, positions, dtype="float64"), expected)
+    np.testing.assert_array_equal(
+        sincos_1d_positions(6, 5, dtype="float64"), official_vit.get_1d_sincos_pos_embed(6, 5)
+    )
+
+
+def test_sincos_1d__hand_values():
+    # D = 4: frequencies 1 and 1/100
+    table = sincos_1d_positions(4, np.array([0.0, 2.0]), dtype="float64")
+    np.testing.assert_allclose(table[0], [0.0, 0.0, 1.0, 1.0])
+    np.testing.assert_allclose(table[1], [np.sin(2.0), np.sin(0.02), np.cos(2.0), np.cos(0.02)], rtol=1e-15)
+
+
+def test_sincos_2d__first_half_encodes_column_second_half_row():
+    # the official layout: emb_h is built from meshgrid(w, h)[0], i.e. the column
+    height, width, dim = 2, 3, 8
+    table = sincos_2d_positions(dim, (height, width), dtype="float64")
+    columns = sincos_1d_positions(dim // 2, width, dtype="float64")
+    rows = sincos_1d_positions(dim // 2, height, dtype="float64")
+    for index in range(height * width):
+        row, col = divmod(index, width)
+        np.testing.assert_array_equal(table[index, : dim // 2], columns[col])
+        np.testing.assert_array_equal(table[index, dim // 2 :], rows[row])
+    assert table[1, 0] == np.sin(1.0) and table[1, dim // 2] == 0.0  # row 0, column 1
+
+
+@given(height=st.integers(1, 9), width=st.integers(1, 9), quarter=st.integers(1, 8))
+def test_sincos_2d__non_square_is_square_table_restricted(height, width, quarter):
+    # an (H, W) grid is the top-left H x W corner of the square max(H, W) grid
+    dim, side = 4 * quarter, max(height, width)
+    square = sincos_2d_positions(dim, side).reshape(side, side, dim)
+    table = sincos_2d_positions(dim, (height, width))
+    assert table.shape == (height * width, dim)
+    np.testing.assert_array_equal(table.reshape(height, width, dim), square[:height, :width])
+
+
+def test_sincos_2d__int_equals_pair():
+    np.testing.assert_array_equal(sincos_2d_positions(12, 5), sincos_2d_positions(12, (5, 5)))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sincos_2d_positions(6, 4), r"`embed_dim`.*divisible by 4.*embed_dim=6"),
+        (lambda: sincos_2d_positions(0, 4), r"`embed_dim`"),
+        (lambda: sincos_2d_positions(8.0, 4), r"`embed_dim`"),
+        (lambda: sincos_2d_positions(8, 0), r"`grid_size`.*grid_size=0"),
+        (lambda: sincos_2d_positions(8, (2, 3, 4)), r"`grid_size`"),
+        (lambda: sincos_2d_positions(8, (2.0, 3)), r"`grid_size`"),
+        (lambda: sincos_2d_positions(8, 2, dtype="int32"), r"`dtype`"),
+        (lambda: sincos_1d_positions(3, 4), r"`embed_dim`.*divisible by 2.*embed_dim=3"),
+        (lambda: sincos_1d_positions(4, -1), r"`positions`"),
+        (lambda: sincos_1d_positions(4, [0.0, np.inf]), r"`positions`.*finite"),
+    ],
+)
+def test_invalid_arguments_raise(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
