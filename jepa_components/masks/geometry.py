@@ -160,13 +160,20 @@ def min_block_area(scale, aspect, grid: Tuple[int, int]) -> int:
     return int((sizes[:, 0] * sizes[:, 1]).min())
 
 
-class BoxBits:
-    """Boxes as one ``uint64`` bit mask per grid row (grids up to 64 columns).
+def _key_dtype(n: int):
+    """Smallest signed dtype for sort keys ``< n`` plus a power-of-two sentinel above them."""
+    return (np.int16, 1 << 14) if n < 1 << 14 else (np.int32, 1 << 30)
 
-    ``bits(top, left, h, w)`` returns ``(..., H) uint64`` with bit ``c`` of row
-    ``r`` set iff patch ``(r, c)`` is in the box, from two table look-ups: a
-    handful of numpy calls on ``(..., H)`` words instead of ``(..., H * W)``
-    booleans, which is what makes the samplers fast.
+
+class BoxBits:
+    """Boxes as one bit mask word per grid row (grids up to 64 columns).
+
+    ``bits(top, left, h, w)`` returns ``(..., H)`` words (the smallest unsigned
+    dtype with ``W`` bits) with bit ``c`` of row ``r`` set iff patch
+    ``(r, c)`` is in the box, from two table look-ups: a handful of numpy
+    calls on ``(..., H)`` words instead of ``(..., H * W)`` booleans, which is
+    what makes the samplers fast. :meth:`pack` turns such words straight into
+    padded ascending indices.
     """
 
     def __init__(self, grid: Tuple[int, int]):
@@ -174,59 +181,85 @@ class BoxBits:
         if W > 64:
             raise ValueError(f"BoxBits needs at most 64 columns. Received: grid={grid}")
         self.grid = (H, W)
+        self.dtype = np.dtype(f"<u{next(b for b in (1, 2, 4, 8) if 8 * b >= W)}")
+        full = np.array((1 << W) - 1, dtype=self.dtype)
         rows = np.arange(H)
         tops, heights = np.meshgrid(np.arange(H + 1), np.arange(H + 1), indexing="ij")
         covered = (rows >= tops[..., None]) & (rows < (tops + heights)[..., None])
-        # tables indexed by top * (H + 1) + h and left * (W + 1) + w
-        self._rows = np.where(covered, np.uint64(2**64 - 1), np.uint64(0)).reshape(-1, H)
-        cols = np.zeros((W + 1, W + 1), dtype=np.uint64)
+        # tables indexed by row_key = top * (H + 1) + h and col_key = left * (W + 1) + w
+        self._rows = np.where(covered, full, self.dtype.type(0)).reshape(-1, H)
+        cols = np.zeros((W + 1, W + 1), dtype=self.dtype)
         for left in range(W + 1):
             for w in range(W + 1 - left):
                 cols[left, w] = ((1 << w) - 1) << left
         self._cols = cols.reshape(-1)
+        self._pack_tables = None  # built on first pack()
 
     def bits(self, top, left, h, w) -> np.ndarray:
         H, W = self.grid
-        rows = np.take(self._rows, top * (H + 1) + h, axis=0)
-        rows &= np.take(self._cols, left * (W + 1) + w)[..., None]
+        return self.bits_from_keys(top * (H + 1) + h, left * (W + 1) + w)
+
+    def bits_from_keys(self, row_keys, col_keys) -> np.ndarray:
+        """:meth:`bits` from ``row_keys = top * (H + 1) + h``, ``col_keys = left * (W + 1) + w``."""
+        rows = np.take(self._rows, row_keys, axis=0)
+        rows &= np.take(self._cols, col_keys)[..., None]
         return rows
 
-    def to_dense(self, bits: np.ndarray) -> np.ndarray:
-        """``(R, H) uint64`` -> ``(R, H * W)`` uint8 0/1."""
+    def pack(self, bits: np.ndarray, length: int) -> Tuple[np.ndarray, np.ndarray]:
+        """``(R, H)`` words -> ascending set-bit indices ``(R, length) int32`` + valid.
+
+        Same result as :func:`pack_dense` on the dense masks, without building
+        them: a table built once maps every (row, byte of the row word, byte
+        value) to the byte's 8 sort keys (patch index where the bit is set, a
+        sentinel above every index where not), so a byte view of the words and
+        one ``take`` give the keys of :func:`pack_dense`.
+        """
+        if self._pack_tables is None:
+            self._pack_tables = self._build_pack_tables()
+        offsets, keys_table, sentinel = self._pack_tables
+        words = np.ascontiguousarray(bits, dtype=self.dtype)
+        row_bytes = words.view(np.uint8).reshape(len(words), -1, self.dtype.itemsize)
+        keys = np.take(keys_table, row_bytes[..., : offsets.shape[1]] + offsets, axis=0)
+        return _sorted_keys_to_indices(keys.reshape(len(words), -1), length, sentinel)
+
+    def _build_pack_tables(self):
         H, W = self.grid
-        words = np.ascontiguousarray(bits, dtype="<u8").view(np.uint8).reshape(-1, H, 8)
-        return np.unpackbits(words, axis=-1, count=W, bitorder="little").reshape(-1, H * W)
+        n_bytes = -(-W // 8)
+        key_dtype, sentinel = _key_dtype(H * W)
+        cols = np.arange(n_bytes)[:, None] * 8 + np.arange(8)  # (n_bytes, 8) column of each bit
+        is_set = (np.arange(256)[:, None] >> np.arange(8)) & 1 == 1  # (256, 8)
+        index = np.arange(H)[:, None, None, None] * W + cols[None, :, None, :]
+        table = np.where(is_set & (cols[None, :, None, :] < W), index, sentinel)
+        offsets = (np.arange(H)[:, None] * n_bytes + np.arange(n_bytes)) * 256  # (H, n_bytes)
+        return offsets, table.reshape(-1, 8).astype(key_dtype), sentinel
 
 
-def context_minus_targets(boxes, grid: Tuple[int, int], box_bits=None) -> np.ndarray:
-    """Dense ``(R, H * W)`` bool: the context box with every target box removed.
+def _sorted_keys_to_indices(keys: np.ndarray, length: int, sentinel: int):
+    """Sort ``(R, n)`` keys (patch index, or ``sentinel`` for "not selected") in place
+    and return the first ``length`` as ascending ``int32`` indices (padding 0) + valid.
 
-    ``boxes`` is ``(top, left, h, w)``, each an ``(R, M + 1)`` array: blocks
-    ``0..M-1`` are the targets, block ``M`` the context. With a
-    :class:`BoxBits` for the grid (at most 64 columns) the work happens on row
-    bit masks; otherwise on boolean boxes.
+    ``sentinel`` is a power of two above every index, so ``& (sentinel - 1)``
+    turns it into the padding 0 without a mixed-type multiply or ``where``.
     """
-    if box_bits is None:
-        dense = box_masks(*boxes, grid)
-        return dense[:, -1] & ~dense[:, :-1].any(axis=1)
-    bits = box_bits.bits(*boxes)  # (R, M + 1, H)
-    union = np.bitwise_or.reduce(bits[:, :-1], axis=1)
-    return box_bits.to_dense(bits[:, -1] & ~union).view(bool)
+    keys.sort(axis=1)
+    idx = keys[:, :length].astype(np.int32)
+    valid = idx < sentinel
+    idx &= sentinel - 1
+    return idx, valid
 
 
 def pack_dense(dense: np.ndarray, length: int) -> Tuple[np.ndarray, np.ndarray]:
     """Dense ``(R, N)`` bool rows -> ascending indices ``(R, length) int32`` + valid.
 
     Every row must hold at most ``length`` True entries. Padding slots hold 0.
-    A stable partition by sorting ``index + N * (not selected)``: one small
-    integer sort instead of a scatter.
+    A stable partition by one small integer sort of the keys ``index`` (True)
+    or a power-of-two sentinel above every index (False); ``key & (sentinel -
+    1)`` then turns sentinels into the padding 0.
     """
     n = dense.shape[1]
-    dtype = np.int16 if 2 * n < 2**15 else np.int32
-    key = np.arange(n, dtype=dtype) + (dense.view(np.uint8) ^ 1) * dtype(n)
-    key = np.sort(key, axis=1)[:, :length]
-    valid = key < n
-    return (key * valid.view(np.int8)).astype(np.int32), valid
+    dtype, sentinel = _key_dtype(n)
+    keys = np.where(dense, np.arange(n, dtype=dtype), dtype(sentinel))
+    return _sorted_keys_to_indices(keys, length, sentinel)
 
 
 class BoxIndexer:
@@ -235,25 +268,43 @@ class BoxIndexer:
     Built once per sampler from the ``(h, w)`` sizes it can draw; turns
     ``(top, left, h, w)`` arrays into ``(..., length) int32`` indices (padding
     slots hold 0) and ``(..., length)`` bool valid flags with table look-ups.
+    While it fits in ``max_table_bytes`` the indices of every box (every size
+    at every top-left corner) are one table, so a batch costs one ``take``
+    each for indices and flags; otherwise a table of per-size offsets is
+    shifted to the corner.
     """
 
-    def __init__(self, sizes: np.ndarray, grid: Tuple[int, int]):
+    def __init__(self, sizes: np.ndarray, grid: Tuple[int, int], max_table_bytes: int = 4 << 20):
         H, W = grid
         sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
         self.length = int((sizes[:, 0] * sizes[:, 1]).max())
-        self._lut = np.zeros((H + 1, W + 1), dtype=np.int64)
-        # padding offsets are so negative that start + offset < 0, clipped to 0
-        self._offsets = np.full((len(sizes), self.length), -2 * H * W, dtype=np.int32)
+        self._width = W
+        # patch offsets of each size from its top-left corner; padding offsets
+        # are so negative that corner + offset < 0, clipped to 0
+        offsets = np.full((len(sizes), self.length), -2 * H * W, dtype=np.int32)
         for i, (h, w) in enumerate(sizes):
             j = np.arange(h * w)
-            self._offsets[i, : h * w] = (j // w) * W + j % w
-            self._lut[h, w] = i
-        self._valid = self._offsets >= 0
-        self._width = W
+            offsets[i, : h * w] = (j // w) * W + j % w
+        # table row of a box: self._row[h * (W + 1) + w] (+ corner for whole-box tables)
+        whole_boxes = len(sizes) * H * W * self.length * 5 <= max_table_bytes  # int32 + bool
+        self._boxes_per_size = H * W if whole_boxes else 1
+        self._row = np.zeros((H + 1) * (W + 1), dtype=np.intp)
+        first_row = np.arange(len(sizes)) * self._boxes_per_size
+        self._row[sizes[:, 0] * (W + 1) + sizes[:, 1]] = first_row
+        if self._boxes_per_size > 1:  # one row per (size, corner = top * W + left)
+            corner = np.arange(H * W, dtype=np.int32)[:, None]
+            self._idx = np.maximum(offsets[:, None, :] + corner, 0).reshape(-1, self.length)
+            self._valid = np.repeat(offsets >= 0, H * W, axis=0)
+        else:
+            self._idx, self._valid = offsets, offsets >= 0
 
     def __call__(self, top, left, h, w):
-        size_id = self._lut[h, w]
-        idx = np.take(self._offsets, size_id, axis=0)
-        idx += (np.asarray(top) * self._width + np.asarray(left)).astype(np.int32)[..., None]
+        row = np.take(self._row, h * (self._width + 1) + w)
+        corner = top * self._width + left
+        if self._boxes_per_size > 1:
+            row += corner
+            return np.take(self._idx, row, axis=0), np.take(self._valid, row, axis=0)
+        idx = np.take(self._idx, row, axis=0)
+        idx += np.asarray(corner, dtype=np.int32)[..., None]
         np.maximum(idx, 0, out=idx)  # in place: fresh large temporaries cost page faults
-        return idx, np.take(self._valid, size_id, axis=0)
+        return idx, np.take(self._valid, row, axis=0)

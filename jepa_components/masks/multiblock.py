@@ -8,15 +8,12 @@ import numpy as np
 
 from jepa_components.masks.geometry import (
     BoxBits,
-    block_sizes,
     box_masks,
-    context_minus_targets,
-    feasible_sizes,
     check_int,
     check_range,
-    lerp,
+    feasible_sizes,
     max_block_area,
-    place,
+    pack_dense,
 )
 from jepa_components.masks.sampler import MaskSampler
 
@@ -112,12 +109,24 @@ class MultiBlockMaskSampler(MaskSampler):
             max_block_area(self.target_scale, self.target_aspect_ratio, self.grid_size),
         )
         self._check_feasible()
-        ranges = [self.target_scale] * self.num_targets + [self.context_scale]
-        aspects = [self.target_aspect_ratio] * self.num_targets + [self.context_aspect_ratio]
-        lo_s, hi_s = np.array(ranges).T
-        lo_a, hi_a = np.array(aspects).T
-        self._block_ranges = (lo_s, hi_s - lo_s, lo_a, hi_a - lo_a)
-        self._box_bits = BoxBits(self.grid_size) if self.grid_size[1] <= 64 else None
+        self._build_tables()
+
+    def _build_tables(self):
+        """Per-block constants for :meth:`_boxes`, built once (shaped to broadcast).
+
+        The size rule ``h = round(H sqrt(s a))``, ``w = round(W sqrt(s / a))``
+        is computed as ``sqrt(S A)`` and ``sqrt(S / A)`` with ``S = H W s`` and
+        ``A = (H / W) a``, so the grid constants fold into the ranges.
+        """
+        H, W = self.grid_size
+        m = self.num_targets
+        scale = np.array([self.target_scale] * m + [self.context_scale]) * (H * W)
+        aspect = np.array([self.target_aspect_ratio] * m + [self.context_aspect_ratio]) * (H / W)
+        ranges = np.concatenate([scale, aspect])  # (2 (M + 1), 2): S rows, then A rows
+        self._range_lo, self._range_span = ranges[:, :1], ranges[:, 1:] - ranges[:, :1]
+        self._extent = np.array([H, W], dtype=np.float64).reshape(2, 1, 1)
+        self._extent_plus_1 = self._extent + 1.0
+        self._box_bits = BoxBits(self.grid_size) if W <= 64 else None
 
     def _max_context_count(self) -> int:
         """Largest context after target removal: the padded length ``Kc``.
@@ -153,19 +162,59 @@ class MultiBlockMaskSampler(MaskSampler):
     def target_sizes(self):
         return feasible_sizes(self.target_scale, self.target_aspect_ratio, self.grid_size)
 
-    def _draw(self, sample_ids, u):
-        # Blocks 0..M-1 are the targets, block M the context: one vectorised
-        # pass over (R, M + 1) blocks, four uniforms each (scale, aspect, top, left).
-        grid = self.grid_size
-        ub = u.reshape(len(sample_ids), self.num_targets + 1, 4)
-        scale_lo, scale_span, aspect_lo, aspect_span = self._block_ranges
-        h, w = block_sizes(
-            scale_lo + ub[..., 0] * scale_span, aspect_lo + ub[..., 1] * aspect_span, grid
-        )
-        boxes = (place(h, grid[0], ub[..., 2]), place(w, grid[1], ub[..., 3]), h, w)
-        if self.allow_overlap:
-            context = box_masks(*(v[:, -1] for v in boxes), grid)
-        else:
-            context = context_minus_targets(boxes, grid, self._box_bits)
-        boxes = np.stack(boxes, axis=-1)
-        return context, None, boxes[:, -1], boxes[:, :-1]
+    def _boxes(self, u: np.ndarray) -> np.ndarray:
+        """Boxes ``(4, M + 1, R)`` float64 (top, left, h, w) from draw-major uniforms.
+
+        ``u`` is ``(4 (M + 1), R)``: the scale, aspect, top and left uniforms of
+        every block (targets first, the context last), overwritten here. Sizes
+        and corners follow :func:`~jepa_components.masks.geometry.block_sizes`
+        and :func:`~jepa_components.masks.geometry.place`, but on whole
+        ``(2, M + 1, R)`` slabs with ``out=`` so a batch costs ~15 numpy calls.
+        """
+        m1, r = self.num_targets + 1, u.shape[1]
+        scale_aspect, corner = u[: 2 * m1], u[2 * m1 :].reshape(2, m1, r)
+        scale_aspect *= self._range_span
+        scale_aspect += self._range_lo
+        scale, aspect = scale_aspect[:m1], scale_aspect[m1:]
+        boxes = np.empty((4, m1, r))
+        start, size = boxes[:2], boxes[2:]
+        np.multiply(scale, aspect, out=size[0])  # H^2 s a
+        np.divide(scale, aspect, out=size[1])  # W^2 s / a
+        np.sqrt(size, out=size)
+        size += 0.5  # round half up, then clip to [1, extent]
+        np.floor(size, out=size)
+        np.maximum(size, 1.0, out=size)
+        np.minimum(size, self._extent, out=size)
+        np.subtract(self._extent_plus_1, size, out=start)  # number of corners per axis
+        start *= corner  # u < 1, so floor(u * n) <= n - 1 exactly: no clip needed
+        np.floor(start, out=start)
+        return boxes
+
+    def _context_words(self, boxes: np.ndarray) -> np.ndarray:
+        """``(R, H)`` row bit words of the context block minus the target blocks."""
+        keys = boxes[:2] * self._extent_plus_1  # BoxBits keys: start * (extent + 1) + size
+        keys += boxes[2:]
+        keys = keys.astype(np.intp)
+        words = self._box_bits.bits_from_keys(keys[0], keys[1])  # (M + 1, R, H)
+        context = words[-1]
+        if not self.allow_overlap:
+            union = np.bitwise_or.reduce(words[:-1], axis=0)
+            np.invert(union, out=union)
+            context &= union
+        return context
+
+    def _draw_packed(self, sample_ids, u):
+        """Boxes, then the context packed from row bit words (dense masks past 64 columns)."""
+        boxes = self._boxes(u)
+        length = self._max_counts[0]
+        if self._box_bits is not None:
+            c_idx, c_val = self._box_bits.pack(self._context_words(boxes), length)
+        else:  # more than 64 columns: dense boolean boxes
+            top, left, h, w = boxes.astype(np.int64)
+            context = box_masks(top[-1], left[-1], h[-1], w[-1], self.grid_size)
+            if not self.allow_overlap:
+                context &= ~box_masks(top[:-1], left[:-1], h[:-1], w[:-1], self.grid_size).any(0)
+            c_idx, c_val = pack_dense(context, length)
+        context_boxes = boxes[:, -1].T.astype(np.int32, order="C")  # (R, 4)
+        target_boxes = boxes[:, :-1].transpose(2, 1, 0).astype(np.int32, order="C")  # (R, M, 4)
+        return c_idx, c_val, None, context_boxes, target_boxes

@@ -40,7 +40,11 @@ _GEOMETRY, _SUBSET = 1, 2  # stream purposes
 
 
 class MaskSampler:
-    """Base class. Subclasses set ``num_targets`` and implement ``_draw``."""
+    """Base class. Subclasses set ``num_targets`` and implement ``_draw``.
+
+    A subclass that can produce packed contexts faster than a dense mask may
+    override :meth:`_draw_packed` instead.
+    """
 
     #: uniform numbers one attempt of one sample consumes (set by subclasses)
     draws_per_attempt: int = 0
@@ -99,6 +103,18 @@ class MaskSampler:
         """
         raise NotImplementedError
 
+    def _draw_packed(self, sample_ids: np.ndarray, u: np.ndarray):
+        """:meth:`_draw` with the context already packed.
+
+        ``u`` is draw-major, ``(draws_per_attempt, R)``, and may be modified.
+        Returns ``(context_idx, context_valid, targets, context_boxes,
+        target_boxes)`` with the context as ``(R, Kc)`` ascending indices and
+        valid flags, ``Kc = max_counts()[0]`` (valid entries first, padding 0).
+        """
+        context, targets, cbox, tbox = self._draw(sample_ids, u.T)
+        c_idx, c_val = pack_dense(context, self.max_counts()[0])
+        return c_idx, c_val, targets, cbox, tbox
+
     def max_counts(self) -> Tuple[int, int]:
         """Largest possible (context, per-target) patch counts."""
         raise NotImplementedError
@@ -150,21 +166,31 @@ class MaskSampler:
             self._next_index += batch_size
         start = check_int("start", start, low=0)
         ids = np.arange(start, start + batch_size, dtype=np.int64)
-        ctx, tgt, cbox, tbox = self._draw_with_retries(ids)
-        return self._pack_batch(ids, ctx, tgt, cbox, tbox)
+        return self._pack_batch(ids, *self._draw_with_retries(ids))
 
     # -- machinery ------------------------------------------------------------
     def _draw_with_retries(self, ids):
+        """:meth:`_draw_packed` for every sample, redrawing those below ``min_context``.
+
+        The context count test is free on packed rows: valid entries come
+        first, so a row has ``>= min_context`` patches iff its slot
+        ``min_context - 1`` is valid.
+        """
         pending = np.arange(len(ids))
         out = None
         n_draws = self.draws_per_attempt
+        draw_ids = np.arange(n_draws, dtype=np.int64)[:, None]  # draw-major (D, R)
         for attempt in range(self.max_attempts):
-            draw_ids = np.arange(attempt * n_draws, (attempt + 1) * n_draws, dtype=np.int64)
-            u = _stream.uniform(self._geometry_key, ids[pending, None], draw_ids)
-            drawn = self._draw(ids[pending], u)
-            ok = np.count_nonzero(drawn[0], axis=1) >= self.min_context
+            pending_ids = ids if out is None else ids[pending]
+            u = _stream.uniform(self._geometry_key, pending_ids, draw_ids + attempt * n_draws)
+            drawn = self._draw_packed(pending_ids, u)
+            if self.min_context == 0:
+                return drawn
+            ok = drawn[1][:, self.min_context - 1]
             if out is None:  # the first attempt covers every sample
                 out = list(drawn)
+                if ok.all():
+                    return out
             else:
                 for dst, src in zip(out, drawn):
                     if dst is not None:
@@ -179,25 +205,23 @@ class MaskSampler:
             "targets or enlarge the context block."
         )
 
-    def _pack_batch(self, ids, ctx, tgt, cbox, tbox) -> MaskBatch:
+    def _pack_batch(self, ids, c_idx, c_val, tgt, cbox, tbox) -> MaskBatch:
         b, m = len(ids), self.num_targets
-        max_c, max_t = self.max_counts()
-        c_idx, c_val = pack_dense(ctx, max_c)
         if tgt is None:
             if self._indexer is None:
                 self._indexer = BoxIndexer(self.target_sizes(), self.grid_size)
-            t_idx, t_val = self._indexer(*np.moveaxis(tbox, -1, 0))
+            t_idx, t_val = self._indexer(tbox[..., 0], tbox[..., 1], tbox[..., 2], tbox[..., 3])
             t_idx, t_val = t_idx.reshape(b * m, -1), t_val.reshape(b * m, -1)
         else:
-            t_idx, t_val = pack_dense(tgt.reshape(b * m, -1), max_t)
+            t_idx, t_val = pack_dense(tgt.reshape(b * m, -1), self.max_counts()[1])
         if self.ragged == "pad":
             lc, lt = self.context_length, self.target_length
         else:
             lc, lt = int(c_val.sum(axis=1).min()), int(t_val.sum(axis=1).min())
         key = self._subset_key
-        c_idx, c_val = _fit_length(c_idx, c_val, lc, key, ids, m)
+        c_idx, c_val = _fit_length(c_idx, c_val, lc, key, lambda: (ids, 0))
         t_idx, t_val = _fit_length(
-            t_idx, t_val, lt, key, np.repeat(ids, m), np.tile(np.arange(m), b)
+            t_idx, t_val, lt, key, lambda: (np.repeat(ids, m), np.tile(np.arange(m), b))
         )
         return MaskBatch(
             context=c_idx,
@@ -205,17 +229,18 @@ class MaskSampler:
             targets=t_idx.reshape(b, m, lt),
             targets_valid=t_val.reshape(b, m, lt),
             grid_size=self.grid_size,
-            context_boxes=None if cbox is None else cbox.astype(np.int32),
-            target_boxes=None if tbox is None else tbox.astype(np.int32),
+            context_boxes=None if cbox is None else cbox.astype(np.int32, copy=False),
+            target_boxes=None if tbox is None else tbox.astype(np.int32, copy=False),
         )
 
 
-def _fit_length(idx, valid, length, key, sample_ids, slot):
+def _fit_length(idx, valid, length, key, row_ids):
     """Pad or cut packed rows ``(R, K)`` to ``length`` columns.
 
     Rows with more than ``length`` valid entries keep a uniformly random subset
-    of them (keyed by sample number and ``slot``, so it is reproducible), still
-    in ascending order: no positional bias.
+    of them (keyed by sample number and slot, so it is reproducible), still in
+    ascending order: no positional bias. ``row_ids()`` returns the rows'
+    ``(sample_ids, slot)``; it is only called when a row is cut.
     """
     r, k = idx.shape
     if length == k:
@@ -223,6 +248,7 @@ def _fit_length(idx, valid, length, key, sample_ids, slot):
     if length > k:
         pad = ((0, 0), (0, length - k))
         return np.pad(idx, pad), np.pad(valid, pad)
+    sample_ids, slot = row_ids()
     over = np.nonzero(valid[:, length])[0]  # valid entries come first in a row
     out_idx, out_valid = idx[:, :length].copy(), valid[:, :length].copy()
     if over.size:

@@ -1,6 +1,7 @@
 """Block geometry: sizes, exact size bounds, bit-mask boxes, packing, streams."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,7 +11,6 @@ from jepa_components.masks.geometry import (
     BoxIndexer,
     block_sizes,
     box_masks,
-    context_minus_targets,
     feasible_sizes,
     pack_dense,
     place,
@@ -50,20 +50,20 @@ def test_place__start_in_range_and_reaches_the_end(H, W, data):
     assert top.min() == 0 and top.max() == H - size
 
 
-@given(st.integers(1, 12), st.integers(1, 64), st.integers(1, 4), st.integers(0, 2**31))
-def test_box_bits__equal_boolean_boxes(H, W, m, seed):
+@given(st.integers(1, 12), st.integers(1, 64), st.integers(1, 6), st.integers(0, 2**31))
+def test_box_bits__pack_equals_dense_packing(H, W, r, seed):
     rng = np.random.default_rng(seed)
-    r = 5
-    h = rng.integers(1, H + 1, (r, m + 1))
-    w = rng.integers(1, W + 1, (r, m + 1))
+    h = rng.integers(1, H + 1, (r, 3))
+    w = rng.integers(1, W + 1, (r, 3))
     top = rng.integers(0, H - h + 1)
     left = rng.integers(0, W - w + 1)
-    boxes = (top, left, h, w)
-    fast = context_minus_targets(boxes, (H, W), BoxBits((H, W)))
-    slow = context_minus_targets(boxes, (H, W), None)
-    assert np.array_equal(fast, slow)
-    assert np.array_equal(slow, box_masks(*(v[:, -1] for v in boxes), (H, W))
-                          & ~box_masks(*(v[:, :-1] for v in boxes), (H, W)).any(1))
+    bb = BoxBits((H, W))
+    words = np.bitwise_or.reduce(bb.bits(top, left, h, w), axis=1)  # union of 3 boxes per row
+    dense = box_masks(top, left, h, w, (H, W)).any(axis=1)
+    length = H * W
+    idx, valid = bb.pack(words, length)
+    ref_idx, ref_valid = pack_dense(dense, length)
+    assert np.array_equal(idx, ref_idx) and np.array_equal(valid, ref_valid)
 
 
 @given(st.integers(1, 300), st.integers(1, 6), st.integers(0, 2**31))
@@ -76,11 +76,13 @@ def test_pack_dense__sorted_indices_of_true_entries(n, r, seed):
         assert (idx[i, ~valid[i]] == 0).all()
 
 
-def test_box_indexer__row_major_indices():
-    ix = BoxIndexer(np.array([[2, 3], [1, 1]]), (4, 5))
-    idx, valid = ix(np.array([1]), np.array([2]), np.array([2]), np.array([3]))
+@pytest.mark.parametrize("max_table_bytes", [0, 4 << 20])  # per-size offsets / whole-box table
+def test_box_indexer__row_major_indices(max_table_bytes):
+    ix = BoxIndexer(np.array([[2, 3], [1, 1]]), (4, 5), max_table_bytes=max_table_bytes)
+    idx, valid = ix(np.array([1, 3]), np.array([2, 4]), np.array([2, 1]), np.array([3, 1]))
     assert idx[0, valid[0]].tolist() == [7, 8, 9, 12, 13, 14]
-    assert ix.length == 6
+    assert idx[1, valid[1]].tolist() == [19]
+    assert (idx[~valid] == 0).all() and ix.length == 6
 
 
 def test_stream__pure_function_of_counters():

@@ -44,6 +44,16 @@ def make(cfg):
 
 @given(configs(), st.integers(1, 6))
 def test_sample__every_constraint_holds(cfg, batch_size):
+    check_every_constraint(cfg, batch_size)
+
+
+@given(configs(), st.integers(65, 80), st.integers(1, 3))
+def test_sample__wide_grids_use_dense_boxes_and_hold_too(cfg, width, batch_size):
+    cfg["grid_size"] = (cfg["grid_size"][0], width)  # past the 64-column bit-mask path
+    check_every_constraint(cfg, batch_size)
+
+
+def check_every_constraint(cfg, batch_size):
     sampler = make(cfg)
     batch = sampler.sample(batch_size)
     grid, n = sampler.grid_size, sampler.num_patches
