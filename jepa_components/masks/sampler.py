@@ -168,6 +168,31 @@ class MaskSampler:
         ids = np.arange(start, start + batch_size, dtype=np.int64)
         return self._pack_batch(ids, *self._draw_with_retries(ids))
 
+    def sample_at(self, sample_ids) -> MaskBatch:
+        """Masks for arbitrary sample numbers ``sample_ids`` ``(B,)`` (ints >= 0).
+
+        Row ``i`` equals row 0 of ``sample(1, start=sample_ids[i])``. Key the
+        numbers by what identifies a training example, e.g.
+        ``epoch * len(dataset) + dataset_index``, and the masks no longer
+        depend on shuffling, batch size or the number of data-loader workers.
+        ``ragged="truncate"`` still cuts to the minimum of this batch.
+
+        Example:
+            >>> from jepa_components.masks import MultiBlockMaskSampler
+            >>> s = MultiBlockMaskSampler(seed=0)
+            >>> a = s.sample_at([7, 3])
+            >>> bool((a.targets[1] == s.sample(1, start=3).targets[0]).all())
+            True
+        """
+        ids = np.asarray(sample_ids)
+        if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
+            raise ValueError(
+                "Invalid value for argument `sample_ids`. Expected a non-empty 1-D array "
+                f"of integers >= 0. Received: sample_ids={sample_ids!r}"
+            )
+        ids = ids.astype(np.int64)
+        return self._pack_batch(ids, *self._draw_with_retries(ids))
+
     # -- machinery ------------------------------------------------------------
     def _draw_with_retries(self, ids):
         """:meth:`_draw_packed` for every sample, redrawing those below ``min_context``.

@@ -99,6 +99,22 @@ def test_sample__batch_split_invariance(cfg, b1, b2, start):
         assert np.array_equal(value, joined), key
 
 
+@given(configs(), st.lists(st.integers(0, 10**9), min_size=1, max_size=6))
+def test_sample_at__rows_equal_single_draws(cfg, ids):
+    sampler = make(cfg)
+    batch = sampler.sample_at(ids)
+    for row, k in enumerate(ids):
+        one = sampler.sample(1, start=k)
+        for key, value in one.as_dict().items():
+            assert np.array_equal(batch.as_dict()[key][row], value[0]), key
+
+
+@pytest.mark.parametrize("ids", [[], [-1, 2], [[1, 2]], [0.5]])
+def test_sample_at__rejects_bad_ids(ids):
+    with pytest.raises(ValueError, match="sample_ids"):
+        MultiBlockMaskSampler(seed=0).sample_at(ids)
+
+
 def test_sample__stream_is_deterministic_and_resumable():
     a = MultiBlockMaskSampler(seed=7)
     b = MultiBlockMaskSampler(seed=7)
