@@ -1,0 +1,385 @@
+"""Official I-JEPA checkpoints (facebookresearch/ijepa) <-> Keras ``IJEPA``.
+
+The Keras layers mirror the official modules name for name
+(``src/models/vision_transformer.py``), so an official state dict maps onto
+the Keras weights one to one:
+
+- ``patch_embed.proj.weight`` ``(D, C, p, p)`` -> Conv2D kernel ``(p, p, C, D)``;
+- every Linear ``*.weight`` ``(out, in)`` -> Dense kernel ``(in, out)``
+  (``attn.qkv`` is one Linear of width ``3 D``, as the official one);
+- LayerNorm ``weight`` / ``bias`` -> ``gamma`` / ``beta``; biases and
+  ``mask_token`` ``(1, 1, d)`` unchanged;
+- ``pos_embed`` and ``predictor_pos_embed``: fixed buffers in the official
+  code (``requires_grad=False``), functions of the grid here, so they are
+  not loaded but *checked*: a table that is not the official 2-D sin-cos
+  one is refused, and export writes the official table.
+
+Loading is strict and all-or-nothing: every key is checked (missing,
+unexpected, shape) before the first weight is written. The optimizer state
+(``opt``) is not converted in either direction.
+
+Reading ``.pth`` / ``.pth.tar`` files and writing them needs torch, on any
+Keras backend; state dicts already in memory (torch tensors or numpy
+arrays) need nothing beyond Keras.
+"""
+
+import os
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+from keras import ops
+
+from jepa_components.positional import sincos_2d_positions
+from jepa_components.backends.keras.ijepa import IJEPA
+from jepa_components.backends.keras.layers import check_seed, derive_seed
+from jepa_components.backends.keras.predictor import Predictor
+from jepa_components.backends.keras.official_format import (
+    PARTS,
+    DDP_PREFIX,
+    import_torch,
+    infer_kwargs,
+    split_checkpoint,
+    square_side,
+    infer_official_architecture,
+    read_official_checkpoint,
+)
+from jepa_components.backends.keras.vit import VisionTransformer
+
+__all__ = [
+    "export_official_checkpoint",
+    "infer_official_architecture",
+    "load_official_checkpoint",
+    "official_state_dicts",
+    "read_official_checkpoint",
+]
+
+
+# ----------------------------------------------------------------- mapping
+def _variable(layer, name):
+    if getattr(layer, "lora_enabled", False):
+        raise ValueError(f"Layer `{layer.path}` has LoRA enabled; merge or disable it first.")
+    for variable in layer.weights:
+        if variable.name == name:
+            return variable
+    raise ValueError(f"Layer `{layer.path}` has no weight `{name}`.")
+
+
+def _linear(key, layer):
+    yield f"{key}.weight", _variable(layer, "kernel"), "linear"
+    if layer.use_bias:
+        yield f"{key}.bias", _variable(layer, "bias"), "same"
+
+
+def _norm(key, layer):
+    yield f"{key}.weight", _variable(layer, "gamma"), "same"
+    yield f"{key}.bias", _variable(layer, "beta"), "same"
+
+
+def _blocks(prefix, blocks):
+    for i, block in enumerate(blocks):
+        key = f"{prefix}.{i}"
+        yield from _norm(f"{key}.norm1", block.norm1)
+        yield from _linear(f"{key}.attn.qkv", block.attn.qkv)
+        yield from _linear(f"{key}.attn.proj", block.attn.proj)
+        yield from _norm(f"{key}.norm2", block.norm2)
+        yield from _linear(f"{key}.mlp.fc1", block.mlp.fc1)
+        yield from _linear(f"{key}.mlp.fc2", block.mlp.fc2)
+
+
+def _encoder_entries(vit):
+    yield "patch_embed.proj.weight", _variable(vit.patch_embed.proj, "kernel"), "conv"
+    yield "patch_embed.proj.bias", _variable(vit.patch_embed.proj, "bias"), "same"
+    yield from _blocks("blocks", vit.blocks)
+    yield from _norm("norm", vit.norm)
+
+
+def _predictor_entries(predictor):
+    yield "mask_token", predictor.mask_token, "same"
+    yield from _linear("predictor_embed", predictor.predictor_embed)
+    yield from _blocks("predictor_blocks", predictor.predictor_blocks)
+    yield from _norm("predictor_norm", predictor.predictor_norm)
+    yield from _linear("predictor_proj", predictor.predictor_proj)
+
+
+# (official layout -> Keras layout, Keras layout -> official layout)
+_LAYOUTS = {
+    "same": (lambda a: a, lambda a: a),
+    "linear": (lambda a: a.T, lambda a: a.T),
+    "conv": (lambda a: a.transpose(2, 3, 1, 0), lambda a: a.transpose(3, 2, 0, 1)),
+}
+
+
+def _grid(layer):
+    grid = getattr(layer, "grid_size", None)
+    if grid is None:  # the official square grid
+        side = square_side(layer.num_patches, "The predictor")
+        grid = (side, side)
+    return tuple(grid)
+
+
+def _parts(model):
+    """``{part: (entries, pos_embed_key, width)}`` of an IJEPA-like model."""
+    try:
+        encoder, target, predictor = model.encoder, model.target_encoder, model.predictor
+        return {
+            "encoder": (list(_encoder_entries(encoder)), "pos_embed", encoder.embed_dim),
+            "target_encoder": (list(_encoder_entries(target)), "pos_embed", target.embed_dim),
+            "predictor": (list(_predictor_entries(predictor)), "predictor_pos_embed",
+                          predictor.predictor_embed_dim),
+            "_grids": {"encoder": _grid(encoder), "target_encoder": _grid(target),
+                       "predictor": _grid(predictor)},
+        }
+    except AttributeError as error:
+        raise ValueError(
+            "Invalid value for argument `model`. Expected an IJEPA whose encoder is a "
+            f"VisionTransformer and whose predictor is a Predictor. Received: {model!r} "
+            f"({error})") from error
+
+
+def _official_shape(variable, layout):
+    return tuple(_LAYOUTS[layout][1](np.zeros(tuple(variable.shape), dtype=np.bool_)).shape)
+
+
+def _check_pos_embed(value, part, key, width):
+    where = f"checkpoint[{part!r}][{key!r}]"
+    if value.ndim != 3 or value.shape[0] != 1 or value.shape[2] != width:
+        return [f"`{key}`: shape {value.shape} in the checkpoint, (1, N, {width}) expected "
+                "by the model"]
+    side = square_side(value.shape[1], where)
+    table = sincos_2d_positions(width, side)
+    error = float(np.max(np.abs(value[0].astype(np.float64) - table)))
+    if error > 1e-4:
+        return [f"`{key}` is not the official fixed 2-D sin-cos table (max abs difference "
+                f"{error:.3g}); this model only supports fixed sin-cos positions"]
+    return []
+
+
+def _plan(model, states):
+    """Validate every part fully; return ``[(variable, keras_array)]`` to assign."""
+    parts, plan, problems = _parts(model), [], []
+    grids = parts.pop("_grids")
+    for part, state in states.items():
+        entries, pos_key, width = parts[part]
+        expected = {key: (variable, layout) for key, variable, layout in entries}
+        missing = sorted(set(expected) - set(state) | ({pos_key} - set(state)))
+        unexpected = sorted(set(state) - set(expected) - {pos_key})
+        found = []
+        if missing:
+            found.append(f"missing keys {missing}")
+        if unexpected:
+            found.append(f"unexpected keys {unexpected}")
+        for key in sorted(set(expected) & set(state)):
+            variable, layout = expected[key]
+            want, got = _official_shape(variable, layout), tuple(state[key].shape)
+            if got != want:
+                found.append(f"shape mismatch for `{key}`: {got} in the checkpoint, {want} "
+                             f"expected by the model (official layout)")
+            else:
+                plan.append((variable, _LAYOUTS[layout][0](state[key])))
+        if pos_key in state:
+            found.extend(_check_pos_embed(state[pos_key], part, pos_key, width))
+            if not found and state[pos_key].shape[1] != np.prod(grids[part]):
+                warnings.warn(
+                    f"checkpoint[{part!r}] was trained on {state[pos_key].shape[1]} patches, "
+                    f"the model uses a {grids[part]} grid: its fixed sin-cos positions are "
+                    "used.", stacklevel=3)
+        problems.extend(f"checkpoint[{part!r}]: {p}" for p in found)
+    if problems:
+        raise ValueError("The checkpoint does not match the model; nothing was loaded.\n  "
+                         + "\n  ".join(problems))
+    return plan
+
+
+# ------------------------------------------------------------------ public
+def load_official_checkpoint(path_or_state, model=None, *, model_name=None, image_size=None,
+                             num_heads=None, predictor_embed_dim=None, predictor_depth=None,
+                             predictor_num_heads=None, weights_only=True, seed=None,
+                             model_kwargs=None):
+    """Build (or fill) an :class:`IJEPA` from an official I-JEPA checkpoint.
+
+    Numerically the same network as the official PyTorch modules
+    (facebookresearch/ijepa ``src/models/vision_transformer.py``; max abs
+    difference < 1e-4 in float32 on jax, torch and tensorflow, see
+    ``tests/backends/keras/test_checkpoints.py``). Images are channels last
+    here: ``(B, H, W, C)``, the official NCHW transposed.
+
+    Args:
+        path_or_state: a ``.pth`` / ``.pth.tar`` file (needs torch), or a dict:
+            an official training checkpoint (``encoder``, ``predictor``,
+            ``target_encoder``; other keys such as ``opt`` and ``epoch`` are
+            ignored), or a bare encoder state dict, which then fills both the
+            encoder and the target encoder, with a new predictor. Keys may
+            carry the DDP ``module.`` prefix; values are torch tensors or
+            numpy arrays.
+        model: None (build from the checkpoint) or an ``IJEPA`` to fill; its
+            architecture must match (checked key by key).
+        model_name, image_size, num_heads, predictor_embed_dim,
+        predictor_depth, predictor_num_heads: architecture given explicitly,
+            see :func:`infer_official_architecture` (only without ``model``).
+            An ``image_size`` other than the checkpoint's uses the fixed
+            sin-cos positions of the new grid.
+        weights_only: passed to ``torch.load`` (True: refuse pickled code).
+        seed: None or int, seeds the initializers of weights the checkpoint
+            does not hold (a new predictor).
+        model_kwargs: dict of extra ``IJEPA`` arguments (``loss``,
+            ``momentum``...), only without ``model``.
+
+    Returns:
+        The ``IJEPA``. ``opt`` (the optimizer state) is not converted.
+
+    Raises:
+        ValueError: not a checkpoint, a truncated file, missing or
+            unexpected keys, shape mismatches (key and both shapes named),
+            a positional table that is not the official one. Nothing is
+            loaded when any check fails.
+        ImportError: reading a file without torch installed.
+        FileNotFoundError: no such file.
+
+    Example (ViT-H/14 of the paper, ``IN1K-vit.h.14-300e.pth.tar`` of the
+    official README; architecture inferred, images channels last)::
+
+        import keras
+        import numpy as np
+        from jepa_components.backends.keras import (
+            MaskedImageDataset, TargetEMA, load_official_checkpoint, make_adamw)
+        from jepa_components.backends.keras.checkpoints import read_official_checkpoint
+        from jepa_components.masks import MultiBlockMaskSampler
+
+        path = "IN1K-vit.h.14-300e.pth.tar"
+        model = load_official_checkpoint(path)
+        images = np.random.rand(8, 224, 224, 3).astype("float32")  # normalized, NHWC
+        patch_features = model.target_encoder(images)  # (8, 256, 1280), no class token
+        image_features = model.features(images)        # (8, 1280), mean over patches
+
+        # Fine-tune: the encoder is an ordinary Keras layer.
+        encoder = model.target_encoder
+        encoder.trainable = True
+        inputs = keras.Input((224, 224, 3))
+        pooled = keras.layers.GlobalAveragePooling1D()(encoder(inputs))
+        classifier = keras.Model(inputs, keras.layers.Dense(1000)(pooled))
+
+        # Or continue pretraining where the official run stopped.
+        model = load_official_checkpoint(path)
+        done = read_official_checkpoint(path)["epoch"]  # epochs completed
+        data = MaskedImageDataset(images, MultiBlockMaskSampler(grid_size=(16, 16)),
+                                  batch_size=4)
+        steps, epochs = len(data), 300
+        model.compile(optimizer=make_adamw(steps_per_epoch=steps, epochs=epochs))
+        model.optimizer.iterations.assign(done * steps)  # resume the LR / WD schedules
+        model.ema_updates.assign(done * steps)           # resume the momentum schedule
+        model.fit(data, epochs=epochs, initial_epoch=done,
+                  callbacks=[TargetEMA(total_steps=steps * epochs)])
+    """
+    arch = dict(model_name=model_name, image_size=image_size, num_heads=num_heads,
+                predictor_embed_dim=predictor_embed_dim, predictor_depth=predictor_depth,
+                predictor_num_heads=predictor_num_heads)
+    if model is not None and (any(v is not None for v in arch.values()) or model_kwargs):
+        given = sorted(k for k, v in arch.items() if v is not None) + (
+            ["model_kwargs"] if model_kwargs else [])
+        raise ValueError("Invalid arguments: pass either `model` or architecture arguments, "
+                         f"not both. Received: model and {given}")
+    if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
+        raise ValueError("Invalid value for argument `model_kwargs`. Expected None or a dict. "
+                         f"Received: model_kwargs={model_kwargs!r}")
+    check_seed(seed)
+    if model is not None and not isinstance(model, IJEPA):
+        raise ValueError("Invalid value for argument `model`. Expected None or an IJEPA. "
+                         f"Received: model={type(model).__name__}")
+    if isinstance(path_or_state, (str, os.PathLike)):
+        checkpoint = read_official_checkpoint(path_or_state, weights_only=weights_only)
+    elif isinstance(path_or_state, Mapping):
+        checkpoint = path_or_state
+    else:
+        raise ValueError("Invalid value for argument `path_or_state`. Expected a file path or "
+                         f"a checkpoint dict. Received: {type(path_or_state).__name__}")
+    states = split_checkpoint(checkpoint)
+    if model is None:
+        encoder_kwargs, predictor_kwargs = infer_kwargs(states, **arch)
+        encoder = VisionTransformer(**encoder_kwargs, seed=seed)
+        grid = encoder.grid_size
+        predictor = Predictor(num_patches=encoder.num_patches,
+                              grid_size=None if grid[0] == grid[1] else grid,
+                              seed=derive_seed(seed, 1), **predictor_kwargs)
+        model = IJEPA(encoder=encoder, predictor=predictor, **(model_kwargs or {}))
+    plan = _plan(model, states)
+    for variable, value in plan:
+        variable.assign(value.astype(variable.dtype))
+    if "predictor" not in states:
+        warnings.warn("The checkpoint holds an encoder only: encoder and target encoder were "
+                      "loaded, the predictor keeps its initial weights.", stacklevel=2)
+    return model
+
+
+def official_state_dicts(model, ddp_prefix=False):
+    """The official state dicts of an ``IJEPA``, as float32 numpy arrays.
+
+    Returns ``{"encoder": {...}, "predictor": {...}, "target_encoder":
+    {...}}`` with the official keys (``pos_embed`` and
+    ``predictor_pos_embed`` included) and layouts; ``ddp_prefix=True``
+    prefixes every key with ``module.`` (the official ``train.py`` saves
+    DDP-wrapped modules). Needs no torch.
+
+    Example:
+        >>> # states = official_state_dicts(model)
+        >>> # states["encoder"]["blocks.0.attn.qkv.weight"].shape  # (3 * D, D)
+    """
+    prefix = DDP_PREFIX if ddp_prefix else ""
+    parts = _parts(model)
+    grids = parts.pop("_grids")
+    states = {}
+    for part in PARTS:
+        entries, pos_key, width = parts[part]
+        if grids[part][0] != grids[part][1]:
+            raise ValueError(f"The {part} uses a non-square {grids[part]} patch grid; the "
+                             "official code only builds square ones.")
+        state = {prefix + pos_key: sincos_2d_positions(width, grids[part])[None]}
+        for key, variable, layout in entries:
+            value = ops.convert_to_numpy(ops.cast(variable, "float32"))
+            state[prefix + key] = np.ascontiguousarray(_LAYOUTS[layout][1](value))
+        states[part] = state
+    return states
+
+
+def export_official_checkpoint(model, path, *, epoch=0, ddp_prefix=False, extra=None):
+    """Write an ``IJEPA`` as an official training checkpoint (needs torch).
+
+    The file is a ``torch.save`` dict ``{"encoder", "predictor",
+    "target_encoder": state dicts, "opt": None, "scaler": None, "epoch"}``
+    that the official code loads without missing or unexpected keys:
+    ``encoder, predictor = init_model(device, patch_size, model_name,
+    crop_size, pred_depth, pred_emb_dim)`` then
+    ``encoder.load_state_dict(ckpt["encoder"])`` (strict). ``init_model``
+    builds the predictor with the encoder's heads and MLP ratio 4; other
+    predictors load into ``vit_predictor`` built by hand. The official
+    ``load_checkpoint`` (DDP-wrapped modules: ``ddp_prefix=True``) loads the
+    weights, then fails on ``opt=None`` and restarts its schedules at epoch
+    0: the Keras optimizer state is not converted.
+
+    Args:
+        model: an ``IJEPA`` with a ``VisionTransformer`` encoder (square
+            grid) and a ``Predictor``.
+        path: str or path-like of the file to write.
+        epoch: int >= 0, stored as ``epoch``.
+        ddp_prefix: bool, prefix keys with ``module.``.
+        extra: None or a dict of more entries (e.g. ``{"lr": 1e-3}``).
+
+    Example:
+        >>> # export_official_checkpoint(model, "ijepa-keras.pth.tar", epoch=10)
+    """
+    if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        raise ValueError("Invalid value for argument `epoch`. Expected an integer >= 0. "
+                         f"Received: epoch={epoch!r}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError("Invalid value for argument `path`. Expected a str or path-like. "
+                         f"Received: path={path!r}")
+    if extra is not None and not isinstance(extra, Mapping):
+        raise ValueError("Invalid value for argument `extra`. Expected None or a dict. "
+                         f"Received: extra={type(extra).__name__}")
+    states = official_state_dicts(model, ddp_prefix=ddp_prefix)
+    torch = import_torch("Writing a PyTorch checkpoint file")
+    checkpoint = {part: {key: torch.from_numpy(value) for key, value in state.items()}
+                  for part, state in states.items()}
+    checkpoint.update(opt=None, scaler=None, epoch=int(epoch))
+    checkpoint.update(extra or {})
+    torch.save(checkpoint, path)

@@ -1,0 +1,273 @@
+"""Reading official I-JEPA checkpoints and inferring their architecture.
+
+The file side of :mod:`jepa_components.backends.keras.checkpoints`: open a
+facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (torch needed, with a clear
+error without it), split it into encoder / predictor / target-encoder state
+dicts (with or without DDP's ``module.`` prefix), and read the model sizes off
+the tensor shapes. Nothing here touches Keras weights.
+"""
+
+import os
+import re
+from collections.abc import Mapping
+import numpy as np
+
+from jepa_components.backends.keras.predictor import Predictor
+from jepa_components.backends.keras.vit import VIT_SIZES, VisionTransformer
+
+__all__ = ["infer_official_architecture", "read_official_checkpoint"]
+
+PARTS = ("encoder", "predictor", "target_encoder")
+# num_heads cannot be read from tensor shapes: the official sizes (embed_dim -> heads).
+OFFICIAL_NUM_HEADS = {dim: heads for dim, _, heads, _ in VIT_SIZES.values()}
+# Defaults of the official ``helper.init_model`` for a predictor built from scratch.
+DEFAULT_PREDICTOR_EMBED_DIM, DEFAULT_PREDICTOR_DEPTH = 384, 6
+DDP_PREFIX = "module."
+_INSTALL_HINT = 'pip install "jepa-components[torch]"'
+_ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save >= 1.6, legacy
+
+
+def import_torch(purpose):
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(
+            f"{purpose} needs PyTorch, which is not installed (whatever the Keras "
+            f"backend). Install it with: {_INSTALL_HINT}") from error
+    return torch
+
+
+# ------------------------------------------------------------------ reading
+def _to_numpy(value, where):
+    if hasattr(value, "detach"):  # a torch tensor; bfloat16 has no numpy dtype
+        value = value.detach().cpu()
+        value = (value.float() if value.is_floating_point() else value).numpy()
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{where} is not a numeric tensor. Received: {type(value).__name__} "
+                         f"with dtype {array.dtype}")
+    return array
+
+
+def _state_dict(value, where):
+    """``{key: np.ndarray}`` with the DDP ``module.`` prefix removed."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{where} must be a state dict (a mapping of names to tensors). "
+                         f"Received: {type(value).__name__}")
+    state = {}
+    for key, tensor in value.items():
+        name = str(key).removeprefix(DDP_PREFIX)
+        if name in state:
+            raise ValueError(f"{where} holds `{name}` both with and without the "
+                             f"`{DDP_PREFIX}` prefix.")
+        state[name] = _to_numpy(tensor, f"{where}[{key!r}]")
+    return state
+
+
+def _looks_like_encoder(mapping):
+    return any(str(k).removeprefix(DDP_PREFIX) == "patch_embed.proj.weight" for k in mapping)
+
+
+def split_checkpoint(checkpoint):
+    """``{part: state}``: a training checkpoint, or a bare encoder (also the target)."""
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError("Expected an official I-JEPA checkpoint: a dict with keys "
+                         f"{PARTS}, or an encoder state dict. Received: {type(checkpoint).__name__}")
+    if any(part in checkpoint for part in PARTS):
+        missing = [part for part in PARTS if part not in checkpoint]
+        if missing:
+            raise ValueError(
+                f"The checkpoint misses the key(s) {missing}: an official training checkpoint "
+                f"holds {list(PARTS)}. Found keys: {sorted(map(str, checkpoint))}. To load "
+                "an encoder alone, pass its state dict, e.g. checkpoint['target_encoder'].")
+        return {part: _state_dict(checkpoint[part], f"checkpoint[{part!r}]") for part in PARTS}
+    if _looks_like_encoder(checkpoint):
+        state = _state_dict(checkpoint, "the encoder state dict")
+        return {"encoder": state, "target_encoder": state}
+    keys = sorted(map(str, checkpoint))
+    raise ValueError(
+        f"Not an official I-JEPA checkpoint: expected the keys {list(PARTS)} (a training "
+        "checkpoint) or `patch_embed.proj.weight` (an encoder state dict). Found keys: "
+        f"{keys[:10]}{' ...' if len(keys) > 10 else ''}")
+
+
+def read_official_checkpoint(path, weights_only=True):
+    """Read an official ``.pth`` / ``.pth.tar`` file (needs torch).
+
+    Args:
+        path: str or path-like.
+        weights_only: passed to ``torch.load``; True (default) refuses files
+            that would run arbitrary code when unpickled. Official
+            checkpoints load with True.
+
+    Returns:
+        The checkpoint dict; the state dicts (``encoder``, ``predictor``,
+        ``target_encoder`` or a bare encoder) as ``{key: np.ndarray}``, other
+        entries (``epoch``, ``opt``, ...) as stored.
+
+    Example:
+        >>> # checkpoint = read_official_checkpoint("IN1K-vit.h.14-300e.pth.tar")
+        >>> # checkpoint["epoch"], sorted(checkpoint["encoder"])[:2]
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError("Invalid value for argument `path`. Expected a str or path-like. "
+                         f"Received: path={path!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No checkpoint file at {os.fspath(path)!r}")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_MAGIC):
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a PyTorch checkpoint file: torch.save writes a zip "
+            f"archive (or, before torch 1.6, a pickle); this file starts with {head!r}.")
+    torch = import_torch("Reading a PyTorch checkpoint file (.pth, .pth.tar)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=bool(weights_only))
+    except Exception as error:  # torch raises many types on corrupt files
+        hint = (" If you trust this file, pass weights_only=False."
+                if "weights_only" in str(error).lower() else "")
+        raise ValueError(
+            f"Could not read {os.fspath(path)!r} as a PyTorch checkpoint: the file is not a "
+            f"torch.save file or is truncated ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}).{hint}") from error
+    if not isinstance(checkpoint, Mapping):
+        raise ValueError(f"{os.fspath(path)!r} holds a {type(checkpoint).__name__}, not an "
+                         "official I-JEPA checkpoint dict.")
+    checkpoint = dict(checkpoint)
+    if any(part in checkpoint for part in PARTS):
+        for part in PARTS:
+            if isinstance(checkpoint.get(part), Mapping):
+                checkpoint[part] = _state_dict(checkpoint[part], f"checkpoint[{part!r}]")
+        return checkpoint
+    return _state_dict(checkpoint, "the encoder state dict") if _looks_like_encoder(
+        checkpoint) else checkpoint
+
+
+# ------------------------------------------------------------ architecture
+def _shape(state, key, where, ndim):
+    if key not in state:
+        raise ValueError(f"{where} misses the key `{key}`, needed to infer the architecture.")
+    shape = tuple(int(s) for s in np.shape(state[key]))
+    if len(shape) != ndim:
+        raise ValueError(f"{where}[{key!r}] has shape {shape}; expected {ndim} dimensions.")
+    return shape
+
+
+def _depth(state, prefix, where):
+    found = {int(m.group(1)) for k in state for m in [re.match(rf"{prefix}\.(\d+)\.", k)] if m}
+    if not found or found != set(range(len(found))):
+        raise ValueError(f"{where} must hold blocks `{prefix}.0` ... `{prefix}.<depth-1>`. "
+                         f"Found block numbers: {sorted(found)}")
+    return len(found)
+
+
+def _mlp_ratio(dim, hidden):
+    """A float ``r`` with ``int(dim * r) == hidden`` (vit_giant: 48/11)."""
+    ratio = hidden / dim
+    for _ in range(8):
+        if int(dim * ratio) == hidden:
+            return ratio
+        ratio = float(np.nextafter(ratio, np.inf))
+    raise ValueError(f"No MLP ratio gives {hidden} hidden units for width {dim}.")
+
+
+def square_side(num_patches, where):
+    side = int(round(np.sqrt(num_patches)))
+    if side * side != num_patches:
+        raise ValueError(f"{where} has {num_patches} patches, not a square grid as the "
+                         "official code builds.")
+    return side
+
+
+def _block_config(state, prefix, dim):
+    hidden = _shape(state, f"{prefix}.0.mlp.fc1.weight", prefix, 2)[0]
+    return dict(mlp_ratio=_mlp_ratio(dim, hidden), qkv_bias=f"{prefix}.0.attn.qkv.bias" in state)
+
+
+def infer_official_architecture(checkpoint, *, model_name=None, image_size=None, num_heads=None,
+                                predictor_embed_dim=None, predictor_depth=None,
+                                predictor_num_heads=None):
+    """Encoder and predictor arguments of an official checkpoint, from tensor shapes.
+
+    Read from shapes: ``embed_dim`` and ``in_channels`` and ``patch_size``
+    (``patch_embed.proj.weight``), ``depth`` (number of ``blocks.i``),
+    ``mlp_ratio`` (``fc1``), ``qkv_bias``, the image size
+    (``sqrt(N) * patch_size`` from ``pos_embed``), and the predictor's
+    width, depth and MLP ratio. ``num_heads`` is not in the shapes: it comes
+    from ``num_heads``, else ``model_name`` (a key of ``VIT_SIZES``), else the
+    official size with that width (192: 3, 384: 6, 768: 12, 1024/1280/1408:
+    16). The predictor uses the encoder's heads (official ``init_model``)
+    unless ``predictor_num_heads`` is given.
+
+    Args:
+        checkpoint: a training checkpoint dict or an encoder state dict
+            (values: anything with a ``.shape``).
+        model_name, image_size, num_heads, predictor_embed_dim,
+        predictor_depth, predictor_num_heads: explicit values (None: infer).
+            ``predictor_*`` size a new predictor when the checkpoint has
+            none (default 384 wide, 6 deep, as ``init_model``).
+
+    Returns:
+        ``(encoder_kwargs, predictor_kwargs)``: arguments of
+        :class:`VisionTransformer` and :class:`Predictor`.
+
+    Example:
+        >>> shapes = {"patch_embed.proj.weight": (192, 3, 16, 16), "pos_embed": (1, 196, 192),
+        ...           "blocks.0.mlp.fc1.weight": (768, 192)}
+        >>> state = {k: np.broadcast_to(np.float32(0), s) for k, s in shapes.items()}
+        >>> encoder_kwargs, _ = infer_official_architecture(state)
+        >>> encoder_kwargs["num_heads"], encoder_kwargs["image_size"]
+        (3, 224)
+    """
+    return infer_kwargs(split_checkpoint(checkpoint), model_name=model_name, image_size=image_size,
+                  num_heads=num_heads, predictor_embed_dim=predictor_embed_dim,
+                  predictor_depth=predictor_depth, predictor_num_heads=predictor_num_heads)
+
+
+def infer_kwargs(states, *, model_name, image_size, num_heads, predictor_embed_dim, predictor_depth,
+           predictor_num_heads):
+    if model_name is not None and model_name not in VIT_SIZES:
+        raise ValueError(f"Invalid value for argument `model_name`. Expected one of "
+                         f"{sorted(VIT_SIZES)}. Received: model_name={model_name!r}")
+    encoder, where = states["encoder"], "The encoder state dict"
+    dim, channels, patch, patch_w = _shape(encoder, "patch_embed.proj.weight", where, 4)
+    if patch != patch_w:
+        raise ValueError(f"{where}: non-square patches {(patch, patch_w)} are not supported.")
+    num_patches = _shape(encoder, "pos_embed", where, 3)[1]
+    side = square_side(num_patches, "`pos_embed`")
+    if num_heads is None:
+        if model_name is not None:
+            num_heads = VIT_SIZES[model_name][2]
+        elif dim in OFFICIAL_NUM_HEADS:
+            num_heads = OFFICIAL_NUM_HEADS[dim]
+        else:
+            raise ValueError(
+                f"Cannot infer `num_heads` for embed_dim={dim}: not an official size "
+                f"({sorted(OFFICIAL_NUM_HEADS)}). Pass num_heads=... (or model_name=...).")
+    if model_name is not None and VIT_SIZES[model_name][0] != dim:
+        raise ValueError(f"Invalid value for argument `model_name`: {model_name} has "
+                         f"embed_dim {VIT_SIZES[model_name][0]}, the checkpoint {dim}.")
+    encoder_kwargs = dict(
+        image_size=side * patch if image_size is None else image_size, patch_size=patch,
+        in_channels=channels, embed_dim=dim, depth=_depth(encoder, "blocks", where),
+        num_heads=int(num_heads), **_block_config(encoder, "blocks", dim))
+
+    predictor = states.get("predictor")
+    predictor_kwargs = dict(embed_dim=dim, num_heads=int(predictor_num_heads or num_heads))
+    if predictor is None:
+        predictor_kwargs.update(
+            predictor_embed_dim=predictor_embed_dim or DEFAULT_PREDICTOR_EMBED_DIM,
+            depth=predictor_depth or DEFAULT_PREDICTOR_DEPTH)
+    else:
+        where = "checkpoint['predictor']"
+        width = _shape(predictor, "predictor_embed.weight", where, 2)[0]
+        predictor_kwargs.update(
+            predictor_embed_dim=predictor_embed_dim or width,
+            depth=predictor_depth or _depth(predictor, "predictor_blocks", where),
+            **_block_config(predictor, "predictor_blocks", width))
+    if predictor_kwargs["predictor_embed_dim"] % predictor_kwargs["num_heads"]:
+        raise ValueError(
+            f"The predictor width {predictor_kwargs['predictor_embed_dim']} is not divisible by "
+            f"{predictor_kwargs['num_heads']} heads (the encoder's, as official init_model). "
+            "Pass predictor_num_heads=...")
+    return encoder_kwargs, predictor_kwargs
