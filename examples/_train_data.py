@@ -37,6 +37,7 @@ class Source:
     channels: int
     mean: np.ndarray
     std: np.ndarray
+    image_shape: tuple = ()  # (H, W, C)
     folder: object = None  # the ImageFolder, when reading one
 
     @property
@@ -66,6 +67,7 @@ def digits_source(config):
         name="digits (scikit-learn, 8x8 upsampled)",
         load_batch=lambda indices: images[np.asarray(indices)],
         labels=labels, train_indices=train, test_indices=test, channels=1,
+        image_shape=images.shape[1:],
         mean=np.float32(mean), std=np.float32(std))
 
 
@@ -78,7 +80,8 @@ def folder_source(config):
         name=f"image folder {config['data']} ({len(folder)} files, "
              f"{len(folder.class_names)} classes)",
         load_batch=folder.load_batch, labels=folder.labels, train_indices=train,
-        test_indices=test, channels=3, mean=np.asarray(IMAGENET_MEAN, np.float32),
+        test_indices=test, channels=3,
+        image_shape=(config["image_size"], config["image_size"], 3), mean=np.asarray(IMAGENET_MEAN, np.float32),
         std=np.asarray(IMAGENET_STD, np.float32), folder=folder)
 
 
@@ -106,6 +109,7 @@ def make_batches(source, sampler, config, steps_per_epoch, start_epoch):
                              max_queue_size=max(2, 2 * workers))
             self.epoch = start_epoch
             self.batch_size = config["batch_size"]
+            self.error = None  # a BadImageError (--on-bad-image stop), reported by the monitor
 
         def __len__(self):
             return steps_per_epoch
@@ -116,7 +120,14 @@ def make_batches(source, sampler, config, steps_per_epoch, start_epoch):
             chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
             step = self.epoch * steps_per_epoch + index
             masks = sampler.sample(self.batch_size, start=step * self.batch_size)
-            batch = {"images": source.normalize(source.load_batch(chosen))}
+            try:
+                images = source.normalize(source.load_batch(chosen))
+            except datasets.BadImageError as error:
+                # Raised in a reader thread, an exception would reach the user
+                # wrapped differently per backend; record it, stop cleanly.
+                self.error = self.error or error
+                images = np.zeros((self.batch_size,) + source.image_shape, np.float32)
+            batch = {"images": images}
             batch.update(masks.as_dict())
             return batch
 

@@ -22,45 +22,49 @@ from jepa_components import diagnostics
 from jepa_components.positional import sincos_2d_positions
 
 
-def block_outputs(encoder, images, last_n):
-    """Final-norm outputs of the encoder's last ``last_n`` blocks, as numpy.
-
-    Returns a list of ``(B, N, D)`` arrays, the last one equal to
-    ``encoder(images)``. Intermediate blocks get the encoder's final norm
-    too, as DINO's ``get_intermediate_layers`` (the usual "last 4 layers"
-    linear evaluation of ViTs).
-    """
+def _feature_model(encoder, last_n):
+    """A ``keras.Model`` mapping images to the pooled features of the last
+    ``last_n`` blocks and the last layer's tokens; ``predict`` compiles it
+    once (much faster than eager calls on jax)."""
+    import keras
     from keras import ops
 
-    x = encoder.patch_embed(images)
     positions = sincos_2d_positions(encoder.embed_dim, encoder.grid_size)
-    x = x + ops.convert_to_tensor(positions[None], dtype=x.dtype)
-    outputs = []
     first_kept = len(encoder.blocks) - last_n
-    for i, block in enumerate(encoder.blocks):
-        x = block(x)
-        if i >= first_kept:
-            outputs.append(ops.convert_to_numpy(encoder.norm(x)))
-    return outputs
+
+    class LayerFeatures(keras.Model):
+        def call(self, images):
+            x = encoder.patch_embed(images)
+            x = x + ops.convert_to_tensor(positions[None], dtype=x.dtype)
+            pooled = []
+            for i, block in enumerate(encoder.blocks):
+                x = block(x)
+                if i >= first_kept:
+                    # The final norm on every kept block, as DINO's
+                    # ``get_intermediate_layers`` (the usual "last 4 layers"
+                    # linear evaluation of ViTs). The last one is encoder(images).
+                    normed = encoder.norm(x)
+                    pooled.append(ops.mean(normed, axis=1))
+            return {"last": pooled[-1], "stacked": ops.concatenate(pooled, axis=-1),
+                    "tokens": normed}
+
+    return LayerFeatures()
 
 
 def embed(encoder, images, *, last_n=4, batch_size=256):
-    """Mean-pooled features of ``images``.
+    """Mean-pooled features of ``images`` from a Keras ViT encoder.
 
     Returns ``(last, last_n_concat, tokens)``: ``(N, D)`` last-layer
-    features, ``(N, last_n * D)`` concatenated last-``last_n``-layer features
-    and ``(N * T, D)`` layer-normalized last-layer tokens (the I-JEPA targets,
-    for the collapse metrics).
+    features (``mean_pool(encoder(images))``), ``(N, last_n * D)``
+    concatenated last-``last_n``-layer features and ``(N * T, D)``
+    layer-normalized last-layer tokens (the I-JEPA targets, for the collapse
+    metrics).
     """
     last_n = max(1, min(int(last_n), len(encoder.blocks)))
-    last, stacked, tokens = [], [], []
-    for start in range(0, len(images), batch_size):
-        outputs = block_outputs(encoder, images[start:start + batch_size], last_n)
-        pooled = [diagnostics.mean_pool(o) for o in outputs]
-        last.append(pooled[-1])
-        stacked.append(np.concatenate(pooled, axis=-1))
-        tokens.append(diagnostics.layer_normalize(outputs[-1]).reshape(-1, outputs[-1].shape[-1]))
-    return np.concatenate(last), np.concatenate(stacked), np.concatenate(tokens)
+    outputs = _feature_model(encoder, last_n).predict(
+        images, batch_size=min(batch_size, len(images)), verbose=0)
+    tokens = diagnostics.layer_normalize(outputs["tokens"])
+    return outputs["last"], outputs["stacked"], tokens.reshape(-1, tokens.shape[-1])
 
 
 def target_collapse_metrics(encoder, images, max_rows=8192):
@@ -84,9 +88,15 @@ def evaluate(trained, random_init, train_images, train_labels, test_images, test
     """Probe accuracies and collapse figures for trained / random / raw pixels."""
     result = {"num_probe_train": int(len(train_images)), "num_probe_test": int(len(test_images)),
               "probe_layers": int(min(last_n, len(trained.blocks)))}
+    num_train = len(train_images)
+    both = np.concatenate([train_images, test_images])
     for name, encoder in (("trained", trained), ("random_init", random_init)):
-        train_last, train_stack, _ = embed(encoder, train_images, last_n=last_n)
-        test_last, test_stack, tokens = embed(encoder, test_images, last_n=last_n)
+        # One predict call per encoder: one compilation.
+        features_last, features_stack, all_tokens = embed(encoder, both, last_n=last_n)
+        train_last, test_last = features_last[:num_train], features_last[num_train:]
+        train_stack, test_stack = features_stack[:num_train], features_stack[num_train:]
+        per_image = len(all_tokens) // len(both)
+        tokens = all_tokens[num_train * per_image:]  # held-out images' target tokens
         last = _probe(train_last, train_labels, test_last, test_labels, knn_k)
         stacked = _probe(train_stack, train_labels, test_stack, test_labels, knn_k)
         collapse = diagnostics.collapse_metrics(tokens)

@@ -18,16 +18,36 @@ from jepa_components.backends.keras.vit import (
     vit_tiny,
 )
 from jepa_components.backends.keras.ijepa import IJEPA
+from jepa_components.backends.keras.callbacks import TargetEMA
+from jepa_components.backends.keras.checkpoints import (
+    export_official_checkpoint,
+    load_official_checkpoint,
+)
+from jepa_components.backends.keras.data import MaskedImageDataset
+from jepa_components.backends.keras.optimizers import (
+    CosineWeightDecay,
+    ScheduledAdamW,
+    WarmupCosine,
+    make_adamw,
+)
 
 __all__ = [
     "Attention",
+    "CosineWeightDecay",
     "IJEPA",
     "MLP",
+    "MaskedImageDataset",
     "PatchEmbed",
     "Predictor",
+    "ScheduledAdamW",
+    "TargetEMA",
     "TransformerBlock",
+    "WarmupCosine",
+    "export_official_checkpoint",
+    "load_official_checkpoint",
     "VIT_SIZES",
     "VisionTransformer",
+    "make_adamw",
     "vit_base",
     "vit_giant",
     "vit_huge",

@@ -51,6 +51,7 @@ from keras import ops
 from jepa_components.context import make_targets
 from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
 from jepa_components.schedules import ema_momentum
+from jepa_components.backends.keras._backend_specific import fused_blend
 
 __all__ = ["IJEPA", "BATCH_KEYS"]
 
@@ -110,7 +111,7 @@ class IJEPA(keras.Model):
 
     Example:
         >>> from jepa_components.backends.keras import Predictor, TargetEMA, vit_tiny
-        >>> encoder = vit_tiny(image_size=32, patch_size=8, depth=1, seed=0)
+        >>> encoder = vit_tiny(image_size=32, patch_size=8, seed=0)
         >>> predictor = Predictor(num_patches=16, embed_dim=192,
         ...                       predictor_embed_dim=32, depth=1, num_heads=2, seed=1)
         >>> model = IJEPA(encoder=encoder, predictor=predictor)
@@ -127,7 +128,8 @@ class IJEPA(keras.Model):
         if reduction not in REDUCTIONS:
             raise ValueError("Invalid value for argument `reduction`. Expected one of "
                              f"{REDUCTIONS}. Received: reduction={reduction!r}")
-        if isinstance(target_eps, bool) or not isinstance(target_eps, (int, float)) or not target_eps > 0:
+        if (isinstance(target_eps, bool) or not isinstance(target_eps, (int, float))
+                or not target_eps > 0):
             raise ValueError("Invalid value for argument `target_eps`. Expected a float > 0. "
                              f"Received: target_eps={target_eps!r}")
         if momentum is not None:
@@ -163,7 +165,8 @@ class IJEPA(keras.Model):
         self.accumulation_step = self.add_weight(name="accumulation_step", **counter)
         self.momentum_value = self.add_weight(
             name="momentum_value", shape=(), dtype="float32", trainable=False,
-            initializer=keras.initializers.Constant(momentum or _DEFAULT_MOMENTUM))
+            initializer=keras.initializers.Constant(
+                _DEFAULT_MOMENTUM if momentum is None else momentum))
         # (start, end, total_steps) of schedules.ema_momentum, python numbers:
         # constants of the compiled step. None: read `momentum_value` instead.
         start = _DEFAULT_MOMENTUM if momentum is None else float(momentum)
@@ -212,7 +215,8 @@ class IJEPA(keras.Model):
         if self._momentum_schedule is None:
             return ops.convert_to_tensor(self.momentum_value)
         start, end, total = self._momentum_schedule
-        return ops.cast(ema_momentum(ops.cast(step, "float32"), total, start, end, xp=ops), "float32")
+        momentum = ema_momentum(ops.cast(step, "float32"), total, start, end, xp=ops)
+        return ops.cast(momentum, "float32")
 
     def _ema_pairs(self):
         """(target weight, online weight) pairs, in build order."""
@@ -220,9 +224,12 @@ class IJEPA(keras.Model):
 
     def _blend_target(self, momentum):
         """``target = m * target + (1 - m) * online`` for every weight pair."""
+        if fused_blend(self._ema_pairs(), momentum):  # torch: multi-tensor kernels
+            return
         for target, online in self._ema_pairs():
             m = ops.cast(momentum, target.dtype)
-            target.assign(m * target + (1.0 - m) * ops.stop_gradient(ops.cast(online, target.dtype)))
+            online = ops.stop_gradient(ops.cast(online, target.dtype))
+            target.assign(m * target + (1.0 - m) * online)
 
     def _ema_in_step(self):
         """Apply the pending update (if any), then schedule this step's one."""
@@ -230,7 +237,7 @@ class IJEPA(keras.Model):
         momentum = self.current_momentum(self.ema_updates)
         self._blend_target(ops.where(pending > 0, momentum, ops.ones_like(momentum)))
         self.ema_updates.assign(self.ema_updates + pending)
-        steps = _accumulation_steps(getattr(self, "optimizer", None))
+        steps = self.accumulation_steps()
         if steps == 1:
             self.ema_pending.assign(ops.ones_like(pending))
         else:
@@ -238,13 +245,21 @@ class IJEPA(keras.Model):
             self.accumulation_step.assign(micro)
             self.ema_pending.assign(ops.cast(ops.equal(micro, 0), "int32"))
 
+    def accumulation_steps(self):
+        """Micro-batches per optimizer update of the compiled optimizer (1 if none)."""
+        return _accumulation_steps(getattr(self, "optimizer", None))
+
+    def ema_update_count(self):
+        """EMA updates applied so far (python int; the schedule's next step)."""
+        return int(ops.convert_to_numpy(self.ema_updates.value))
+
     def apply_pending_ema(self):
         """Apply the EMA update of the last optimizer step, if still pending.
 
         Called by ``fit`` and ``TargetEMA`` at the end of training (once, not
         per batch). Returns True if an update was applied.
         """
-        if int(ops.convert_to_numpy(self.ema_pending)) == 0:
+        if int(ops.convert_to_numpy(self.ema_pending.value)) == 0:
             return False
         self._blend_target(self.current_momentum(self.ema_updates))
         self.ema_updates.assign(self.ema_updates + 1)
@@ -255,6 +270,12 @@ class IJEPA(keras.Model):
     def compile(self, *args, **kwargs):
         super().compile(*args, **kwargs)
         self.accumulation_step.assign(0)  # a new optimizer counts micro-batches from 0
+
+    def compile_from_config(self, config):
+        """As ``keras.Model.compile_from_config`` (needed since ``compile`` is overridden)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None:
+            self.optimizer.build(self.trainable_variables)
 
     def fit(self, *args, **kwargs):
         """``keras.Model.fit``, then the pending target update is applied."""

@@ -93,7 +93,7 @@ class PatchEmbed(keras.layers.Layer):
     (``i = row * grid_width + col``), as the official ``PatchEmbed``.
 
     Example:
-        >>> PatchEmbed(patch_size=4, embed_dim=8)(np.zeros((2, 8, 12, 3))).shape
+        >>> tuple(PatchEmbed(patch_size=4, embed_dim=8)(np.zeros((2, 8, 12, 3))).shape)
         (2, 6, 8)
     """
 
@@ -156,7 +156,7 @@ class Attention(keras.layers.Layer):
     the padding.
 
     Example:
-        >>> Attention(8, num_heads=2)(np.zeros((1, 3, 8))).shape
+        >>> tuple(Attention(8, num_heads=2)(np.zeros((1, 3, 8))).shape)
         (1, 3, 8)
     """
 
@@ -217,7 +217,7 @@ class MLP(keras.layers.Layer):
     defaults to the tanh approximation, which differs by ~1e-3.
 
     Example:
-        >>> MLP(8, hidden_dim=32)(np.zeros((1, 3, 8))).shape
+        >>> tuple(MLP(8, hidden_dim=32)(np.zeros((1, 3, 8))).shape)
         (1, 3, 8)
     """
 
@@ -270,7 +270,7 @@ class TransformerBlock(keras.layers.Layer):
     optional ``(B, T)`` bool key mask (see :class:`Attention`).
 
     Example:
-        >>> TransformerBlock(8, num_heads=2)(np.zeros((1, 3, 8))).shape
+        >>> tuple(TransformerBlock(8, num_heads=2)(np.zeros((1, 3, 8))).shape)
         (1, 3, 8)
     """
 
@@ -280,6 +280,7 @@ class TransformerBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         check_positive_float("mlp_ratio", mlp_ratio)
         check_positive_float("layer_norm_epsilon", layer_norm_epsilon)
+        check_seed(seed)
         self.dim, self.num_heads, self.mlp_ratio = int(dim), int(num_heads), float(mlp_ratio)
         self.qkv_bias, self.layer_norm_epsilon = bool(qkv_bias), float(layer_norm_epsilon)
         self.init_std, self.output_init_std, self.seed = float(init_std), output_init_std, seed

@@ -82,8 +82,8 @@ class Predictor(keras.layers.Layer):
     Example:
         >>> pred = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16,
         ...                  depth=1, num_heads=2, seed=0)
-        >>> pred(np.zeros((2, 5, 32)), np.zeros((2, 5), "int32"),
-        ...      np.zeros((2, 3, 4), "int32")).shape
+        >>> tuple(pred(np.zeros((2, 5, 32)), np.zeros((2, 5), "int32"),
+        ...            np.zeros((2, 3, 4), "int32")).shape)
         (2, 3, 4, 32)
     """
 
@@ -106,7 +106,8 @@ class Predictor(keras.layers.Layer):
         check_seed(seed)
         self.num_patches, self.embed_dim = int(num_patches), int(embed_dim)
         self.predictor_embed_dim, self.depth = int(predictor_embed_dim), int(depth)
-        self.num_heads, self.mlp_ratio, self.qkv_bias = int(num_heads), float(mlp_ratio), bool(qkv_bias)
+        self.num_heads, self.mlp_ratio = int(num_heads), float(mlp_ratio)
+        self.qkv_bias = bool(qkv_bias)
         self.layer_norm_epsilon, self.init_std = float(layer_norm_epsilon), float(init_std)
         self.grid_size = None if grid_size is None else tuple(int(s) for s in grid_size)
         self.seed = seed

@@ -105,9 +105,9 @@ class VisionTransformer(keras.layers.Layer):
     Example:
         >>> vit = VisionTransformer(image_size=32, patch_size=8, embed_dim=32,
         ...                         depth=1, num_heads=2, seed=0)
-        >>> vit(np.zeros((2, 32, 32, 3))).shape
+        >>> tuple(vit(np.zeros((2, 32, 32, 3))).shape)
         (2, 16, 32)
-        >>> vit(np.zeros((2, 32, 32, 3)), indices=np.array([[0, 5], [3, 3]])).shape
+        >>> tuple(vit(np.zeros((2, 32, 32, 3)), indices=np.array([[0, 5], [3, 3]])).shape)
         (2, 2, 32)
     """
 
@@ -133,11 +133,13 @@ class VisionTransformer(keras.layers.Layer):
         check_positive_float("mlp_ratio", mlp_ratio)
         check_positive_float("init_std", init_std)
         check_seed(seed)
-        self.image_size = image_size if isinstance(image_size, int) else tuple(image_size)
+        is_pair = isinstance(image_size, (tuple, list))
+        self.image_size = (height, width) if is_pair else height
         self.patch_size, self.in_channels = int(patch_size), int(in_channels)
         self.embed_dim, self.depth, self.num_heads = int(embed_dim), int(depth), int(num_heads)
         self.mlp_ratio, self.qkv_bias = float(mlp_ratio), bool(qkv_bias)
-        self.layer_norm_epsilon, self.init_std, self.seed = float(layer_norm_epsilon), float(init_std), seed
+        self.layer_norm_epsilon, self.init_std = float(layer_norm_epsilon), float(init_std)
+        self.seed = seed
         self.grid_size = (height // patch_size, width // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.patch_embed = PatchEmbed(

@@ -1,0 +1,168 @@
+"""The IJEPA model: targets, loss against the NumPy core, padding, training, saving.
+
+EMA exactness lives in ``test_callbacks.py``.
+"""
+
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from jepa_components.context import make_targets
+from jepa_components.losses import jepa_loss
+from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
+from harness import TINY_PREDICTOR, TINY_VIT, pad, to_numpy, training_batch, weights_numpy
+
+BATCH = training_batch(4)
+
+
+def make_model(seed=0, **kwargs):
+    kwargs.setdefault("momentum", 0.99)
+    encoder = VisionTransformer(**TINY_VIT, seed=seed)
+    predictor = Predictor(**TINY_PREDICTOR, seed=seed + 1)
+    return IJEPA(encoder=encoder, predictor=predictor, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return make_model()
+
+
+def test_ijepa__parts_and_frozen_target_copy(model):
+    assert isinstance(model.target_encoder, VisionTransformer)
+    assert model.target_encoder is not model.encoder
+    for a, b in zip(weights_numpy(model.target_encoder), weights_numpy(model.encoder)):
+        np.testing.assert_array_equal(a, b)
+    trainable = {id(w) for w in model.trainable_weights}
+    assert not any(id(w) in trainable for w in model.target_encoder.weights)
+    expected = {id(w) for w in model.encoder.weights + model.predictor.weights}
+    assert trainable == expected
+
+
+def test_ijepa__outputs_shapes_and_targets_from_the_core(model):
+    out = model(BATCH)
+    predictions, targets = to_numpy(out["predictions"]), to_numpy(out["targets"])
+    assert predictions.shape == targets.shape == (4, 2, 3, 32)
+    tokens = to_numpy(model.target_encoder(BATCH["images"]))
+    np.testing.assert_allclose(targets, make_targets(tokens, BATCH["targets"]),
+                               rtol=1e-5, atol=1e-5)
+    context = model.encoder(BATCH["images"], indices=BATCH["context"])
+    expected = model.predictor(context, BATCH["context"], BATCH["targets"])
+    np.testing.assert_allclose(predictions, to_numpy(expected), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("loss, reduction", [("l2", "mean"), ("smooth_l1", "mean"),
+                                             ("l2", "paper")])
+def test_ijepa__loss_equals_numpy_core_loss(model, loss, reduction):
+    batch = pad(BATCH)
+    other = IJEPA(encoder=model.encoder, predictor=model.predictor, loss=loss,
+                  reduction=reduction, momentum=0.99)
+    out = other(batch)
+    expected = jepa_loss(to_numpy(out["predictions"]).astype("float64"),
+                         to_numpy(out["targets"]).astype("float64"),
+                         valid=batch["targets_valid"], loss=loss, reduction=reduction)
+    got = to_numpy(other.compute_loss(x=batch, y_pred=out))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_ijepa__padding_changes_neither_valid_predictions_nor_loss(model):
+    base = model(BATCH)
+    padded_batch = pad(BATCH, extra_context=3, extra_targets=2)
+    padded = model(padded_batch)
+    np.testing.assert_allclose(to_numpy(padded["predictions"])[:, :, :3],
+                               to_numpy(base["predictions"]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(model.compute_loss(x=padded_batch, y_pred=padded)),
+                               to_numpy(model.compute_loss(x=BATCH, y_pred=base)), rtol=1e-5)
+
+
+def test_ijepa__fit_reduces_loss_and_evaluate_reports_the_same_loss():
+    model = make_model(seed=3)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=3e-3))
+    before = model.evaluate(BATCH, batch_size=4, verbose=0)
+    expected = to_numpy(model.compute_loss(x=BATCH, y_pred=model(BATCH)))
+    np.testing.assert_allclose(before, expected, rtol=1e-5)
+    history = model.fit(BATCH, batch_size=2, epochs=4, verbose=0)
+    after = model.evaluate(BATCH, batch_size=4, verbose=0)
+    assert after < 0.9 * before
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.ema_update_count() == 8  # 8 optimizer steps, the last applied by fit
+
+
+def test_ijepa__target_gets_no_gradient_and_no_optimizer_update():
+    model = make_model(seed=4)
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-2, weight_decay=0.5))
+    target_before = weights_numpy(model.target_encoder)
+    online_before = weights_numpy(model.encoder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. "Gradients do not exist for variables"
+        model.fit(BATCH, batch_size=2, epochs=1, verbose=0,
+                  callbacks=[TargetEMA(1.0, final_momentum=None)])
+    for a, b in zip(weights_numpy(model.target_encoder), target_before):
+        np.testing.assert_array_equal(a, b)  # momentum 1: only the optimizer could move it
+    assert any(not np.allclose(a, b) for a, b in zip(weights_numpy(model.encoder), online_before))
+    # AdamW keeps two slots per variable it updates, plus its step and learning rate.
+    assert len(model.optimizer.variables) == 2 * len(model.trainable_weights) + 2
+
+
+def test_ijepa__fit_without_target_ema_warns_once_and_uses_constant_momentum():
+    model = make_model(seed=5, momentum=None)
+    model.compile(optimizer="adamw")
+    with pytest.warns(UserWarning, match="TargetEMA"):
+        model.fit(BATCH, batch_size=4, epochs=1, verbose=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(BATCH, batch_size=4, epochs=1, verbose=0)
+    assert model.ema_update_count() == 2
+
+
+def test_ijepa__same_seed_same_initial_weights_and_first_loss():
+    first, second = make_model(seed=11), make_model(seed=11)
+    for a, b in zip(weights_numpy(first), weights_numpy(second)):
+        np.testing.assert_array_equal(a, b)
+    losses = [to_numpy(m.compute_loss(x=BATCH, y_pred=m(BATCH, training=False)))
+              for m in (first, second)]
+    assert losses[0] == losses[1]
+    assert not np.allclose(weights_numpy(make_model(seed=12).encoder)[0],
+                           weights_numpy(first.encoder)[0])
+
+
+def test_ijepa__save_load_round_trip(tmp_path):
+    model = make_model(seed=6, loss="smooth_l1")
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3))
+    model.fit(BATCH, batch_size=2, epochs=1, verbose=0, callbacks=[TargetEMA(0.9, 1.0, 10)])
+    path = os.path.join(tmp_path, "ijepa.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, IJEPA) and loaded.loss_type == "smooth_l1"
+    for a, b in zip(weights_numpy(loaded), weights_numpy(model)):
+        np.testing.assert_array_equal(a, b)
+    for key in ("predictions", "targets"):
+        np.testing.assert_array_equal(to_numpy(loaded(BATCH)[key]), to_numpy(model(BATCH)[key]))
+    assert loaded.ema_update_count() == model.ema_update_count() == 2
+    loaded.fit(BATCH, batch_size=2, epochs=1, verbose=0, callbacks=[TargetEMA(0.9, 1.0, 10)])
+    assert loaded.ema_update_count() == 4
+
+
+def test_ijepa__features_are_mean_pooled_target_tokens(model):
+    features = to_numpy(model.features(BATCH["images"]))
+    tokens = to_numpy(model.target_encoder(BATCH["images"]))
+    assert features.shape == (4, 32)
+    np.testing.assert_allclose(features, tokens.mean(axis=1), rtol=1e-5, atol=1e-6)
+    assert to_numpy(model.features(BATCH["images"], pooled=False)).shape == (4, 16, 32)
+
+
+def test_ijepa__invalid_arguments_raise(model):
+    encoder, predictor = model.encoder, model.predictor
+    with pytest.raises(ValueError, match="Invalid value for argument `loss`"):
+        IJEPA(encoder=encoder, predictor=predictor, loss="l1")
+    with pytest.raises(ValueError, match="Invalid value for argument `reduction`"):
+        IJEPA(encoder=encoder, predictor=predictor, reduction="sum")
+    with pytest.raises(ValueError, match="Invalid value for argument `momentum`"):
+        IJEPA(encoder=encoder, predictor=predictor, momentum=1.5)
+    wide = Predictor(**{**TINY_PREDICTOR, "embed_dim": 64})
+    with pytest.raises(ValueError, match="Invalid value for argument `predictor`"):
+        IJEPA(encoder=encoder, predictor=wide)
+    with pytest.raises(ValueError, match="Invalid value for argument `inputs`"):
+        model({"images": BATCH["images"]})
