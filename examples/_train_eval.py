@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from jepa_components import diagnostics
+from jepa_components.context import layer_norm
 from jepa_components.positional import sincos_2d_positions
 
 
@@ -63,7 +64,7 @@ def embed(encoder, images, *, last_n=4, batch_size=256):
     last_n = max(1, min(int(last_n), len(encoder.blocks)))
     outputs = _feature_model(encoder, last_n).predict(
         images, batch_size=min(batch_size, len(images)), verbose=0)
-    tokens = diagnostics.layer_normalize(outputs["tokens"])
+    tokens = layer_norm(outputs["tokens"])
     return outputs["last"], outputs["stacked"], tokens.reshape(-1, tokens.shape[-1])
 
 
@@ -72,7 +73,7 @@ def target_collapse_metrics(encoder, images, max_rows=8192):
     from keras import ops
 
     tokens = ops.convert_to_numpy(encoder(images))
-    tokens = diagnostics.layer_normalize(tokens).reshape(-1, tokens.shape[-1])
+    tokens = layer_norm(tokens).reshape(-1, tokens.shape[-1])
     return diagnostics.collapse_metrics(tokens, max_rank_samples=max_rows)
 
 

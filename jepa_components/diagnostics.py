@@ -24,7 +24,7 @@ for that (collapse metrics), and two probes say what the features are worth
 
 Everything here is NumPy; scikit-learn is imported only inside
 :func:`linear_probe_accuracy`. :func:`per_dimension_std`,
-:func:`mean_pool` and :func:`layer_normalize` take ``xp`` (``numpy`` by
+:func:`mean_pool` takes ``xp`` (``numpy`` by
 default, ``keras.ops`` works) so they can run on framework tensors.
 
 Example:
@@ -44,7 +44,6 @@ import numpy as np
 
 __all__ = [
     "mean_pool",
-    "layer_normalize",
     "per_dimension_std",
     "effective_rank",
     "collapse_metrics",
@@ -85,27 +84,6 @@ def mean_pool(tokens, *, xp=np):
             f"Received: tokens.shape={tuple(tokens.shape)}"
         )
     return xp.mean(tokens, axis=1)
-
-
-def layer_normalize(features, *, eps=1e-6, xp=np):
-    """Layer norm over the last axis without affine parameters.
-
-    This is how I-JEPA builds its regression targets from the target
-    encoder's output (official ``train.py``: ``F.layer_norm(h,
-    (h.size(-1),))``, eps 1e-5 there; 1e-6 here to match the ViT's norms,
-    the difference is far below any figure reported from it).
-
-    >>> x = layer_normalize(np.array([[1.0, 2.0, 3.0]]))
-    >>> np.allclose(x.mean(-1), 0) and np.allclose(x.var(-1), 1, atol=1e-5)
-    True
-    """
-    if eps <= 0:
-        raise ValueError(
-            f"Invalid value for argument `eps`. Expected eps > 0. Received: eps={eps}"
-        )
-    mean = xp.mean(features, axis=-1, keepdims=True)
-    var = xp.var(features, axis=-1, keepdims=True)
-    return (features - mean) / xp.sqrt(var + eps)
 
 
 def per_dimension_std(features, *, xp=np):

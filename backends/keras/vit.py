@@ -192,15 +192,15 @@ def _factory(size_name):
     embed_dim, depth, num_heads, mlp_ratio = VIT_SIZES[size_name]
 
     def make(image_size=224, patch_size=16, **kwargs):
-        return VisionTransformer(
-            image_size=image_size, patch_size=patch_size, embed_dim=embed_dim,
-            depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio, **kwargs)
+        sizes = dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
+        sizes.update(kwargs)  # e.g. depth=2 for a shallow test model
+        return VisionTransformer(image_size=image_size, patch_size=patch_size, **sizes)
 
     make.__name__ = make.__qualname__ = size_name
     make.__doc__ = (
         f"``{size_name}``: embed_dim {embed_dim}, depth {depth}, heads {num_heads}, "
         f"MLP ratio {mlp_ratio:.4g} (official sizes).\n\n"
-        "Keyword arguments go to :class:`VisionTransformer` (e.g. ``seed``, "
+        "Keyword arguments go to :class:`VisionTransformer` and may override the sizes (e.g. ``seed``, ``depth``, "
         "``in_channels``).\n\n"
         f"Example:\n    >>> {size_name}(image_size=224, patch_size=16).num_patches\n    196\n"
     )

@@ -1,6 +1,6 @@
 """examples/train_ijepa.py on the current KERAS_BACKEND: outputs, resume, bad input.
 
-Tiny settings throughout (16 px images, patch 2, a 1-2 block ViT of width
+Tiny settings throughout (16 px images, patch 2, a 1-block ViT of width
 32, a few steps) so the whole module stays within seconds per backend.
 """
 
@@ -19,7 +19,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "examples", "train_ijepa.py")
 
-TINY = ["--image-size", "16", "--patch-size", "2", "--embed-dim", "32", "--depth", "2",
+TINY = ["--image-size", "16", "--patch-size", "2", "--embed-dim", "32", "--depth", "1",
         "--num-heads", "2", "--predictor-embed-dim", "16", "--predictor-depth", "1",
         "--batch-size", "8", "--monitor-every", "1"]
 
@@ -56,8 +56,10 @@ def _image_folder(root, per_class=12, corrupt=0):
 
 # ---------------------------------------------------------------- runs
 # Three short trainings shared by the tests below (compilation dominates
-# their cost): the real command line in a subprocess, 2 epochs straight with
-# evaluation; the same run in-process, stopped after epoch 1, then resumed.
+# their cost): 2 epochs straight with evaluation; the same run stopped after
+# epoch 1, then resumed. They call the script's main() in this process (a
+# subprocess would pay the imports and every compilation again); the
+# command line itself is checked in a subprocess by a quick test below.
 COMMON = ["--epochs", "2", "--steps-per-epoch", "2", "--warmup-epochs", "1", *TINY]
 
 
@@ -73,22 +75,32 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_example")
     data = _image_folder(root / "images", corrupt=1)
     straight, split = root / "straight", root / "split"
-    argv = [sys.executable, SCRIPT, "--data", data, "--output-dir", straight, *COMMON]
-    cli = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=900)
+    full = _quiet_main(["--data", data, "--output-dir", straight, *COMMON])
     first = _quiet_main(["--data", data, "--output-dir", split, "--stop-after-epochs", "1",
                          "--no-eval", *COMMON])
     paused_report = json.loads((split / "report.json").read_text())
     paused_state = json.loads((split / "train_state.json").read_text())
     second = _quiet_main(["--output-dir", split, "--resume", "--no-eval"])
-    return {"data": data, "straight": straight, "split": split, "cli": cli, "first": first,
+    return {"data": data, "straight": straight, "split": split, "full": full, "first": first,
             "second": second, "paused_report": paused_report, "paused_state": paused_state}
 
 
-def test_cli_run__writes_outputs_that_parse(runs):
-    """The real command line: a folder of images with one corrupt file
-    (skipped and counted), a few steps, evaluation, every output file."""
-    cli, out = runs["cli"], runs["straight"]
-    assert cli.returncode == 0, cli.stderr[-3000:]
+def test_command_line__help_and_errors_in_a_subprocess(tmp_path):
+    result = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "--masking" in result.stdout and "--resume" in result.stdout
+    result = subprocess.run([sys.executable, SCRIPT, "--data", str(tmp_path / "nope")],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: image folder not found: {tmp_path / 'nope'}"]
+
+
+def test_run__writes_outputs_that_parse(runs):
+    """A folder of images with one corrupt file (skipped and counted), a few
+    steps, evaluation, every output file."""
+    (code, stdout, stderr), out = runs["full"], runs["straight"]
+    assert code == 0, stderr[-3000:]
     for name in ("config.yaml", "metrics.csv", "checkpoint.keras", "train_state.json",
                  "loss.png", "masks.png", "report.json"):
         assert (out / name).is_file(), name
@@ -102,8 +114,8 @@ def test_cli_run__writes_outputs_that_parse(runs):
     assert report["epochs"] == 2 and report["steps"] == 4 and report["status"] == "completed"
     assert 0 <= report["linear_probe_accuracy"] <= 1 and np.isfinite(report["final_loss"])
     assert report["skipped_images"] == 1
-    assert "broken0.jpg" in cli.stderr  # the skip warning names the file
-    assert "Linear probe on" in cli.stdout  # the verdict
+    assert "skipped 1 unreadable image file(s)" in stderr and "broken0.jpg" in stderr
+    assert "Linear probe on" in stdout  # the verdict
     with open(out / "metrics.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
@@ -116,7 +128,7 @@ def test_cli_run__writes_outputs_that_parse(runs):
             assert image.size[0] > 100
     # The saved config reproduces the run's options.
     saved = cfg.read_config_file(str(out / "config.yaml"))
-    assert saved["epochs"] == 2 and saved["data"] == str(runs["data"]) and saved["depth"] == 2
+    assert saved["epochs"] == 2 and saved["data"] == str(runs["data"]) and saved["depth"] == 1
     assert "output_dir" not in saved and "resume" not in saved
 
 
