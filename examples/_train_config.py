@@ -32,11 +32,12 @@ OPTIONS = {
     "depth": (None, int, "override the model's number of encoder blocks"),
     "embed_dim": (None, int, "override the model's embedding width"),
     "num_heads": (None, int, "override the model's attention heads"),
-    "predictor_depth": (2, int, "predictor blocks"),
-    "predictor_embed_dim": (48, int, "predictor width"),
+    "predictor_depth": (4, int, "predictor blocks (a shallower predictor let the features "
+                        "collapse in our digits runs)"),
+    "predictor_embed_dim": (96, int, "predictor width"),
     "image_size": (32, int, "images are resized to this square size"),
     "patch_size": (4, int, "ViT patch size; must divide --image-size"),
-    "epochs": (10, int, "training epochs (the schedules span all of them)"),
+    "epochs": (5, int, "training epochs (the schedules span all of them)"),
     "steps_per_epoch": (None, int, "cap on optimizer steps per epoch (quick runs, tests)"),
     "stop_after_epochs": (None, int, "stop (with a checkpoint) after this many epochs "
                           "of the schedule; continue later with --resume"),

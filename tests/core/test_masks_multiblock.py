@@ -55,7 +55,10 @@ def test_sample__wide_grids_use_dense_boxes_and_hold_too(cfg, width, batch_size)
 
 def check_every_constraint(cfg, batch_size):
     sampler = make(cfg)
-    batch = sampler.sample(batch_size)
+    try:
+        batch = sampler.sample(batch_size)
+    except RuntimeError:  # possible but very unlikely context: bounded retries gave up
+        assume(False)  # (that error path has its own test below)
     grid, n = sampler.grid_size, sampler.num_patches
     m = cfg["num_targets"]
     assert batch.context.shape == (batch_size, sampler.context_length)
