@@ -189,12 +189,9 @@ class Session:
     """Everything one invocation sets up before ``fit``."""
 
     def __init__(self, config, started):
-        import keras
-
         from jepa_components.masks import make_sampler
 
         self.config, self.started = config, started
-        self.backend = keras.backend.backend()
         self.source = data.make_source(config)
         self.steps_per_epoch = steps_for(config, self.source)
         grid = config["image_size"] // config["patch_size"]
@@ -208,6 +205,9 @@ class Session:
         # files with --on-bad-image stop fail before any expensive set-up.
         self.probe_images = self.source.normalize(
             self.source.load_batch(self.source.train_indices[:128]))
+        import keras  # only now: bad input above fails fast, without a framework
+
+        self.backend = keras.backend.backend()
         self.total_steps = config["epochs"] * self.steps_per_epoch
         self.stop_epoch = min(config["epochs"], config["stop_after_epochs"] or config["epochs"])
         os.makedirs(config["output_dir"], exist_ok=True)
