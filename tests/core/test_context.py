@@ -1,6 +1,5 @@
 """Tests of jepa_components.context (parity with the official I-JEPA helpers)."""
 
-import sys
 
 import numpy as np
 import pytest
@@ -15,21 +14,12 @@ from jepa_components.context import (
     repeat_interleave_batch,
 )
 
-ANCHOR = "/work/shared/anchors/ijepa"
-
-
 @pytest.fixture(scope="module")
-def official():
-    torch = pytest.importorskip("torch")
-    sys.path.insert(0, ANCHOR)
-    try:
-        from src.masks.utils import apply_masks as official_apply_masks
-        from src.utils.tensors import repeat_interleave_batch as official_repeat
-    except ImportError:
-        pytest.skip("official I-JEPA code not available")
-    finally:
-        sys.path.remove(ANCHOR)
-    return torch, official_apply_masks, official_repeat
+def official(official_code):
+    import torch
+
+    return (torch, official_code("src.masks.utils").apply_masks,
+            official_code("src.utils.tensors").repeat_interleave_batch)
 
 
 def _random_case(seed, batch=3, tokens=10, dim=4, blocks=2, keep=5):

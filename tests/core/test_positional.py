@@ -1,6 +1,5 @@
 """Tests of jepa_components.positional (parity with the official I-JEPA table)."""
 
-import sys
 
 import numpy as np
 import pytest
@@ -9,20 +8,9 @@ from hypothesis import strategies as st
 
 from jepa_components.positional import sincos_1d_positions, sincos_2d_positions
 
-ANCHOR = "/work/shared/anchors/ijepa"
-
-
 @pytest.fixture(scope="module")
-def official_vit():
-    pytest.importorskip("torch")
-    sys.path.insert(0, ANCHOR)
-    try:
-        from src.models import vision_transformer
-    except ImportError:
-        pytest.skip("official I-JEPA code not available")
-    finally:
-        sys.path.remove(ANCHOR)
-    return vision_transformer
+def official_vit(official_code):
+    return official_code("src.models.vision_transformer")
 
 
 @pytest.mark.parametrize("embed_dim, grid", [(4, 1), (8, 3), (32, 4), (192, 14), (384, 16)])

@@ -29,7 +29,6 @@ from jepa_components.backends.keras.checkpoints import (
 FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "fixtures")
 NPZ = os.path.join(FIXTURES, "official_tiny.npz")
 PTH = os.path.join(FIXTURES, "official_tiny_ddp.pth.tar")
-ANCHOR = os.path.join(os.path.dirname(__file__), *[os.pardir] * 4, "shared", "anchors", "ijepa")
 PARTS = ("encoder", "predictor", "target_encoder")
 TOLERANCE = 1e-4
 
@@ -239,25 +238,12 @@ def test_file__export_then_import_identical(model, fixture, tmp_path):
         np.testing.assert_array_equal(ours, theirs)
 
 
-def import_official_code():
-    if not has_torch() or not os.path.isdir(os.path.join(ANCHOR, "src")):
-        pytest.skip("needs torch and the official code in ../shared/anchors/ijepa")
-    sys.path.insert(0, os.path.abspath(ANCHOR))
-    try:
-        import src.helper as helper
-    except ImportError as error:
-        pytest.skip(f"official code not importable: {error}")
-    finally:
-        sys.path.pop(0)
-    return helper
-
-
-def test_export__loads_into_official_init_model_strict(tmp_path):
+def test_export__loads_into_official_init_model_strict(tmp_path, official_code):
     # The file does not depend on the backend; building a 12-block vit_tiny
     # costs ~10 s of initializer compilation on jax, ~2 s elsewhere.
     if keras.backend.backend() == "jax":
         pytest.skip("backend-independent file format; checked on torch and tensorflow")
-    helper = import_official_code()
+    helper = official_code("src.helper")
     import torch
 
     encoder = VisionTransformer(image_size=32, patch_size=16, embed_dim=192, depth=12,
