@@ -7,10 +7,15 @@ sublayer names (``proj``, ``qkv``, ``fc1``, ``fc2``, ``norm1``, ``attn``,
 
 Initialization follows the official code: linear and patch-embedding
 weights from a normal with std ``init_std`` (0.02), biases zero, LayerNorm
-scale one and offset zero. The official ``trunc_normal_(std=0.02)`` cuts at
-the *absolute* bounds ``a=-2, b=2``, i.e. at 100 standard deviations, so it is
+scale one and offset zero (the model's ``_init_weights``, and ``init_model``
+of ``src/helper.py``). The official ``trunc_normal_(std=0.02)`` cuts at the
+*absolute* bounds ``a=-2, b=2``, i.e. at 100 standard deviations, so it is
 a plain normal in practice; Keras' ``TruncatedNormal`` would cut at 2 std
 (std ~0.88 of the requested one), hence ``RandomNormal`` here.
+
+The MLP activation is the official exact (erf) GELU by default; other
+activations (``ACTIVATIONS``) exist for weights trained elsewhere, e.g. a
+Hugging Face ``IJepaConfig.hidden_act``.
 
 Dropout and stochastic depth of the official code default to 0 and I-JEPA
 training never enables them; they are left out.
@@ -20,7 +25,19 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["Attention", "MLP", "PatchEmbed", "TransformerBlock", "derive_seed"]
+from jepa_components._validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_seed,
+    invalid,
+)
+
+__all__ = [
+    "ACTIVATIONS", "Attention", "MLP", "PatchEmbed", "TransformerBlock", "derive_seed",
+    "output_init_stds",
+]
 
 _PACKAGE = "jepa_components"
 
@@ -43,29 +60,60 @@ def derive_seed(seed, *path):
 
 
 def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a positive integer. "
-            f"Received: {name}={value!r}"
-        )
+    """Deprecated alias (other modules still import it): ``check_int(name, value, low=1)``."""
+    return check_int(name, value, low=1)
 
 
 def check_positive_float(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not value > 0:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a float > 0. "
-            f"Received: {name}={value!r}"
-        )
+    """Deprecated alias: ``check_float(name, value, low=0, low_open=True)``."""
+    return check_float(name, value, low=0.0, low_open=True)
 
 
-def check_seed(seed):
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-    ):
-        raise ValueError(
-            "Invalid value for argument `seed`. Expected None or a non-negative "
-            f"integer. Received: seed={seed!r}"
-        )
+def _check_output_init_std(value):
+    return check_float("output_init_std", value, low=0.0, low_open=True, allow_none=True)
+
+
+def _gelu(x):
+    return ops.gelu(x, approximate=False)
+
+
+def _gelu_tanh(x):
+    return ops.gelu(x, approximate=True)
+
+
+def _quick_gelu(x):
+    return x * ops.sigmoid(1.702 * x)
+
+
+# name -> function of the MLP hidden layer. Hugging Face ``hidden_act``
+# equivalents: "gelu" = "gelu"; "gelu_tanh" = "gelu_new" / "gelu_pytorch_tanh"
+# / "gelu_fast" (same formula); "quick_gelu", "relu", "silu" / "swish" = same name.
+ACTIVATIONS = {
+    "gelu": _gelu,  # exact erf GELU, torch.nn.GELU(): the official I-JEPA one
+    "gelu_tanh": _gelu_tanh,  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+    "quick_gelu": _quick_gelu,  # x * sigmoid(1.702 x)
+    "relu": ops.relu,
+    "silu": ops.silu,  # x * sigmoid(x)
+    "swish": ops.silu,
+}
+
+
+def output_init_stds(init_std, depth, depth_scaled_init):
+    """Init std of ``attn.proj`` / ``mlp.fc2`` per block; None = ``init_std``.
+
+    ``depth_scaled_init=True``: ``init_std / sqrt(2 l)`` for block ``l``
+    (1-based), the official model's ``fix_init_weight``; False: what the
+    official ``init_model`` leaves, ``init_std`` everywhere.
+
+    Example:
+        >>> output_init_stds(0.02, 2, depth_scaled_init=False)
+        [None, None]
+        >>> [round(s, 4) for s in output_init_stds(0.02, 2, depth_scaled_init=True)]
+        [0.0141, 0.01]
+    """
+    if not depth_scaled_init:
+        return [None] * depth
+    return [float(init_std / np.sqrt(2.0 * layer_id)) for layer_id in range(1, depth + 1)]
 
 
 def normal_init(std, seed):
@@ -99,14 +147,10 @@ class PatchEmbed(keras.layers.Layer):
 
     def __init__(self, patch_size=16, embed_dim=768, init_std=0.02, seed=None, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("patch_size", patch_size)
-        check_positive_int("embed_dim", embed_dim)
-        check_positive_float("init_std", init_std)
-        check_seed(seed)
-        self.patch_size = int(patch_size)
-        self.embed_dim = int(embed_dim)
-        self.init_std = float(init_std)
-        self.seed = seed
+        self.patch_size = check_int("patch_size", patch_size, low=1)
+        self.embed_dim = check_int("embed_dim", embed_dim, low=1)
+        self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
+        self.seed = check_seed(seed)
         self.proj = keras.layers.Conv2D(
             self.embed_dim,
             kernel_size=self.patch_size,
@@ -163,20 +207,15 @@ class Attention(keras.layers.Layer):
     def __init__(self, dim, num_heads=8, qkv_bias=True, init_std=0.02,
                  output_init_std=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("dim", dim)
-        check_positive_int("num_heads", num_heads)
-        if dim % num_heads:
-            raise ValueError(
-                "Invalid value for argument `num_heads`. Expected a divisor of "
-                f"dim={dim}. Received: num_heads={num_heads}"
-            )
-        check_positive_float("init_std", init_std)
-        if output_init_std is not None:
-            check_positive_float("output_init_std", output_init_std)
-        check_seed(seed)
-        self.dim, self.num_heads, self.qkv_bias = int(dim), int(num_heads), bool(qkv_bias)
-        self.init_std, self.output_init_std, self.seed = float(init_std), output_init_std, seed
-        out_std = init_std if output_init_std is None else output_init_std
+        self.dim = check_int("dim", dim, low=1)
+        self.num_heads = check_int("num_heads", num_heads, low=1)
+        if self.dim % self.num_heads:
+            raise invalid("num_heads", f"a divisor of dim={self.dim}", num_heads)
+        self.qkv_bias = check_bool("qkv_bias", qkv_bias)
+        self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
+        self.output_init_std = _check_output_init_std(output_init_std)
+        self.seed = check_seed(seed)
+        out_std = self.init_std if self.output_init_std is None else self.output_init_std
         self.qkv = dense(3 * self.dim, use_bias=self.qkv_bias, std=init_std,
                          seed=derive_seed(seed, 0), name="qkv", dtype=self.dtype_policy)
         self.proj = dense(self.dim, std=out_std, seed=derive_seed(seed, 1),
@@ -211,28 +250,31 @@ class Attention(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MLP(keras.layers.Layer):
-    """``fc1`` -> exact GELU -> ``fc2``, as the official ``MLP``.
+    """``fc1`` -> activation -> ``fc2``, as the official ``MLP``.
 
-    The GELU is the exact (erf) one of ``torch.nn.GELU``; ``keras.ops.gelu``
-    defaults to the tanh approximation, which differs by ~1e-3.
+    ``activation`` is a name of ``ACTIVATIONS``. The default ``"gelu"`` is
+    the exact (erf) GELU of ``torch.nn.GELU``, the official one;
+    ``keras.ops.gelu`` defaults to the tanh approximation (``"gelu_tanh"``
+    here), which differs by ~1e-3.
 
     Example:
         >>> tuple(MLP(8, hidden_dim=32)(np.zeros((1, 3, 8))).shape)
         (1, 3, 8)
+        >>> MLP(8, hidden_dim=32, activation="gelu_tanh").get_config()["activation"]
+        'gelu_tanh'
     """
 
     def __init__(self, dim, hidden_dim, init_std=0.02, output_init_std=None,
-                 seed=None, **kwargs):
+                 activation="gelu", seed=None, **kwargs):
         super().__init__(**kwargs)
-        check_positive_int("dim", dim)
-        check_positive_int("hidden_dim", hidden_dim)
-        check_positive_float("init_std", init_std)
-        if output_init_std is not None:
-            check_positive_float("output_init_std", output_init_std)
-        check_seed(seed)
-        self.dim, self.hidden_dim = int(dim), int(hidden_dim)
-        self.init_std, self.output_init_std, self.seed = float(init_std), output_init_std, seed
-        out_std = init_std if output_init_std is None else output_init_std
+        self.dim = check_int("dim", dim, low=1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, low=1)
+        self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
+        self.output_init_std = _check_output_init_std(output_init_std)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.seed = check_seed(seed)
+        self._activation_fn = ACTIVATIONS[self.activation]
+        out_std = self.init_std if self.output_init_std is None else self.output_init_std
         self.fc1 = dense(self.hidden_dim, std=init_std, seed=derive_seed(seed, 0),
                          name="fc1", dtype=self.dtype_policy)
         self.fc2 = dense(self.dim, std=out_std, seed=derive_seed(seed, 1),
@@ -243,7 +285,7 @@ class MLP(keras.layers.Layer):
         self.fc2.build(tuple(input_shape[:-1]) + (self.hidden_dim,))
 
     def call(self, x):
-        return self.fc2(ops.gelu(self.fc1(x), approximate=False))
+        return self.fc2(self._activation_fn(self.fc1(x)))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
@@ -252,7 +294,7 @@ class MLP(keras.layers.Layer):
         config = super().get_config()
         config.update(
             dim=self.dim, hidden_dim=self.hidden_dim, init_std=self.init_std,
-            output_init_std=self.output_init_std, seed=self.seed,
+            output_init_std=self.output_init_std, activation=self.activation, seed=self.seed,
         )
         return config
 
@@ -261,10 +303,12 @@ class MLP(keras.layers.Layer):
 class TransformerBlock(keras.layers.Layer):
     """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``.
 
-    The official ``Block`` (LayerNorm eps 1e-6, MLP hidden ``int(dim * mlp_ratio)``).
+    The official ``Block`` (LayerNorm eps 1e-6, MLP hidden ``int(dim * mlp_ratio)``,
+    exact GELU unless ``activation`` says otherwise, see :class:`MLP`).
     ``output_init_std`` is the init std of the two output projections
-    (``attn.proj``, ``mlp.fc2``); the official ViT passes
-    ``init_std / sqrt(2 * layer_id)`` (``fix_init_weight``).
+    (``attn.proj``, ``mlp.fc2``), None = ``init_std``; the ViT passes
+    ``init_std / sqrt(2 * layer_id)`` when asked for the official model's
+    ``fix_init_weight`` (``depth_scaled_init=True``).
 
     Call: ``block(x, key_mask=None)`` with ``x`` ``(B, T, D)`` and an
     optional ``(B, T)`` bool key mask (see :class:`Attention`).
@@ -276,14 +320,18 @@ class TransformerBlock(keras.layers.Layer):
 
     def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True,
                  layer_norm_epsilon=1e-6, init_std=0.02, output_init_std=None,
-                 seed=None, **kwargs):
+                 activation="gelu", seed=None, **kwargs):
         super().__init__(**kwargs)
-        check_positive_float("mlp_ratio", mlp_ratio)
-        check_positive_float("layer_norm_epsilon", layer_norm_epsilon)
-        check_seed(seed)
-        self.dim, self.num_heads, self.mlp_ratio = int(dim), int(num_heads), float(mlp_ratio)
-        self.qkv_bias, self.layer_norm_epsilon = bool(qkv_bias), float(layer_norm_epsilon)
-        self.init_std, self.output_init_std, self.seed = float(init_std), output_init_std, seed
+        self.dim = check_int("dim", dim, low=1)
+        self.num_heads = check_int("num_heads", num_heads, low=1)
+        self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
+        self.qkv_bias = check_bool("qkv_bias", qkv_bias)
+        self.layer_norm_epsilon = check_float(
+            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True)
+        self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
+        self.output_init_std = _check_output_init_std(output_init_std)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.seed = check_seed(seed)
         self.norm1 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, name="norm1", dtype=self.dtype_policy)
         self.attn = Attention(
@@ -294,7 +342,7 @@ class TransformerBlock(keras.layers.Layer):
             epsilon=self.layer_norm_epsilon, name="norm2", dtype=self.dtype_policy)
         self.mlp = MLP(
             dim, hidden_dim=int(dim * mlp_ratio), init_std=init_std,
-            output_init_std=output_init_std, seed=derive_seed(seed, 1),
+            output_init_std=output_init_std, activation=activation, seed=derive_seed(seed, 1),
             name="mlp", dtype=self.dtype_policy)
 
     def build(self, input_shape):
@@ -313,6 +361,7 @@ class TransformerBlock(keras.layers.Layer):
         config.update(
             dim=self.dim, num_heads=self.num_heads, mlp_ratio=self.mlp_ratio,
             qkv_bias=self.qkv_bias, layer_norm_epsilon=self.layer_norm_epsilon,
-            init_std=self.init_std, output_init_std=self.output_init_std, seed=self.seed,
+            init_std=self.init_std, output_init_std=self.output_init_std,
+            activation=self.activation, seed=self.seed,
         )
         return config

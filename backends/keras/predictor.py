@@ -14,43 +14,55 @@ Padding (``MaskBatch`` pads ``context`` and ``targets`` to fixed lengths):
 padded slots are masked out of the attention *keys*, so the predictions at
 valid slots do not depend on the padding; predictions at padded slots are
 finite but meaningless (the loss skips them).
+
+Init, as a real official run (``src/helper.py::init_model``): every Linear
+(``predictor_embed``, the blocks, ``predictor_proj``) and the ``mask_token``
+normal with std ``init_std``, biases 0; ``depth_scaled_init=True`` divides
+the blocks' output projections by ``sqrt(2 l)`` as the model class's
+``fix_init_weight`` (see ``vit``). The position table stays the fixed
+sin-cos one (official ``predictor_pos_embed``, ``requires_grad=False``).
 """
 
 import keras
 import numpy as np
 from keras import ops
 
+from jepa_components._validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_pair,
+    check_seed,
+    invalid,
+)
 from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras.layers import (
+    ACTIVATIONS,
     TransformerBlock,
-    check_positive_float,
-    check_positive_int,
-    check_seed,
     dense,
     derive_seed,
     normal_init,
+    output_init_stds,
 )
 
 __all__ = ["Predictor"]
 
 
 def _grid_for(num_patches, grid_size):
+    """``(H, W)`` of the patch grid: ``grid_size``, or the square of ``num_patches``."""
     if grid_size is None:
         side = int(round(np.sqrt(num_patches)))
         if side * side != num_patches:
-            raise ValueError(
-                "Invalid value for argument `grid_size`. Expected (H, W) with "
-                f"H * W = num_patches when num_patches={num_patches} is not a "
-                f"perfect square. Received: grid_size=None"
-            )
+            raise invalid("grid_size", f"(H, W) with H * W = num_patches when "
+                          f"num_patches={num_patches} is not a perfect square", grid_size)
         return (side, side)
-    if (not isinstance(grid_size, (tuple, list)) or len(grid_size) != 2
-            or int(grid_size[0]) * int(grid_size[1]) != num_patches):
-        raise ValueError(
-            "Invalid value for argument `grid_size`. Expected (H, W) with "
-            f"H * W = num_patches={num_patches}. Received: grid_size={grid_size!r}"
-        )
-    return (int(grid_size[0]), int(grid_size[1]))
+    if not isinstance(grid_size, (tuple, list)):
+        raise invalid("grid_size", "None or a pair (H, W)", grid_size)
+    grid = check_pair("grid_size", grid_size)
+    if grid[0] * grid[1] != num_patches:
+        raise invalid("grid_size", f"(H, W) with H * W = num_patches={num_patches}", grid_size)
+    return grid
 
 
 @keras.saving.register_keras_serializable(package="jepa_components")
@@ -66,6 +78,8 @@ class Predictor(keras.layers.Layer):
         mlp_ratio, qkv_bias, layer_norm_epsilon, init_std: as the ViT.
         grid_size: None (square grid, as the official code) or ``(H, W)``
             with ``H * W = N`` for non-square images.
+        depth_scaled_init, activation: as the ViT (official predictor: no
+            rescaling in a real run, exact GELU).
         seed: None or int, seeds every weight initializer.
 
     Call: ``predictor(context_tokens, context_indices, target_indices,
@@ -89,44 +103,44 @@ class Predictor(keras.layers.Layer):
 
     def __init__(self, num_patches, embed_dim=768, predictor_embed_dim=384, depth=6,
                  num_heads=12, mlp_ratio=4.0, qkv_bias=True, layer_norm_epsilon=1e-6,
-                 init_std=0.02, grid_size=None, seed=None, **kwargs):
+                 init_std=0.02, grid_size=None, depth_scaled_init=False, activation="gelu",
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
-        for name, value in (("num_patches", num_patches), ("embed_dim", embed_dim),
-                            ("predictor_embed_dim", predictor_embed_dim),
-                            ("depth", depth), ("num_heads", num_heads)):
-            check_positive_int(name, value)
-        if predictor_embed_dim % 4 or predictor_embed_dim % num_heads:
-            raise ValueError(
-                "Invalid value for argument `predictor_embed_dim`. Expected a multiple "
-                f"of 4 and of num_heads={num_heads}. Received: "
-                f"predictor_embed_dim={predictor_embed_dim}"
-            )
-        check_positive_float("mlp_ratio", mlp_ratio)
-        check_positive_float("init_std", init_std)
-        check_seed(seed)
-        self.num_patches, self.embed_dim = int(num_patches), int(embed_dim)
-        self.predictor_embed_dim, self.depth = int(predictor_embed_dim), int(depth)
-        self.num_heads, self.mlp_ratio = int(num_heads), float(mlp_ratio)
-        self.qkv_bias = bool(qkv_bias)
-        self.layer_norm_epsilon, self.init_std = float(layer_norm_epsilon), float(init_std)
-        self.grid_size = None if grid_size is None else tuple(int(s) for s in grid_size)
-        self.seed = seed
+        self.num_patches = check_int("num_patches", num_patches, low=1)
+        self.embed_dim = check_int("embed_dim", embed_dim, low=1)
+        self.predictor_embed_dim = check_int("predictor_embed_dim", predictor_embed_dim, low=1)
+        self.depth = check_int("depth", depth, low=1)
+        self.num_heads = check_int("num_heads", num_heads, low=1)
+        if self.predictor_embed_dim % 4 or self.predictor_embed_dim % self.num_heads:
+            raise invalid("predictor_embed_dim",
+                          f"a multiple of 4 and of num_heads={self.num_heads}",
+                          predictor_embed_dim)
+        self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
+        self.qkv_bias = check_bool("qkv_bias", qkv_bias)
+        self.layer_norm_epsilon = check_float(
+            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True)
+        self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
+        self.depth_scaled_init = check_bool("depth_scaled_init", depth_scaled_init)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
         grid = _grid_for(self.num_patches, grid_size)
+        self.grid_size = None if grid_size is None else grid
+        self.seed = check_seed(seed)
         width = self.predictor_embed_dim
-        self.predictor_embed = dense(width, std=init_std, seed=derive_seed(seed, 0),
+        self.predictor_embed = dense(width, std=self.init_std, seed=derive_seed(seed, 0),
                                      name="predictor_embed", dtype=self.dtype_policy)
+        output_stds = output_init_stds(self.init_std, self.depth, self.depth_scaled_init)
         self.predictor_blocks = [
             TransformerBlock(
-                width, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                layer_norm_epsilon=layer_norm_epsilon, init_std=init_std,
-                output_init_std=init_std / np.sqrt(2.0 * (i + 1)),
+                width, self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
+                layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
+                output_init_std=output_stds[i], activation=self.activation,
                 seed=derive_seed(seed, 1, i), name=f"predictor_blocks_{i}",
                 dtype=self.dtype_policy)
-            for i in range(depth)
+            for i in range(self.depth)
         ]
         self.predictor_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, name="predictor_norm", dtype=self.dtype_policy)
-        self.predictor_proj = dense(self.embed_dim, std=init_std, seed=derive_seed(seed, 2),
+        self.predictor_proj = dense(self.embed_dim, std=self.init_std, seed=derive_seed(seed, 2),
                                     name="predictor_proj", dtype=self.dtype_policy)
         self._pos_embed_numpy = sincos_2d_positions(width, grid)
 
@@ -185,6 +199,7 @@ class Predictor(keras.layers.Layer):
             predictor_embed_dim=self.predictor_embed_dim, depth=self.depth,
             num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
             layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
+            depth_scaled_init=self.depth_scaled_init, activation=self.activation,
             grid_size=self.grid_size, seed=self.seed,
         )
         return config

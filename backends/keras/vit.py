@@ -6,31 +6,47 @@ positional embeddings (added before masking), pre-norm blocks with qkv bias,
 MLP ratio 4 and exact GELU, LayerNorm eps 1e-6, a final norm, no class
 token. Images are channels last, ``(B, H, W, C)``.
 
-Init (official ``_init_weights`` + ``fix_init_weight``): weights normal std
-0.02 (see ``layers`` for why not ``TruncatedNormal``), biases 0, the output
-projections ``attn.proj`` and ``mlp.fc2`` of block ``l`` (1-based) drawn with
-std ``0.02 / sqrt(2 l)``. Note: the official ``train.py`` calls
-``helper.init_model``, which re-initializes every ``Linear`` after
-``fix_init_weight`` and so undoes that rescaling; we follow the model code
-(and the paper's ViT), which rescales.
+Init, as a real official run: weights normal std 0.02 (see ``layers`` for
+why not ``TruncatedNormal``), biases 0, LayerNorm 1 / 0. The official model
+code's ``fix_init_weight`` divides the output projections ``attn.proj`` and
+``mlp.fc2`` of block ``l`` (1-based) by ``sqrt(2 l)``, but ``train.py``
+builds its models with ``src/helper.py::init_model``, which re-initializes
+every ``Linear`` afterwards (std 0.02, bias 0): the released models trained
+without the rescaling. ``depth_scaled_init=True`` keeps it (std
+``0.02 / sqrt(2 l)``), as the model class alone does.
+
+Options for weights trained elsewhere (e.g. Hugging Face ``IJepaModel``):
+``pos_embed="learned"`` makes the position table a trainable weight
+(initialized to the sin-cos table), ``activation`` picks the MLP
+nonlinearity (``layers.ACTIVATIONS``).
 """
 
 import keras
-import numpy as np
+import numpy as np  # also for the docstring examples
 from keras import ops
 
+from jepa_components._validation import (
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_pair,
+    check_seed,
+    invalid,
+    is_int,
+)
 from jepa_components.context import gather_tokens
 from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras.layers import (
+    ACTIVATIONS,
     PatchEmbed,
     TransformerBlock,
-    check_positive_float,
-    check_positive_int,
-    check_seed,
     derive_seed,
+    output_init_stds,
 )
 
 __all__ = [
+    "POS_EMBEDS",
     "VIT_SIZES",
     "VisionTransformer",
     "vit_base",
@@ -51,23 +67,16 @@ VIT_SIZES = {
     "vit_giant": (1408, 40, 16, 48 / 11),
 }
 
+# "sincos": the fixed official table, a function of the config (no weight).
+# "learned": a trainable ``pos_embed`` weight (1, N, D) starting at that table.
+POS_EMBEDS = ("sincos", "learned")
 
-def image_hw(image_size):
-    """``int`` or ``(H, W)`` -> ``(H, W)``, validated."""
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
-        size = (int(image_size), int(image_size))
-    elif isinstance(image_size, (tuple, list)) and len(image_size) == 2 and all(
-        isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in image_size
-    ):
-        size = (int(image_size[0]), int(image_size[1]))
-    else:
-        size = None
-    if size is None or min(size) < 1:
-        raise ValueError(
-            "Invalid value for argument `image_size`. Expected a positive integer "
-            f"or a pair (height, width). Received: image_size={image_size!r}"
-        )
-    return size
+
+def _fixed_table_initializer(table):
+    def initialize(shape, dtype=None):
+        return ops.reshape(ops.convert_to_tensor(table, dtype=dtype), shape)
+
+    return initialize
 
 
 @keras.saving.register_keras_serializable(package="jepa_components")
@@ -86,6 +95,19 @@ class VisionTransformer(keras.layers.Layer):
         qkv_bias: bool.
         layer_norm_epsilon: float (official 1e-6).
         init_std: float, std of the weight init (official 0.02).
+        depth_scaled_init: bool. False (default, what official runs did):
+            every weight drawn with ``init_std``. True: ``attn.proj`` and
+            ``mlp.fc2`` of block ``l`` drawn with ``init_std / sqrt(2 l)``
+            (the official model's ``fix_init_weight``, undone by its
+            ``init_model``).
+        pos_embed: ``"sincos"`` (default, official): the fixed 2-D sin-cos
+            table, not a weight. ``"learned"``: a trainable weight
+            ``pos_embed`` ``(1, N, D)`` initialized to that table (so a fresh
+            model computes the same), e.g. for Hugging Face weights. Either is
+            added once, before the token selection.
+        activation: MLP nonlinearity, a name in ``layers.ACTIVATIONS``:
+            ``"gelu"`` (default, exact erf GELU, official), ``"gelu_tanh"``,
+            ``"quick_gelu"``, ``"relu"``, ``"silu"`` / ``"swish"``.
         seed: None or int, seeds every weight initializer (same seed, same
             weights on a backend).
 
@@ -100,7 +122,8 @@ class VisionTransformer(keras.layers.Layer):
 
     Returns ``(B, K, D)`` with indices, else ``(B, N, D)``,
     ``N = (H / p) * (W / p)``. Frozen features for probes: mean-pool the
-    tokens over ``N`` (I-JEPA has no class token).
+    tokens over ``N`` (I-JEPA has no class token); the outputs of earlier
+    blocks come from :meth:`intermediate_layers`.
 
     Example:
         >>> vit = VisionTransformer(image_size=32, patch_size=8, embed_dim=32,
@@ -109,72 +132,167 @@ class VisionTransformer(keras.layers.Layer):
         (2, 16, 32)
         >>> tuple(vit(np.zeros((2, 32, 32, 3)), indices=np.array([[0, 5], [3, 3]])).shape)
         (2, 2, 32)
+        >>> learned = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=1,
+        ...                             num_heads=2, pos_embed="learned", seed=0)
+        >>> learned.build()
+        >>> learned.pos_embed_weight.name, tuple(learned.pos_embed_weight.shape)
+        ('pos_embed', (1, 16, 32))
     """
 
     def __init__(self, image_size=224, patch_size=16, in_channels=3, embed_dim=768,
                  depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True,
-                 layer_norm_epsilon=1e-6, init_std=0.02, seed=None, **kwargs):
+                 layer_norm_epsilon=1e-6, init_std=0.02, depth_scaled_init=False,
+                 pos_embed="sincos", activation="gelu", seed=None, **kwargs):
         super().__init__(**kwargs)
-        height, width = image_hw(image_size)
-        for name, value in (("patch_size", patch_size), ("in_channels", in_channels),
-                            ("embed_dim", embed_dim), ("depth", depth),
-                            ("num_heads", num_heads)):
-            check_positive_int(name, value)
-        if height % patch_size or width % patch_size:
-            raise ValueError(
-                "Invalid value for argument `patch_size`. Expected a divisor of the "
-                f"image height and width {(height, width)}. Received: patch_size={patch_size}"
-            )
-        if embed_dim % 4 or embed_dim % num_heads:
-            raise ValueError(
-                "Invalid value for argument `embed_dim`. Expected a multiple of 4 and "
-                f"of num_heads={num_heads}. Received: embed_dim={embed_dim}"
-            )
-        check_positive_float("mlp_ratio", mlp_ratio)
-        check_positive_float("init_std", init_std)
-        check_seed(seed)
-        is_pair = isinstance(image_size, (tuple, list))
-        self.image_size = (height, width) if is_pair else height
-        self.patch_size, self.in_channels = int(patch_size), int(in_channels)
-        self.embed_dim, self.depth, self.num_heads = int(embed_dim), int(depth), int(num_heads)
-        self.mlp_ratio, self.qkv_bias = float(mlp_ratio), bool(qkv_bias)
-        self.layer_norm_epsilon, self.init_std = float(layer_norm_epsilon), float(init_std)
-        self.seed = seed
-        self.grid_size = (height // patch_size, width // patch_size)
+        height, width = check_pair("image_size", image_size)
+        self.patch_size = check_int("patch_size", patch_size, low=1)
+        self.in_channels = check_int("in_channels", in_channels, low=1)
+        self.embed_dim = check_int("embed_dim", embed_dim, low=1)
+        self.depth = check_int("depth", depth, low=1)
+        self.num_heads = check_int("num_heads", num_heads, low=1)
+        if height % self.patch_size or width % self.patch_size:
+            raise invalid("patch_size", f"a divisor of the image height and width "
+                          f"{(height, width)}", patch_size)
+        if self.embed_dim % 4 or self.embed_dim % self.num_heads:
+            raise invalid("embed_dim", f"a multiple of 4 and of num_heads={self.num_heads}",
+                          embed_dim)
+        self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
+        self.qkv_bias = check_bool("qkv_bias", qkv_bias)
+        self.layer_norm_epsilon = check_float(
+            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True)
+        self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
+        self.depth_scaled_init = check_bool("depth_scaled_init", depth_scaled_init)
+        self.pos_embed = check_choice("pos_embed", pos_embed, POS_EMBEDS)
+        self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.seed = check_seed(seed)
+        self.image_size = height if is_int(image_size) else (height, width)
+        self.grid_size = (height // self.patch_size, width // self.patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.patch_embed = PatchEmbed(
-            patch_size=patch_size, embed_dim=embed_dim, init_std=init_std,
+            patch_size=self.patch_size, embed_dim=self.embed_dim, init_std=self.init_std,
             seed=derive_seed(seed, 0), name="patch_embed", dtype=self.dtype_policy)
+        output_stds = output_init_stds(self.init_std, self.depth, self.depth_scaled_init)
         self.blocks = [
             TransformerBlock(
-                embed_dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                layer_norm_epsilon=layer_norm_epsilon, init_std=init_std,
-                output_init_std=init_std / np.sqrt(2.0 * (i + 1)),
-                seed=derive_seed(seed, 1, i), name=f"blocks_{i}", dtype=self.dtype_policy)
-            for i in range(depth)
+                self.embed_dim, self.num_heads, mlp_ratio=self.mlp_ratio,
+                qkv_bias=self.qkv_bias, layer_norm_epsilon=self.layer_norm_epsilon,
+                init_std=self.init_std, output_init_std=output_stds[i],
+                activation=self.activation, seed=derive_seed(seed, 1, i),
+                name=f"blocks_{i}", dtype=self.dtype_policy)
+            for i in range(self.depth)
         ]
         self.norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, name="norm", dtype=self.dtype_policy)
-        # Fixed table, not a weight: it is a function of the config.
+        # The official fixed table (N, D); with pos_embed="learned" only the
+        # initial value of the `pos_embed` weight.
         self._pos_embed_numpy = sincos_2d_positions(self.embed_dim, self.grid_size)
+        self.pos_embed_weight = None
 
     def build(self, input_shape=None):
-        height, width = image_hw(self.image_size)
-        self.patch_embed.build((None, height, width, self.in_channels))
-        for block in self.blocks:
-            block.build((None, None, self.embed_dim))
-        self.norm.build((None, None, self.embed_dim))
+        height, width = self.grid_size[0] * self.patch_size, self.grid_size[1] * self.patch_size
+        if self.pos_embed == "learned":
+            self.pos_embed_weight = self.add_weight(
+                shape=(1, self.num_patches, self.embed_dim),
+                initializer=_fixed_table_initializer(self._pos_embed_numpy),
+                trainable=True, name="pos_embed")
+        # Sublayers already called on their own (e.g. `vit.patch_embed(x)`) are built.
+        if not self.patch_embed.built:
+            self.patch_embed.build((None, height, width, self.in_channels))
+        for layer in (*self.blocks, self.norm):
+            if not layer.built:
+                layer.build((None, None, self.embed_dim))
         self.built = True
 
-    def call(self, images, indices=None, valid=None):
+    def position_table(self):
+        """The positional embeddings added to the patch tokens, ``(1, N, D)``.
+
+        The ``pos_embed`` weight (``pos_embed="learned"``) or the fixed
+        sin-cos table, as a tensor of the variable dtype.
+
+        Example:
+            >>> vit = VisionTransformer(image_size=32, patch_size=8, embed_dim=32,
+            ...                         depth=1, num_heads=2)
+            >>> tuple(vit.position_table().shape)
+            (1, 16, 32)
+        """
+        if self.pos_embed == "learned":
+            if not self.built:
+                self.build()
+            return ops.convert_to_tensor(self.pos_embed_weight)
+        return ops.convert_to_tensor(self._pos_embed_numpy[None], dtype=self.variable_dtype)
+
+    def _tokens(self, images, indices):
+        """Patch tokens plus positions, then the selection: ``(B, N or K, D)``."""
         x = self.patch_embed(images)
-        # A constant of the traced step (jax, tensorflow); a small copy on torch.
-        x = x + ops.convert_to_tensor(self._pos_embed_numpy[None], dtype=x.dtype)
+        if self.pos_embed == "learned":
+            x = x + ops.cast(self.pos_embed_weight, x.dtype)
+        else:
+            # A constant of the traced step (jax, tensorflow); a small copy on torch.
+            x = x + ops.convert_to_tensor(self._pos_embed_numpy[None], dtype=x.dtype)
         if indices is not None:
             x = gather_tokens(x, ops.cast(indices, "int32"), xp=ops)
+        return x
+
+    def call(self, images, indices=None, valid=None):
+        x = self._tokens(images, indices)
         for block in self.blocks:
             x = block(x, key_mask=valid)
         return self.norm(x)
+
+    def intermediate_layers(self, images, layers=4, norm=True, indices=None, valid=None):
+        """Outputs of chosen blocks, for probes (timm ``forward_intermediates``,
+        DINO ``get_intermediate_layers``).
+
+        Args:
+            images, indices, valid: as in ``call``.
+            layers: int ``n`` (the last ``n`` blocks, in order) or a list of
+                block indices (0-based; negative counts from the end), in
+                the order wanted.
+            norm: bool, pass every output through the final norm (DINO's
+                "last 4 layers" linear evaluation does; the official
+                encoder output is the last block through it).
+
+        Returns:
+            a list of ``(B, N, D)`` tensors (``(B, K, D)`` with ``indices``),
+            one per requested block. The blocks after the last requested
+            one are not run. ``intermediate_layers(x, layers=1)[0]`` equals
+            ``encoder(x)``. Plain tensor code, so it traces inside a
+            compiled function (``jax.jit``, ``tf.function``, a Keras
+            model's ``call``).
+
+        Example:
+            >>> vit = VisionTransformer(image_size=32, patch_size=8, embed_dim=32,
+            ...                         depth=2, num_heads=2, seed=0)
+            >>> images = np.ones((2, 32, 32, 3))
+            >>> [tuple(x.shape) for x in vit.intermediate_layers(images, layers=[0, 1])]
+            [(2, 16, 32), (2, 16, 32)]
+            >>> last = vit.intermediate_layers(images, layers=1)[0]
+            >>> bool(np.allclose(ops.convert_to_numpy(last),
+            ...                  ops.convert_to_numpy(vit(images)), atol=1e-6))
+            True
+        """
+        take = self._block_indices(layers)
+        norm = check_bool("norm", norm)
+        if not self.built:
+            self.build()
+        x = self._tokens(images, indices)
+        outputs = {}
+        for i, block in enumerate(self.blocks[:max(take) + 1]):
+            x = block(x, key_mask=valid)
+            if i in take:
+                outputs[i] = self.norm(x) if norm else x
+        return [outputs[i] for i in take]
+
+    def _block_indices(self, layers):
+        """``layers`` (int n or list of indices) -> list of 0-based block indices."""
+        if is_int(layers):
+            n = check_int("layers", layers, low=1, high=self.depth)
+            return list(range(self.depth - n, self.depth))
+        if (isinstance(layers, (list, tuple)) and layers and all(is_int(i) for i in layers)
+                and all(-self.depth <= i < self.depth for i in layers)):
+            return [int(i) % self.depth for i in layers]
+        raise invalid("layers", f"an integer in [1, {self.depth}] or a non-empty list of "
+                      f"block indices in [-{self.depth}, {self.depth - 1}]", layers)
 
     def get_config(self):
         config = super().get_config()
@@ -183,7 +301,8 @@ class VisionTransformer(keras.layers.Layer):
             in_channels=self.in_channels, embed_dim=self.embed_dim, depth=self.depth,
             num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
             layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
-            seed=self.seed,
+            depth_scaled_init=self.depth_scaled_init, pos_embed=self.pos_embed,
+            activation=self.activation, seed=self.seed,
         )
         return config
 

@@ -1,8 +1,11 @@
-"""The predictor: shapes, padding invariance, independent target blocks, config."""
+"""The predictor: shapes, padding invariance, independent target blocks, the
+mask token, config. (Its initialization is compared with the official
+``init_model`` in test_vit.py, which builds encoder and predictor together.)"""
 
 import keras
 import numpy as np
 import pytest
+from keras import ops
 
 from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras import Predictor
@@ -51,24 +54,83 @@ def test_predictor__target_blocks_do_not_see_each_other(predictor):
     assert not np.allclose(out[:, 1], base[:, 1])
 
 
-def test_predictor__padding_changes_no_valid_prediction(predictor):
+def test_predictor__valid_predictions_ignore_what_the_padding_holds(predictor):
     base = call(predictor)
-    padded_masks = pad(MASKS, extra_context=3, extra_targets=2)
-    noise = np.random.default_rng(2).normal(size=(2, 3, 32)).astype("float32") * 5
-    padded_tokens = np.concatenate([CONTEXT_TOKENS, noise], axis=1)
-    out = call(predictor, padded_masks, tokens=padded_tokens)
-    assert out.shape == (2, 2, 5, 32)
-    np.testing.assert_allclose(out[:, :, :3], base, rtol=1e-5, atol=1e-5)
-    assert np.all(np.isfinite(out))
+    outputs = []
+    for seed in (2, 3):  # two different paddings: other indices, other tokens
+        rng = np.random.default_rng(seed)
+        padded = pad(MASKS, extra_context=3, extra_targets=2)
+        padded["context"][:, 6:] = rng.integers(0, 16, size=(2, 3))
+        padded["targets"][:, :, 3:] = rng.integers(0, 16, size=(2, 2, 2))
+        noise = rng.normal(size=(2, 3, 32)).astype("float32") * 5
+        out = call(predictor, padded, tokens=np.concatenate([CONTEXT_TOKENS, noise], axis=1))
+        assert out.shape == (2, 2, 5, 32) and np.all(np.isfinite(out))
+        outputs.append(out)
+    np.testing.assert_allclose(outputs[0][:, :, :3], base, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(outputs[1][:, :, :3], base, rtol=1e-5, atol=1e-5)
+    # The padded slots themselves did change: the padding was really different.
+    assert not np.allclose(outputs[0][:, :, 3:], outputs[1][:, :, 3:], atol=1e-4)
 
 
-def test_predictor__mask_token_plus_positions_feed_the_blocks(predictor):
-    # Same target position in two blocks, same context: same prediction for it.
-    masks = dict(MASKS, targets=np.array([[[4, 5, 6], [6, 7, 8]]] * 2, "int32"))
+def test_predictor__equal_queries_give_equal_predictions(predictor):
+    # A block holding one position three times: three identical queries
+    # (mask token + the same position) in one sequence, identical predictions.
+    masks = dict(MASKS, targets=np.array([[[6, 6, 6], [4, 5, 6]]] * 2, "int32"))
     out = call(predictor, masks)
-    assert not np.allclose(out[:, 0, 0], out[:, 0, 1])  # positions differ
-    assert predictor.mask_token.shape == (1, 1, 16)
+    np.testing.assert_allclose(out[:, 0, 1], out[:, 0, 0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out[:, 0, 2], out[:, 0, 0], rtol=1e-5, atol=1e-5)
+    # Different positions in a block: different predictions.
+    assert not np.allclose(out[:, 1, 0], out[:, 1, 1], atol=1e-4)
+    # Reordering a block's slots reorders its predictions, nothing else.
+    permuted = dict(masks, targets=masks["targets"][:, :, [2, 0, 1]])
+    np.testing.assert_allclose(call(predictor, permuted), out[:, :, [2, 0, 1]],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_predictor__positions_are_the_fixed_sincos_table(predictor):
     np.testing.assert_allclose(predictor._pos_embed_numpy, sincos_2d_positions(16, 4))
+    assert not [w for w in predictor.weights if "pos_embed" in w.path]
+
+
+def _gradient(variable, loss):
+    """d loss() / d variable as numpy, on the current Keras backend."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        def of(value):
+            with keras.StatelessScope(state_mapping=[(variable, value)]):
+                return loss()
+
+        return np.asarray(jax.grad(of)(variable.value))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = loss()
+        return tape.gradient(value, variable.value).numpy()
+    variable.value.grad = None
+    loss().backward()
+    return variable.value.grad.detach().cpu().numpy()
+
+
+def test_predictor__mask_token_is_used_and_trained():
+    layer = Predictor(**TINY_PREDICTOR, seed=0)
+    layer.build()
+    assert layer.mask_token.trainable and tuple(layer.mask_token.shape) == (1, 1, 16)
+    assert any(w is layer.mask_token for w in layer.trainable_weights)
+    base = call(layer)
+
+    def loss():
+        out = layer(CONTEXT_TOKENS, MASKS["context"], MASKS["targets"])
+        return ops.sum(ops.square(out))
+
+    gradient = _gradient(layer.mask_token, loss)
+    assert gradient.shape == (1, 1, 16) and np.all(np.isfinite(gradient))
+    assert np.abs(gradient).max() > 1e-6
+    layer.mask_token.assign(np.random.default_rng(4).normal(size=(1, 1, 16)).astype("float32"))
+    changed = call(layer)
+    assert np.abs(changed - base).max() > 1e-3  # every block's predictions move
 
 
 def test_predictor__non_square_grid():
@@ -87,8 +149,23 @@ def test_predictor__non_square_grid():
         (dict(predictor_embed_dim=18), "predictor_embed_dim"),
         (dict(depth=0), "depth"),
         (dict(seed="x"), "seed"),
+        (dict(grid_size=4), "grid_size"),
+        (dict(activation="gelu_new"), "activation"),
+        (dict(depth_scaled_init="no"), "depth_scaled_init"),
     ],
 )
 def test_predictor__invalid_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=f"Invalid value for argument `{match}`"):
         Predictor(**{**TINY_PREDICTOR, **kwargs})
+
+
+def test_predictor__options_in_config_and_blocks():
+    layer = Predictor(**TINY_PREDICTOR, activation="silu", depth_scaled_init=True, seed=0)
+    config = layer.get_config()
+    assert (config["activation"], config["depth_scaled_init"]) == ("silu", True)
+    assert all(b.mlp.activation == "silu" for b in layer.predictor_blocks)
+    assert layer.predictor_blocks[0].attn.output_init_std == pytest.approx(0.02 / np.sqrt(2))
+    assert Predictor.from_config(config).get_config() == config
+    default = Predictor(**TINY_PREDICTOR)
+    assert (default.activation, default.depth_scaled_init) == ("gelu", False)
+    assert default.predictor_blocks[0].attn.output_init_std is None
