@@ -10,9 +10,15 @@ the Keras weights one to one:
 - LayerNorm ``weight`` / ``bias`` -> ``gamma`` / ``beta``; biases and
   ``mask_token`` ``(1, 1, d)`` unchanged;
 - ``pos_embed`` and ``predictor_pos_embed``: fixed buffers in the official
-  code (``requires_grad=False``), functions of the grid here, so they are
-  not loaded but *checked*: a table that is not the official 2-D sin-cos
-  one is refused, and export writes the official table.
+  code (``nn.Parameter(requires_grad=False)``). A table equal to the 2-D
+  sin-cos one (max abs difference <= ``SINCOS_TOLERANCE`` = 1e-5, float32
+  rounding) is the fixed table, a function of the grid here. An encoder
+  table that differs (a fork that trained its positions, a model converted
+  from elsewhere) is never dropped or replaced: the loader builds the
+  encoders with ``pos_embed="learned"`` and loads the table into that
+  weight; a given model with fixed positions refuses it. The predictor has
+  fixed positions only. Export writes the table each encoder adds (learned
+  or fixed), which the official modules load as their ``pos_embed``.
 
 Loading is strict and all-or-nothing: every key is checked (missing,
 unexpected, shape) before the first weight is written. The optimizer state
@@ -40,9 +46,14 @@ from jepa_components.backends.keras.official_format import (
     import_torch,
     infer_kwargs,
     split_checkpoint,
-    square_side,
     infer_official_architecture,
     read_official_checkpoint,
+)
+from jepa_components.backends.keras.official_mapping import (
+    LAYOUTS,
+    is_learned_table,
+    load_plan,
+    model_parts,
 )
 from jepa_components.backends.keras.vit import VisionTransformer
 
@@ -53,142 +64,6 @@ __all__ = [
     "official_state_dicts",
     "read_official_checkpoint",
 ]
-
-
-# ----------------------------------------------------------------- mapping
-def _variable(layer, name):
-    if getattr(layer, "lora_enabled", False):
-        raise ValueError(f"Layer `{layer.path}` has LoRA enabled; merge or disable it first.")
-    for variable in layer.weights:
-        if variable.name == name:
-            return variable
-    raise ValueError(f"Layer `{layer.path}` has no weight `{name}`.")
-
-
-def _linear(key, layer):
-    yield f"{key}.weight", _variable(layer, "kernel"), "linear"
-    if layer.use_bias:
-        yield f"{key}.bias", _variable(layer, "bias"), "same"
-
-
-def _norm(key, layer):
-    yield f"{key}.weight", _variable(layer, "gamma"), "same"
-    yield f"{key}.bias", _variable(layer, "beta"), "same"
-
-
-def _blocks(prefix, blocks):
-    for i, block in enumerate(blocks):
-        key = f"{prefix}.{i}"
-        yield from _norm(f"{key}.norm1", block.norm1)
-        yield from _linear(f"{key}.attn.qkv", block.attn.qkv)
-        yield from _linear(f"{key}.attn.proj", block.attn.proj)
-        yield from _norm(f"{key}.norm2", block.norm2)
-        yield from _linear(f"{key}.mlp.fc1", block.mlp.fc1)
-        yield from _linear(f"{key}.mlp.fc2", block.mlp.fc2)
-
-
-def _encoder_entries(vit):
-    yield "patch_embed.proj.weight", _variable(vit.patch_embed.proj, "kernel"), "conv"
-    yield "patch_embed.proj.bias", _variable(vit.patch_embed.proj, "bias"), "same"
-    yield from _blocks("blocks", vit.blocks)
-    yield from _norm("norm", vit.norm)
-
-
-def _predictor_entries(predictor):
-    yield "mask_token", predictor.mask_token, "same"
-    yield from _linear("predictor_embed", predictor.predictor_embed)
-    yield from _blocks("predictor_blocks", predictor.predictor_blocks)
-    yield from _norm("predictor_norm", predictor.predictor_norm)
-    yield from _linear("predictor_proj", predictor.predictor_proj)
-
-
-# (official layout -> Keras layout, Keras layout -> official layout)
-_LAYOUTS = {
-    "same": (lambda a: a, lambda a: a),
-    "linear": (lambda a: a.T, lambda a: a.T),
-    "conv": (lambda a: a.transpose(2, 3, 1, 0), lambda a: a.transpose(3, 2, 0, 1)),
-}
-
-
-def _grid(layer):
-    grid = getattr(layer, "grid_size", None)
-    if grid is None:  # the official square grid
-        side = square_side(layer.num_patches, "The predictor")
-        grid = (side, side)
-    return tuple(grid)
-
-
-def _parts(model):
-    """``{part: (entries, pos_embed_key, width)}`` of an IJEPA-like model."""
-    try:
-        encoder, target, predictor = model.encoder, model.target_encoder, model.predictor
-        return {
-            "encoder": (list(_encoder_entries(encoder)), "pos_embed", encoder.embed_dim),
-            "target_encoder": (list(_encoder_entries(target)), "pos_embed", target.embed_dim),
-            "predictor": (list(_predictor_entries(predictor)), "predictor_pos_embed",
-                          predictor.predictor_embed_dim),
-            "_grids": {"encoder": _grid(encoder), "target_encoder": _grid(target),
-                       "predictor": _grid(predictor)},
-        }
-    except AttributeError as error:
-        raise ValueError(
-            "Invalid value for argument `model`. Expected an IJEPA whose encoder is a "
-            f"VisionTransformer and whose predictor is a Predictor. Received: {model!r} "
-            f"({error})") from error
-
-
-def _official_shape(variable, layout):
-    return tuple(_LAYOUTS[layout][1](np.zeros(tuple(variable.shape), dtype=np.bool_)).shape)
-
-
-def _check_pos_embed(value, part, key, width):
-    where = f"checkpoint[{part!r}][{key!r}]"
-    if value.ndim != 3 or value.shape[0] != 1 or value.shape[2] != width:
-        return [f"`{key}`: shape {value.shape} in the checkpoint, (1, N, {width}) expected "
-                "by the model"]
-    side = square_side(value.shape[1], where)
-    table = sincos_2d_positions(width, side)
-    error = float(np.max(np.abs(value[0].astype(np.float64) - table)))
-    if error > 1e-4:
-        return [f"`{key}` is not the official fixed 2-D sin-cos table (max abs difference "
-                f"{error:.3g}); this model only supports fixed sin-cos positions"]
-    return []
-
-
-def _plan(model, states):
-    """Validate every part fully; return ``[(variable, keras_array)]`` to assign."""
-    parts, plan, problems = _parts(model), [], []
-    grids = parts.pop("_grids")
-    for part, state in states.items():
-        entries, pos_key, width = parts[part]
-        expected = {key: (variable, layout) for key, variable, layout in entries}
-        missing = sorted(set(expected) - set(state) | ({pos_key} - set(state)))
-        unexpected = sorted(set(state) - set(expected) - {pos_key})
-        found = []
-        if missing:
-            found.append(f"missing keys {missing}")
-        if unexpected:
-            found.append(f"unexpected keys {unexpected}")
-        for key in sorted(set(expected) & set(state)):
-            variable, layout = expected[key]
-            want, got = _official_shape(variable, layout), tuple(state[key].shape)
-            if got != want:
-                found.append(f"shape mismatch for `{key}`: {got} in the checkpoint, {want} "
-                             f"expected by the model (official layout)")
-            else:
-                plan.append((variable, _LAYOUTS[layout][0](state[key])))
-        if pos_key in state:
-            found.extend(_check_pos_embed(state[pos_key], part, pos_key, width))
-            if not found and state[pos_key].shape[1] != np.prod(grids[part]):
-                warnings.warn(
-                    f"checkpoint[{part!r}] was trained on {state[pos_key].shape[1]} patches, "
-                    f"the model uses a {grids[part]} grid: its fixed sin-cos positions are "
-                    "used.", stacklevel=3)
-        problems.extend(f"checkpoint[{part!r}]: {p}" for p in found)
-    if problems:
-        raise ValueError("The checkpoint does not match the model; nothing was loaded.\n  "
-                         + "\n  ".join(problems))
-    return plan
 
 
 # ------------------------------------------------------------------ public
@@ -218,7 +93,8 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
         predictor_depth, predictor_num_heads: architecture given explicitly,
             see :func:`infer_official_architecture` (only without ``model``).
             An ``image_size`` other than the checkpoint's uses the fixed
-            sin-cos positions of the new grid.
+            sin-cos positions of the new grid (refused for a learned table:
+            tables are not interpolated).
         weights_only: passed to ``torch.load`` (True: refuse pickled code).
         seed: None or int, seeds the initializers of weights the checkpoint
             does not hold (a new predictor).
@@ -226,18 +102,33 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
             ``momentum``...), only without ``model``.
 
     Returns:
-        The ``IJEPA``. ``opt`` (the optimizer state) is not converted.
+        The ``IJEPA``. ``opt`` (the optimizer state) is not converted. Its
+        encoders have ``pos_embed="learned"`` when a file's encoder table is
+        not the fixed sin-cos one (see the module docstring).
 
     Raises:
         ValueError: not a checkpoint, a truncated file, missing or
             unexpected keys, shape mismatches (key and both shapes named),
-            a positional table that is not the official one. Nothing is
-            loaded when any check fails.
+            a learned table for a given model with fixed positions, a
+            predictor table that is not sin-cos. Nothing is loaded when any
+            check fails.
         ImportError: reading a file without torch installed.
         FileNotFoundError: no such file.
 
-    Example (ViT-H/14 of the paper, ``IN1K-vit.h.14-300e.pth.tar`` of the
-    official README; architecture inferred, images channels last)::
+    Example (a tiny model through its official state dicts):
+
+        >>> from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
+        >>> encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=1,
+        ...                             num_heads=2, seed=0)
+        >>> predictor = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16,
+        ...                       depth=1, num_heads=2, seed=1)
+        >>> model = IJEPA(encoder=encoder, predictor=predictor)
+        >>> loaded = load_official_checkpoint(official_state_dicts(model), num_heads=2)
+        >>> loaded.encoder.depth, loaded.encoder.pos_embed, loaded.predictor.predictor_embed_dim
+        (1, 'sincos', 16)
+
+    ViT-H/14 of the paper (``IN1K-vit.h.14-300e.pth.tar`` of the official
+    README; architecture inferred, images channels last)::
 
         import keras
         import numpy as np
@@ -296,13 +187,16 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
     states = split_checkpoint(checkpoint)
     if model is None:
         encoder_kwargs, predictor_kwargs = infer_kwargs(states, **arch)
+        tables = [states[part].get("pos_embed") for part in ("encoder", "target_encoder")]
+        if any(table is not None and is_learned_table(table) for table in tables):
+            encoder_kwargs["pos_embed"] = "learned"
         encoder = VisionTransformer(**encoder_kwargs, seed=seed)
         grid = encoder.grid_size
         predictor = Predictor(num_patches=encoder.num_patches,
                               grid_size=None if grid[0] == grid[1] else grid,
                               seed=derive_seed(seed, 1), **predictor_kwargs)
         model = IJEPA(encoder=encoder, predictor=predictor, **(model_kwargs or {}))
-    plan = _plan(model, states)
+    plan = load_plan(model, states)
     for variable, value in plan:
         variable.assign(value.astype(variable.dtype))
     if "predictor" not in states:
@@ -321,22 +215,33 @@ def official_state_dicts(model, ddp_prefix=False):
     DDP-wrapped modules). Needs no torch.
 
     Example:
-        >>> # states = official_state_dicts(model)
-        >>> # states["encoder"]["blocks.0.attn.qkv.weight"].shape  # (3 * D, D)
+        >>> from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
+        >>> encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=1,
+        ...                             num_heads=2, seed=0)
+        >>> predictor = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16,
+        ...                       depth=1, num_heads=2, seed=1)
+        >>> model = IJEPA(encoder=encoder, predictor=predictor)
+        >>> states = official_state_dicts(model)
+        >>> sorted(states), states["encoder"]["blocks.0.attn.qkv.weight"].shape  # (3 D, D)
+        (['encoder', 'predictor', 'target_encoder'], (96, 32))
     """
     prefix = DDP_PREFIX if ddp_prefix else ""
-    parts = _parts(model)
+    parts = model_parts(model)
     grids = parts.pop("_grids")
     states = {}
     for part in PARTS:
-        entries, pos_key, width = parts[part]
+        entries, pos_key, width, layer = parts[part]
         if grids[part][0] != grids[part][1]:
             raise ValueError(f"The {part} uses a non-square {grids[part]} patch grid; the "
                              "official code only builds square ones.")
-        state = {prefix + pos_key: sincos_2d_positions(width, grids[part])[None]}
+        if part == "predictor":
+            table = sincos_2d_positions(width, grids[part])[None]
+        else:  # the fixed table or the learned weight, as the layer adds it
+            table = ops.convert_to_numpy(ops.cast(layer.position_table(), "float32"))
+        state = {prefix + pos_key: np.ascontiguousarray(table, dtype=np.float32)}
         for key, variable, layout in entries:
             value = ops.convert_to_numpy(ops.cast(variable, "float32"))
-            state[prefix + key] = np.ascontiguousarray(_LAYOUTS[layout][1](value))
+            state[prefix + key] = np.ascontiguousarray(LAYOUTS[layout][1](value))
         states[part] = state
     return states
 
@@ -365,7 +270,17 @@ def export_official_checkpoint(model, path, *, epoch=0, ddp_prefix=False, extra=
         extra: None or a dict of more entries (e.g. ``{"lr": 1e-3}``).
 
     Example:
-        >>> # export_official_checkpoint(model, "ijepa-keras.pth.tar", epoch=10)
+        >>> from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
+        >>> encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=1,
+        ...                             num_heads=2, seed=0)
+        >>> predictor = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16,
+        ...                       depth=1, num_heads=2, seed=1)
+        >>> model = IJEPA(encoder=encoder, predictor=predictor)
+        >>> import tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "ijepa-keras.pth.tar")
+        >>> export_official_checkpoint(model, path, epoch=10)
+        >>> read_official_checkpoint(path)["epoch"]
+        10
     """
     if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
         raise ValueError("Invalid value for argument `epoch`. Expected an integer >= 0. "

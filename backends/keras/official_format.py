@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 import numpy as np
 
-from jepa_components.backends.keras.predictor import Predictor
-from jepa_components.backends.keras.vit import VIT_SIZES, VisionTransformer
+from jepa_components.positional import sincos_2d_positions
+from jepa_components.backends.keras.vit import VIT_SIZES
 
 __all__ = ["infer_official_architecture", "read_official_checkpoint"]
 
@@ -25,6 +25,9 @@ DEFAULT_PREDICTOR_EMBED_DIM, DEFAULT_PREDICTOR_DEPTH = 384, 6
 DDP_PREFIX = "module."
 _INSTALL_HINT = 'pip install "jepa-components[torch]"'
 _ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save >= 1.6, legacy
+# A position table within this max abs difference of the 2-D sin-cos one is that
+# table (float32 rounding and float32-vs-float64 evaluation stay below 1e-6).
+SINCOS_TOLERANCE = 1e-5
 
 
 def import_torch(purpose):
@@ -35,6 +38,21 @@ def import_torch(purpose):
             f"{purpose} needs PyTorch, which is not installed (whatever the Keras "
             f"backend). Install it with: {_INSTALL_HINT}") from error
     return torch
+
+
+def sincos_difference(table, grid):
+    """Max abs difference between a ``(1, N, D)`` table and the 2-D sin-cos one of ``grid``.
+
+    ``inf`` when the shape is not ``(1, H * W, D)`` with ``D`` divisible by 4.
+    A difference ``<= SINCOS_TOLERANCE`` means the table *is* the fixed one.
+    """
+    table = np.asarray(table)
+    grid = tuple(int(g) for g in grid)
+    if (table.ndim != 3 or table.shape[0] != 1 or table.shape[1] != grid[0] * grid[1]
+            or table.shape[2] % 4):
+        return float("inf")
+    fixed = sincos_2d_positions(table.shape[2], grid)
+    return float(np.max(np.abs(table[0].astype(np.float64) - fixed), initial=0.0))
 
 
 # ------------------------------------------------------------------ reading
@@ -105,9 +123,15 @@ def read_official_checkpoint(path, weights_only=True):
         ``target_encoder`` or a bare encoder) as ``{key: np.ndarray}``, other
         entries (``epoch``, ``opt``, ...) as stored.
 
-    Example:
-        >>> # checkpoint = read_official_checkpoint("IN1K-vit.h.14-300e.pth.tar")
-        >>> # checkpoint["epoch"], sorted(checkpoint["encoder"])[:2]
+    Example (a file as the official ``train.py`` saves it; needs torch):
+        >>> import tempfile, torch
+        >>> path = os.path.join(tempfile.mkdtemp(), "latest.pth.tar")
+        >>> encoder = {"module.patch_embed.proj.weight": torch.zeros(8, 3, 4, 4)}
+        >>> torch.save({"encoder": encoder, "predictor": {}, "target_encoder": encoder,
+        ...             "opt": None, "epoch": 3}, path)
+        >>> checkpoint = read_official_checkpoint(path)
+        >>> checkpoint["epoch"], checkpoint["encoder"]["patch_embed.proj.weight"].shape
+        (3, (8, 3, 4, 4))
     """
     if not isinstance(path, (str, os.PathLike)):
         raise ValueError("Invalid value for argument `path`. Expected a str or path-like. "

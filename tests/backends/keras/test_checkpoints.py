@@ -356,11 +356,98 @@ def test_error__wrong_architecture_for_given_model_loads_nothing(model, state):
         np.testing.assert_array_equal(old, new)
 
 
-def test_error__learned_positions_refused(state):
+def learned_state(state, seed=0):
+    """The fixture with random (not sin-cos) encoder and target tables."""
+    rng = np.random.default_rng(seed)
+    out = fresh_state(state)
+    for part in ("encoder", "target_encoder"):
+        out[part]["pos_embed"] = rng.standard_normal(out[part]["pos_embed"].shape).astype(
+            np.float32)
+    return out
+
+
+def test_load__learned_tables_build_learned_encoders(state, fixture):
+    tables = learned_state(state)
+    loaded = load_official_checkpoint(tables, num_heads=2)
+    for part in ("encoder", "target_encoder"):
+        layer = getattr(loaded, part)
+        assert layer.pos_embed == "learned"
+        np.testing.assert_array_equal(ops.convert_to_numpy(layer.position_table()),
+                                      tables[part]["pos_embed"])
+    # export writes the tables back unchanged, and they load again
+    exported = official_state_dicts(loaded)
+    for part in PARTS:
+        for key, value in tables[part].items():
+            np.testing.assert_array_equal(exported[part][key], value, err_msg=f"{part} {key}")
+    again = load_official_checkpoint(exported, num_heads=2)
+    for ours, theirs in zip(weights_of(loaded), weights_of(again)):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_load__sincos_table_into_learned_model_gives_official_outputs(state, fixture):
+    encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=2,
+                                num_heads=2, pos_embed="learned", seed=3)
+    predictor = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=2,
+                          num_heads=2, seed=4)
+    target = load_official_checkpoint(state, model=IJEPA(encoder=encoder, predictor=predictor))
+    out = target.target_encoder(nhwc(fixture["images"]))
+    assert max_abs(out, fixture["out_target_full"]) < TOLERANCE
+
+
+def test_load__table_within_float32_rounding_is_the_fixed_one(state):
+    close = fresh_state(state)
+    for part in ("encoder", "target_encoder"):
+        close[part]["pos_embed"] = close[part]["pos_embed"] + np.float32(2e-6)
+    assert load_official_checkpoint(close, num_heads=2).encoder.pos_embed == "sincos"
+    close["encoder"]["pos_embed"] = close["encoder"]["pos_embed"] + np.float32(1e-4)
+    assert load_official_checkpoint(close, num_heads=2).encoder.pos_embed == "learned"
+
+
+def test_error__learned_table_into_fixed_model_refused(model, state):
+    before = weights_of(model)
+    with pytest.raises(ValueError, match=r"checkpoint\['encoder'\]: `pos_embed` is not the "
+                                         r"official fixed 2-D sin-cos table .*"
+                                         r"pos_embed=\"learned\""):
+        load_official_checkpoint(learned_state(state), model=model)
+    for old, new in zip(before, weights_of(model)):
+        np.testing.assert_array_equal(old, new)
+
+
+def test_error__learned_table_not_interpolated(state):
+    with pytest.raises(ValueError, match="tables are not interpolated"):
+        load_official_checkpoint(learned_state(state), num_heads=2, image_size=48)
+
+
+def test_error__predictor_table_must_be_sincos(state):
     broken = fresh_state(state)
-    broken["encoder"]["pos_embed"] = broken["encoder"]["pos_embed"] + 0.5
-    with pytest.raises(ValueError, match="`pos_embed` is not the official fixed 2-D sin-cos"):
+    broken["predictor"]["predictor_pos_embed"] = broken["predictor"]["predictor_pos_embed"] + 0.5
+    with pytest.raises(ValueError, match="`predictor_pos_embed` is not the official fixed 2-D "
+                                         "sin-cos table.*only has fixed sin-cos positions"):
         load_official_checkpoint(broken, num_heads=2)
+
+
+def test_export__learned_table_loads_into_official_encoder(state, tmp_path, official_code):
+    vit = official_code("src.models.vision_transformer")
+    import torch
+
+    loaded = load_official_checkpoint(learned_state(state, seed=1), num_heads=2)
+    path = tmp_path / "learned.pth.tar"
+    export_official_checkpoint(loaded, path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    official = vit.VisionTransformer(img_size=[32], patch_size=8, embed_dim=32, depth=2,
+                                     num_heads=2, qkv_bias=True, mlp_ratio=4,
+                                     norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6))
+    official.load_state_dict(checkpoint["target_encoder"], strict=True)
+    assert not official.pos_embed.requires_grad  # a fixed buffer there, holding our table
+    images = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        expected = official.eval()(torch.from_numpy(images)).numpy()
+    assert max_abs(loaded.target_encoder(nhwc(images)), expected) < TOLERANCE
+    # the random table matters: the fixed one gives other outputs
+    with torch.no_grad():
+        official.pos_embed.copy_(torch.from_numpy(state["target_encoder"]["pos_embed"]))
+        other = official(torch.from_numpy(images)).numpy()
+    assert np.abs(other - expected).max() > 1e-2
 
 
 def test_error__invalid_arguments(model, state):
