@@ -10,6 +10,8 @@ Index convention: a token index ``i`` is a row-major patch index
 
 import numpy as np
 
+from jepa_components._validation import check_float, check_int
+
 __all__ = [
     "apply_masks",
     "gather_tokens",
@@ -136,12 +138,8 @@ def repeat_interleave_batch(x, batch_size, repeat, xp=np):
         >>> repeat_interleave_batch(np.arange(4), 2, 2)
         array([0, 1, 0, 1, 2, 3, 2, 3])
     """
-    for name, value in (("batch_size", batch_size), ("repeat", repeat)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(
-                f"Invalid value for argument `{name}`. Expected a positive "
-                f"integer. Received: {name}={value!r}"
-            )
+    check_int("batch_size", batch_size, low=1)
+    check_int("repeat", repeat, low=1)
     if _rank(x) < 1:
         raise ValueError(
             "Invalid value for argument `x`. Expected an array of rank >= 1. "
@@ -160,11 +158,7 @@ def repeat_interleave_batch(x, batch_size, repeat, xp=np):
 
 
 def _check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)) or not eps > 0:
-        raise ValueError(
-            "Invalid value for argument `eps`. Expected a float > 0. "
-            f"Received: eps={eps!r}"
-        )
+    check_float("eps", eps, low=0.0, low_open=True)
 
 
 def layer_norm(x, eps=1e-5, xp=np):

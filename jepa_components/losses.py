@@ -24,6 +24,8 @@ Reductions:
 
 import numpy as np
 
+from jepa_components._validation import check_choice, check_float
+
 __all__ = ["jepa_loss", "l2_loss", "masked_mean", "smooth_l1_loss"]
 
 REDUCTIONS = ("mean", "paper")
@@ -88,11 +90,7 @@ def _check_inputs(pred, target, valid, reduction):
             "Invalid value for argument `valid`. Expected shape (B, M, K) = "
             f"{_shape(pred)[:3]}. Received: valid with shape {_shape(valid)}"
         )
-    if reduction not in REDUCTIONS:
-        raise ValueError(
-            f"Invalid value for argument `reduction`. Expected one of {REDUCTIONS}. "
-            f"Received: reduction={reduction!r}"
-        )
+    check_choice("reduction", reduction, REDUCTIONS)
 
 
 def _reduce(elementwise, valid, reduction, xp):
@@ -161,11 +159,7 @@ def smooth_l1_loss(pred, target, valid=None, beta=1.0, reduction="mean", xp=np):
         >>> float(smooth_l1_loss(pred, target))  # (0.125 + 2.5) / 2
         1.3125
     """
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating)) or not beta >= 0:
-        raise ValueError(
-            "Invalid value for argument `beta`. Expected a float >= 0. "
-            f"Received: beta={beta!r}"
-        )
+    check_float("beta", beta, low=0.0)
     _check_inputs(pred, target, valid, reduction)
     distance = xp.abs(xp.subtract(pred, target))
     if beta == 0:
@@ -197,11 +191,7 @@ def jepa_loss(pred, target, valid=None, loss="l2", reduction="mean", beta=None, 
         >>> float(jepa_loss(pred, target, loss="smooth_l1"))
         0.5
     """
-    if loss not in LOSSES:
-        raise ValueError(
-            f"Invalid value for argument `loss`. Expected one of {LOSSES}. "
-            f"Received: loss={loss!r}"
-        )
+    check_choice("loss", loss, LOSSES)
     if loss == "l2":
         if beta is not None:
             raise ValueError(

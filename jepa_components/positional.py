@@ -21,59 +21,28 @@ predictors see the same embedding. Patch ``i`` of the table is the patch at
 
 import numpy as np
 
+from jepa_components._validation import check_pair, invalid, is_int
+
 __all__ = ["sincos_1d_positions", "sincos_2d_positions"]
 
 
 def _check_embed_dim(embed_dim, multiple_of):
-    if (
-        isinstance(embed_dim, bool)
-        or not isinstance(embed_dim, (int, np.integer))
-        or embed_dim <= 0
-        or embed_dim % multiple_of != 0
-    ):
-        raise ValueError(
-            "Invalid value for argument `embed_dim`. Expected a positive "
-            f"integer divisible by {multiple_of}. Received: embed_dim={embed_dim!r}"
-        )
+    if not is_int(embed_dim) or embed_dim < 1 or embed_dim % multiple_of:
+        raise invalid("embed_dim", f"a positive integer divisible by {multiple_of}", embed_dim)
 
 
 def _check_dtype(dtype):
     try:
         resolved = np.dtype(dtype)
-    except TypeError as error:
-        raise ValueError(
-            "Invalid value for argument `dtype`. Expected a floating dtype. "
-            f"Received: dtype={dtype!r}"
-        ) from error
-    if not np.issubdtype(resolved, np.floating):
-        raise ValueError(
-            "Invalid value for argument `dtype`. Expected a floating dtype. "
-            f"Received: dtype={dtype!r}"
-        )
+    except TypeError:
+        resolved = None
+    if resolved is None or not np.issubdtype(resolved, np.floating):
+        raise invalid("dtype", "a floating dtype", dtype)
     return resolved
 
 
 def _grid_shape(grid_size):
-    if isinstance(grid_size, (int, np.integer)) and not isinstance(grid_size, bool):
-        shape = (int(grid_size), int(grid_size))
-    elif (
-        isinstance(grid_size, (tuple, list))
-        and len(grid_size) == 2
-        and all(
-            isinstance(n, (int, np.integer)) and not isinstance(n, bool)
-            for n in grid_size
-        )
-    ):
-        shape = (int(grid_size[0]), int(grid_size[1]))
-    else:
-        shape = None
-    if shape is None or min(shape) < 1:
-        raise ValueError(
-            "Invalid value for argument `grid_size`. Expected a positive integer "
-            "or a pair (height, width) of positive integers. "
-            f"Received: grid_size={grid_size!r}"
-        )
-    return shape
+    return check_pair("grid_size", grid_size, low=1)
 
 
 def _sincos_table(embed_dim, positions):

@@ -29,28 +29,13 @@ import numbers
 
 import numpy as np
 
+from jepa_components._validation import check_float, check_int
+
 __all__ = ["cosine_weight_decay", "ema_momentum", "warmup_cosine_lr"]
 
 
 def _is_number(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_total_steps(total_steps):
-    if isinstance(total_steps, bool) or not isinstance(total_steps, numbers.Integral) or total_steps < 1:
-        raise ValueError(
-            "Invalid value for argument `total_steps`. Expected an integer >= 1. "
-            f"Received: total_steps={total_steps!r}"
-        )
-
-
-def _check_range(name, value, low, high=math.inf):
-    if not _is_number(value) or not low <= value <= high:
-        upper = "" if high == math.inf else f" <= {high}"
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a number {low} <= "
-            f"{name}{upper}. Received: {name}={value!r}"
-        )
 
 
 def _check_step(step):
@@ -107,9 +92,9 @@ def ema_momentum(step, total_steps, start=0.996, end=1.0, xp=np):
         >>> float(ema_momentum(50, 100))
         0.998
     """
-    _check_total_steps(total_steps)
-    _check_range("start", start, 0.0, 1.0)
-    _check_range("end", end, 0.0, 1.0)
+    check_int("total_steps", total_steps, low=1)
+    check_float("start", start, low=0.0, high=1.0)
+    check_float("end", end, low=0.0, high=1.0)
     _check_step(step)
     clamped = _clamp_step(step, total_steps, xp)
     increment = xp.divide(xp.multiply(clamped, end - start), float(total_steps))
@@ -146,16 +131,10 @@ def warmup_cosine_lr(step, *, warmup_steps, total_steps, start_lr, ref_lr, final
         >>> float(warmup_cosine_lr(5, **kwargs)), float(warmup_cosine_lr(60, **kwargs))
         (0.5, 0.5)
     """
-    _check_total_steps(total_steps)
-    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, numbers.Integral):
-        raise ValueError(
-            "Invalid value for argument `warmup_steps`. Expected an integer "
-            f"0 <= warmup_steps <= total_steps={total_steps}. "
-            f"Received: warmup_steps={warmup_steps!r}"
-        )
-    _check_range("warmup_steps", warmup_steps, 0, total_steps)
+    check_int("total_steps", total_steps, low=1)
+    check_int("warmup_steps", warmup_steps, low=0, high=total_steps)
     for name, value in (("start_lr", start_lr), ("ref_lr", ref_lr), ("final_lr", final_lr)):
-        _check_range(name, value, 0.0)
+        check_float(name, value, low=0.0)
     _check_step(step)
     clamped = _clamp_step(step, total_steps, xp)
 
@@ -197,9 +176,9 @@ def cosine_weight_decay(step, *, total_steps, ref_wd, final_wd, xp=np):
         >>> float(cosine_weight_decay(50, total_steps=100, ref_wd=0.0, final_wd=1.0))
         0.5
     """
-    _check_total_steps(total_steps)
-    _check_range("ref_wd", ref_wd, 0.0)
-    _check_range("final_wd", final_wd, 0.0)
+    check_int("total_steps", total_steps, low=1)
+    check_float("ref_wd", ref_wd, low=0.0)
+    check_float("final_wd", final_wd, low=0.0)
     _check_step(step)
     clamped = _clamp_step(step, total_steps, xp)
     progress = xp.divide(clamped, float(total_steps))

@@ -3,7 +3,10 @@
 Every sampler returns a :class:`MaskBatch` of padded index arrays and shares
 one contract (see :class:`~jepa_components.masks.sampler.MaskSampler`):
 row-major patch indices, a seed, counter-based streams (sample ``k`` never
-depends on batching), bounded retries and fixed padded shapes.
+depends on batching), feasibility decided at construction
+(:mod:`~jepa_components.masks.feasibility`), bounded retries, and padded
+shapes: fixed (``ragged="pad"``), a few bucket sizes (``"bucket"``) or cut
+to the batch minimum (``"truncate"``; :mod:`~jepa_components.masks.padding`).
 
 * :class:`MultiBlockMaskSampler`: the paper's multi-block masking.
 * :class:`SingleBlockMaskSampler`, :class:`RasterizedMaskSampler`,

@@ -5,7 +5,12 @@ probe accuracy: multi-block 54.2, rasterized 15.5, single block 20.2, random
 17.6. These samplers reproduce the three baselines with the same
 :class:`MaskBatch` contract as :class:`MultiBlockMaskSampler`, so an ablation
 is one constructor swap (or ``make_sampler(name, ...)``). In all three the
-context is the complement of the targets.
+context is the complement of the targets. As in multi-block, a draw whose
+target leaves fewer than ``min_context`` context patches is redrawn (so large
+targets of a wide ``target_scale`` range are thinned), and the constructor
+refuses a configuration where that is not reliable
+(:mod:`jepa_components.masks.feasibility`); rasterized masking needs every
+quadrant to hold ``min_context`` patches (no redraws, no bias).
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from typing import Optional
 
 import numpy as np
 
+from jepa_components._validation import check_choice, check_range_pair
 from jepa_components.masks.geometry import (
     block_sizes,
     box_masks,
-    check_range,
     feasible_sizes,
     lerp,
     max_block_area,
@@ -26,13 +31,6 @@ from jepa_components.masks.geometry import (
 )
 from jepa_components.masks.multiblock import MultiBlockMaskSampler
 from jepa_components.masks.sampler import MaskSampler
-
-
-def _too_small(name, limit, value):
-    return ValueError(
-        f"Invalid value for argument `{name}`. This configuration leaves at most "
-        f"{limit} context patches, so {name} must be <= {limit}. Received: {name}={value}"
-    )
 
 
 class SingleBlockMaskSampler(MaskSampler):
@@ -50,6 +48,7 @@ class SingleBlockMaskSampler(MaskSampler):
 
     num_targets = 1
     draws_per_attempt = 4
+    context_rule = "complement"
 
     def __init__(
         self,
@@ -61,16 +60,32 @@ class SingleBlockMaskSampler(MaskSampler):
         **kwargs,
     ):
         super().__init__(grid_size, min_context=min_context, seed=seed, **kwargs)
-        self.target_scale = check_range("target_scale", target_scale, upper=1.0)
-        self.target_aspect_ratio = check_range("target_aspect_ratio", target_aspect_ratio)
+        self.target_scale = check_range_pair("target_scale", target_scale, high=1.0)
+        self.target_aspect_ratio = check_range_pair("target_aspect_ratio", target_aspect_ratio)
         small = min_block_area(self.target_scale, self.target_aspect_ratio, self.grid_size)
         big = max_block_area(self.target_scale, self.target_aspect_ratio, self.grid_size)
-        if self.num_patches - small < self.min_context:
-            raise _too_small("min_context", self.num_patches - small, self.min_context)
         self._max_counts = (self.num_patches - small, big)
+        self._count_bounds = (self.num_patches - big, self.num_patches - small)
+        self._check_feasible()
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "target_scale": self.target_scale,
+            "target_aspect_ratio": self.target_aspect_ratio,
+        }
 
     def max_counts(self):
         return self._max_counts
+
+    def _context_count_bounds(self):
+        return self._count_bounds
+
+    def _describe(self):
+        return (
+            f"The grid {self.grid_size} with target_scale={self.target_scale} and "
+            f"target_aspect_ratio={self.target_aspect_ratio}"
+        )
 
     def target_sizes(self):
         return feasible_sizes(self.target_scale, self.target_aspect_ratio, self.grid_size)
@@ -101,6 +116,7 @@ class RasterizedMaskSampler(MaskSampler):
 
     num_targets = 3
     draws_per_attempt = 1
+    context_rule = "complement"
 
     def __init__(self, grid_size=(14, 14), seed: Optional[int] = None, **kwargs):
         kwargs.setdefault("min_context", 1)
@@ -116,13 +132,23 @@ class RasterizedMaskSampler(MaskSampler):
             [[0, 0, h0, w0], [0, w0, h0, W - w0], [h0, 0, H - h0, w0], [h0, w0, H - h0, W - w0]]
         )
         areas = self._quadrants[:, 2] * self._quadrants[:, 3]
-        if areas.min() < self.min_context:
-            raise _too_small("min_context", int(areas.min()), self.min_context)
         self._max_counts = (int(areas.max()), int(areas.max()))
+        # every quadrant must be able to be the context (exact: no redraws, no bias)
+        self._count_bounds = (int(areas.min()), int(areas.min()))
         self._dense = box_masks(*self._quadrants.T, self.grid_size)  # (4, N)
+        self._check_feasible()
 
     def max_counts(self):
         return self._max_counts
+
+    def _context_count_bounds(self):
+        return self._count_bounds
+
+    def _describe(self):
+        return f"Rasterized masking on the grid {self.grid_size} (smallest quadrant)"
+
+    def _feasibility_hint(self):
+        return "Lower `min_context`."
 
     def target_sizes(self):
         return self._quadrants[:, 2:]
@@ -149,6 +175,7 @@ class RandomMaskSampler(MaskSampler):
     """
 
     num_targets = 1
+    context_rule = "complement"
 
     def __init__(
         self,
@@ -159,13 +186,22 @@ class RandomMaskSampler(MaskSampler):
         **kwargs,
     ):
         super().__init__(grid_size, min_context=min_context, seed=seed, **kwargs)
-        self.target_scale = check_range("target_scale", target_scale, upper=1.0)
+        self.target_scale = check_range_pair("target_scale", target_scale, high=1.0)
         n = self.num_patches
-        lo, hi = (self._count(s) for s in self.target_scale)
-        if n - hi < self.min_context:
-            raise _too_small("min_context", n - hi, self.min_context)
+        lo, hi = (int(self._count(s)) for s in self.target_scale)
         self._max_counts = (n - lo, hi)
+        self._count_bounds = (n - hi, n - lo)
         self.draws_per_attempt = 1 + n
+        self._check_feasible()
+
+    def get_config(self):
+        return {**super().get_config(), "target_scale": self.target_scale}
+
+    def _context_count_bounds(self):
+        return self._count_bounds
+
+    def _describe(self):
+        return f"The grid {self.grid_size} with target_scale={self.target_scale}"
 
     def _count(self, scale):
         return np.clip(np.floor(np.asarray(scale) * self.num_patches + 0.5), 1, self.num_patches).astype(
@@ -198,9 +234,5 @@ def make_sampler(name: str, grid_size, seed: Optional[int] = None, **kwargs) -> 
         >>> make_sampler("raster", grid_size=8, seed=1).sample(2).num_targets
         3
     """
-    if name not in _SAMPLERS:
-        raise ValueError(
-            f"Invalid value for argument `name`. Expected one of {sorted(_SAMPLERS)}. "
-            f"Received: name={name!r}"
-        )
+    check_choice("name", name, sorted(_SAMPLERS))
     return _SAMPLERS[name](grid_size=grid_size, seed=seed, **kwargs)

@@ -22,51 +22,15 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+from jepa_components._validation import check_pair
+
 
 def check_grid_size(grid_size) -> Tuple[int, int]:
-    """Validate ``grid_size`` (int or ``(H, W)``) and return ``(H, W)``."""
-    if isinstance(grid_size, (int, np.integer)) and not isinstance(grid_size, bool):
-        grid_size = (int(grid_size), int(grid_size))
-    try:
-        h, w = (int(v) for v in grid_size)
-        ok = all(float(v) == int(v) for v in grid_size) and h >= 1 and w >= 1
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            "Invalid value for argument `grid_size`. Expected a positive int or a "
-            f"pair of positive ints (rows, cols). Received: grid_size={grid_size!r}"
-        )
-    return h, w
-
-
-def check_range(name: str, value, *, upper: float | None = None) -> Tuple[float, float]:
-    """Validate a ``(min, max)`` pair with ``0 < min <= max [<= upper]``."""
-    try:
-        lo, hi = (float(v) for v in value)
-        ok = 0.0 < lo <= hi and math.isfinite(hi) and (upper is None or hi <= upper)
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        bound = f" <= {upper:g}" if upper is not None else ""
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a pair (min, max) with "
-            f"0 < min <= max{bound}. Received: {name}={value!r}"
-        )
-    return lo, hi
-
-
-def check_int(name: str, value, *, low: int, high: int | None = None) -> int:
-    """Validate an integer argument in ``[low, high]``."""
-    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    ok = ok and value >= low and (high is None or value <= high)
-    if not ok:
-        rng = f"{low} <= {name}" + (f" <= {high}" if high is not None else "")
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected an integer with {rng}. "
-            f"Received: {name}={value!r}"
-        )
-    return int(value)
+    """Validate ``grid_size`` (an int, or a pair of ints ``(H, W)``, e.g. a tuple or
+    array) and return ``(H, W)``: :func:`~jepa_components._validation.check_pair`."""
+    if isinstance(grid_size, np.ndarray) and grid_size.shape == (2,):
+        grid_size = tuple(grid_size.tolist())
+    return check_pair("grid_size", grid_size, low=1)
 
 
 def _round_half_up(x: np.ndarray) -> np.ndarray:

@@ -6,13 +6,11 @@ from typing import Optional
 
 import numpy as np
 
+from jepa_components._validation import check_bool, check_int, check_range_pair
 from jepa_components.masks.geometry import (
     BoxBits,
     box_masks,
-    check_int,
-    check_range,
     feasible_sizes,
-    max_block_area,
     pack_dense,
 )
 from jepa_components.masks.sampler import MaskSampler
@@ -38,7 +36,10 @@ class MultiBlockMaskSampler(MaskSampler):
     * contexts are padded, not cut to the batch minimum (see
       :class:`~jepa_components.masks.sampler.MaskSampler`), and a sample that
       leaves fewer than ``min_context`` patches is redrawn instead of silently
-      allowing overlap with the targets.
+      allowing overlap with the targets;
+    * a configuration that cannot reliably keep ``min_context`` patches is
+      refused by the constructor (``ValueError``) instead of failing mid-run
+      (rule: :mod:`jepa_components.masks.feasibility`).
 
     Block sizes and positions follow :mod:`jepa_components.masks.geometry`
     (aspect ratio measured relative to the grid, equal to ``h / w`` on the
@@ -53,8 +54,15 @@ class MultiBlockMaskSampler(MaskSampler):
         context_aspect_ratio: ``(min, max)`` of the context block.
         min_context: minimum context patches after removing targets.
         allow_overlap: keep target patches in the context (the paper removes them).
-        ragged, context_length, target_length, max_attempts: see
+        ragged: "pad" (default: fixed lengths ``context_length`` /
+            ``target_length``), "bucket" (the batch maximum rounded up to one
+            of :meth:`padded_lengths`) or "truncate" (the official
+            cut-to-minimum, a random subset kept); see
             :class:`~jepa_components.masks.sampler.MaskSampler`.
+        context_length, target_length: cap the padded lengths (larger samples
+            keep a uniformly random subset); default: the largest possible.
+        max_attempts: redraws per sample before the (safety-net)
+            ``RuntimeError``; also sets which configurations are feasible.
         seed: int >= 0; ``None`` draws one from the OS (read it back from
             ``sampler.seed``).
 
@@ -98,18 +106,20 @@ class MultiBlockMaskSampler(MaskSampler):
             seed=seed,
         )
         self.num_targets = check_int("num_targets", num_targets, low=1)
-        self.target_scale = check_range("target_scale", target_scale, upper=1.0)
-        self.target_aspect_ratio = check_range("target_aspect_ratio", target_aspect_ratio)
-        self.context_scale = check_range("context_scale", context_scale, upper=1.0)
-        self.context_aspect_ratio = check_range("context_aspect_ratio", context_aspect_ratio)
-        self.allow_overlap = bool(allow_overlap)
+        self.target_scale = check_range_pair("target_scale", target_scale, high=1.0)
+        self.target_aspect_ratio = check_range_pair("target_aspect_ratio", target_aspect_ratio)
+        self.context_scale = check_range_pair("context_scale", context_scale, high=1.0)
+        self.context_aspect_ratio = check_range_pair("context_aspect_ratio", context_aspect_ratio)
+        self.allow_overlap = check_bool("allow_overlap", allow_overlap)
         self.draws_per_attempt = 4 * self.num_targets + 4
-        self._max_counts = (
-            self._max_context_count(),
-            max_block_area(self.target_scale, self.target_aspect_ratio, self.grid_size),
+        self._sizes = (
+            feasible_sizes(self.target_scale, self.target_aspect_ratio, self.grid_size),
+            feasible_sizes(self.context_scale, self.context_aspect_ratio, self.grid_size),
         )
-        self._check_feasible()
+        target_areas = self._sizes[0][:, 0] * self._sizes[0][:, 1]
+        self._max_counts = (self._max_context_count(), int(target_areas.max()))
         self._build_tables()
+        self._check_feasible()
 
     def _build_tables(self):
         """Per-block constants for :meth:`_boxes`, built once (shaped to broadcast).
@@ -137,30 +147,67 @@ class MultiBlockMaskSampler(MaskSampler):
         ``hc * wc`` minus the smallest such overlap.
         """
         H, W = self.grid_size
-        ctx = feasible_sizes(self.context_scale, self.context_aspect_ratio, self.grid_size)
+        ctx = self.context_sizes()
         if self.allow_overlap:
             return int((ctx[:, 0] * ctx[:, 1]).max())
-        tgt = feasible_sizes(self.target_scale, self.target_aspect_ratio, self.grid_size)
+        tgt = self.target_sizes()
         hc, wc = ctx[:, 0:1], ctx[:, 1:2]  # (C, 1) against targets (1, T)
         overlap = np.maximum(0, tgt[:, 0] - (H - hc)) * np.maximum(0, tgt[:, 1] - (W - wc))
         return int((hc[:, 0] * wc[:, 0] - overlap.min(axis=1)).max())
 
-    def _check_feasible(self):
-        best = self._max_counts[0]
-        if best < self.min_context:
-            raise ValueError(
-                f"Invalid value for argument `min_context`. The grid {self.grid_size} "
-                f"with context_scale={self.context_scale} and target_scale="
-                f"{self.target_scale} leaves at most {best} context patches after the "
-                f"targets are removed, so min_context must be <= {best}. "
-                f"Received: min_context={self.min_context}"
-            )
+    def _context_count_bounds(self):
+        """Smallest and largest context count of a draw.
+
+        Smallest: over the context sizes ``(hc, wc)``, ``hc * wc`` minus the
+        most the targets can cover inside the block, ``M`` times the largest
+        ``min(h, hc) * min(w, wc)`` of a target size (capped at the block).
+        """
+        ctx = self.context_sizes()
+        area = ctx[:, 0] * ctx[:, 1]
+        if self.allow_overlap:
+            return int(area.min()), self._max_counts[0]
+        tgt = self.target_sizes()
+        inside = np.minimum(tgt[:, 0], ctx[:, :1]) * np.minimum(tgt[:, 1], ctx[:, 1:])  # (C, T)
+        covered = np.minimum(area, self.num_targets * inside.max(axis=1))
+        return int((area - covered).min()), self._max_counts[0]
+
+    def _describe(self):
+        return (
+            f"The grid {self.grid_size} with num_targets={self.num_targets}, target_scale="
+            f"{self.target_scale}, target_aspect_ratio={self.target_aspect_ratio}, "
+            f"context_scale={self.context_scale} and context_aspect_ratio="
+            f"{self.context_aspect_ratio}"
+            + ("" if self.allow_overlap else " (targets removed from the context)")
+        )
+
+    def _feasibility_hint(self):
+        return (
+            "Lower `min_context`, use fewer or smaller targets (num_targets, "
+            "target_scale) or a larger context block (context_scale)."
+        )
+
+    context_rule = "block"
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_targets": self.num_targets,
+            "target_scale": self.target_scale,
+            "target_aspect_ratio": self.target_aspect_ratio,
+            "context_scale": self.context_scale,
+            "context_aspect_ratio": self.context_aspect_ratio,
+            "allow_overlap": self.allow_overlap,
+        }
 
     def max_counts(self):
         return self._max_counts
 
     def target_sizes(self):
-        return feasible_sizes(self.target_scale, self.target_aspect_ratio, self.grid_size)
+        return self._sizes[0].copy()
+
+    def context_sizes(self):
+        """``(n, 2)`` sizes ``(h, w)`` the context block can take."""
+        return self._sizes[1].copy()
 
     def _boxes(self, u: np.ndarray) -> np.ndarray:
         """Boxes ``(4, M + 1, R)`` float64 (top, left, h, w) from draw-major uniforms.

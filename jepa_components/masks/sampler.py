@@ -10,20 +10,33 @@ into a :class:`MaskBatch`:
   ``sample(batch_size, start=k)`` without sharing state with other workers —
   the fix for masks repeated across workers. ``state()``/``set_state()``
   resume a stream.
-* **Retries.** A sample that breaks a constraint (too few context patches) is
-  redrawn with fresh numbers, at most ``max_attempts`` times; then sampling
-  stops with a ``RuntimeError`` naming the constraint. Never an endless loop,
-  never a silently relaxed constraint (the official sampler drops the
-  "no overlap" constraint after 20 failures).
-* **Ragged lengths.** ``ragged="pad"`` (default) pads every batch to the same
-  lengths ``context_length``/``target_length`` (by default the largest count
-  the strategy can produce, so nothing is ever dropped) with ``*_valid`` flags,
+* **Feasibility.** The constructor refuses (``ValueError`` naming the
+  constraint) a configuration that cannot reliably keep ``min_context``
+  context patches: by exact bounds where they decide it, otherwise by a
+  deterministic probe; the rule and its numbers are in
+  :mod:`jepa_components.masks.feasibility` (a run of 1e12 samples fails with
+  probability below 1e-6). ``sampler.feasibility`` tells how it was decided.
+* **Retries.** A sample that breaks the constraint is redrawn with fresh
+  numbers, at most ``max_attempts`` times; then sampling stops with a
+  ``RuntimeError`` naming the constraint, a safety net the feasibility check
+  makes astronomically unlikely. Never an endless loop, never a silently
+  relaxed constraint (the official sampler drops the "no overlap" constraint
+  after 20 failures).
+* **Ragged lengths** (see :mod:`jepa_components.masks.padding`).
+  ``ragged="pad"`` (default) pads every batch to the same lengths
+  ``context_length``/``target_length`` (by default the largest count the
+  strategy can produce, so nothing is ever dropped) with ``*_valid`` flags,
   so a compiled model sees one shape for the whole run. A length set below
   that keeps a uniformly random subset of the patches of a larger sample.
-  ``ragged="truncate"`` reproduces the official collator, which cuts every
-  sample to the smallest count in the batch, but drops a *random* subset
-  instead of the last patches (the official cut removes the bottom rows of
-  every context, so they are rarely seen); shapes then vary per batch.
+  ``ragged="bucket"`` pads to the batch maximum rounded up to one of at most
+  eight bucket lengths (:meth:`MaskSampler.padded_lengths`), so a compiled
+  model sees a handful of shapes and fewer padding slots; its valid entries
+  are exactly those of ``"pad"`` for the same sample numbers (only the
+  padding differs with the batch). ``ragged="truncate"`` reproduces the
+  official collator, which cuts every sample to the smallest count in the
+  batch, but drops a *random* subset instead of the last patches (the
+  official cut removes the bottom rows of every context, so they are rarely
+  seen); shapes then vary per batch.
 """
 
 from __future__ import annotations
@@ -32,11 +45,14 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from jepa_components.masks import _stream
+from jepa_components._validation import check_choice, check_int, check_seed
+from jepa_components.masks import _stream, feasibility
 from jepa_components.masks.batch import MaskBatch
-from jepa_components.masks.geometry import BoxIndexer, check_grid_size, check_int, pack_dense
+from jepa_components.masks.geometry import BoxIndexer, check_grid_size, pack_dense
+from jepa_components.masks.padding import bucket_lengths, first_columns, fit_length, fitting_bucket
 
-_GEOMETRY, _SUBSET = 1, 2  # stream purposes
+_GEOMETRY, _SUBSET, _PROBE = 1, 2, 3  # stream purposes
+RAGGED_MODES = ("pad", "bucket", "truncate")
 
 
 class MaskSampler:
@@ -48,6 +64,11 @@ class MaskSampler:
 
     #: uniform numbers one attempt of one sample consumes (set by subclasses)
     draws_per_attempt: int = 0
+    #: how the context relates to the targets, for checks
+    #: (:func:`jepa_components.testing.check_masks`): "block" (one context block
+    #: minus the targets, unless ``allow_overlap``), "complement" (every patch
+    #: not in a target) or None (not stated)
+    context_rule: Optional[str] = None
 
     def __init__(
         self,
@@ -63,31 +84,22 @@ class MaskSampler:
         self.grid_size = check_grid_size(grid_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.min_context = check_int("min_context", min_context, low=0, high=self.num_patches)
-        if ragged not in ("pad", "truncate"):
-            raise ValueError(
-                "Invalid value for argument `ragged`. Expected 'pad' or 'truncate'. "
-                f"Received: ragged={ragged!r}"
-            )
-        self.ragged = ragged
-        for name, value in (("context_length", context_length), ("target_length", target_length)):
-            if value is not None:
-                check_int(name, value, low=1, high=self.num_patches)
-        if context_length is not None and context_length < self.min_context:
-            raise ValueError(
-                "Invalid value for argument `context_length`. Expected "
-                f"context_length >= min_context={self.min_context}. "
-                f"Received: context_length={context_length}"
-            )
-        self._context_length = context_length
-        self._target_length = target_length
+        self.ragged = check_choice("ragged", ragged, RAGGED_MODES)
+        self._context_length = check_int(
+            "context_length", context_length, low=max(1, self.min_context), high=self.num_patches,
+            allow_none=True)  # (>= min_context: a cut must keep the constraint)
+        self._target_length = check_int(
+            "target_length", target_length, low=1, high=self.num_patches, allow_none=True)
         self.max_attempts = check_int("max_attempts", max_attempts, low=1)
+        seed = check_seed(seed)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy)  # fresh OS entropy, recorded
-        self.seed = check_int("seed", seed, low=0)
+        self.seed = seed
         self._geometry_key = _stream.seed_to_key(self.seed, _GEOMETRY)
         self._subset_key = _stream.seed_to_key(self.seed, _SUBSET)
         self._next_index = 0
         self._indexer = None  # built on first use from target_sizes()
+        self.feasibility = None  # set by _check_feasible()
 
     # -- what subclasses provide -------------------------------------------
     num_targets: int
@@ -123,6 +135,21 @@ class MaskSampler:
         """``(n, 2)`` block sizes ``(h, w)`` a box-drawing sampler can return."""
         raise NotImplementedError
 
+    def _context_count_bounds(self) -> Tuple[int, int]:
+        """Exact smallest and largest context count of one draw (before any cut).
+
+        The smallest may be a lower bound; the largest must be exact or an
+        upper bound (it decides when every draw fails).
+        """
+        return 0, self.max_counts()[0]
+
+    def _describe(self) -> str:
+        """The configuration, for error messages."""
+        return f"{type(self).__name__} on the grid {self.grid_size}"
+
+    def _feasibility_hint(self) -> str:
+        return "Lower `min_context` or make the targets smaller."
+
     def _constraint(self) -> str:
         """Describes what a failing sample could not satisfy."""
         return (
@@ -130,16 +157,109 @@ class MaskSampler:
             "removing the target patches"
         )
 
+    # -- feasibility (see jepa_components.masks.feasibility) --------------------
+    def _check_feasible(self) -> None:
+        """Refuse a configuration that cannot reliably keep ``min_context`` patches.
+
+        Subclasses call it at the end of ``__init__``, once they can draw.
+        Sets ``self.feasibility``.
+        """
+        lower, upper = self._context_count_bounds()
+        m = self.min_context
+        if upper < m:
+            raise ValueError(
+                f"Invalid value for argument `min_context`. {self._describe()} leaves at "
+                f"most {upper} context patches, so min_context must be <= {upper}. "
+                f"Received: min_context={m}"
+            )
+        if lower >= m:
+            self.feasibility = feasibility.Feasibility("exact", 0, 0, 0.0, 1.0)
+            return
+        accepted, result = feasibility.probe(self._probe_failures, self.max_attempts)
+        self.feasibility = result
+        if accepted:
+            return
+        if result.draws == 0:
+            raise ValueError(
+                f"Invalid value for argument `min_context`. {self._describe()} can leave "
+                f"as few as {lower} context patches, and max_attempts={self.max_attempts} "
+                "redraws are too few to make a sample that keeps fewer than min_context="
+                f"{m} negligibly rare (the rule of jepa_components.masks.feasibility "
+                f"needs max_attempts >= {feasibility.min_probe_attempts()} here). Raise "
+                f"max_attempts, or use min_context <= {lower}. Received: min_context={m}"
+            )
+        raise ValueError(
+            f"Invalid value for argument `min_context`. {self._describe()} keeps fewer "
+            f"than min_context={m} context patches in {result.failures} of "
+            f"{result.draws} probe draws (failure rate up to {result.failure_bound:.3g}), "
+            f"more than the {result.threshold:.3g} that max_attempts={self.max_attempts} "
+            "redraws tolerate (the rule of jepa_components.masks.feasibility: a run of "
+            f"1e12 samples may fail with probability 1e-6 at most). "
+            f"{self._feasibility_hint()} Received: min_context={m}"
+        )
+
+    def _probe_failures(self, start: int, n: int) -> int:
+        """Failing draws among probe samples ``start .. start + n - 1`` (fixed stream)."""
+        key = _stream.seed_to_key(0, _PROBE)
+        chunk = max(16, min(1024, (1 << 22) // (self.num_patches * (self.num_targets + 1))))
+        draw_ids = np.arange(self.draws_per_attempt, dtype=np.int64)[:, None]
+        failures = 0
+        for first in range(start, start + n, chunk):
+            ids = np.arange(first, min(first + chunk, start + n), dtype=np.int64)
+            c_val = self._draw_packed(ids, _stream.uniform(key, ids, draw_ids))[1]
+            failures += int((~c_val[:, self.min_context - 1]).sum())
+        return failures
+
     # -- public API ------------------------------------------------------------
+    def get_config(self) -> dict:
+        """Constructor arguments that rebuild this sampler: ``type(s)(**s.get_config())``."""
+        return {
+            "grid_size": self.grid_size,
+            "min_context": self.min_context,
+            "seed": self.seed,
+            "ragged": self.ragged,
+            "context_length": self._context_length,
+            "target_length": self._target_length,
+            "max_attempts": self.max_attempts,
+        }
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
     @property
     def context_length(self) -> int:
-        """Padded context length ``Kc`` (``ragged="pad"``)."""
+        """Padded context length ``Kc`` of ``ragged="pad"``, the largest of ``"bucket"``."""
         return self._context_length or self.max_counts()[0]
 
     @property
     def target_length(self) -> int:
-        """Padded per-target length ``Kt`` (``ragged="pad"``)."""
+        """Padded per-target length ``Kt`` of ``ragged="pad"``, the largest of ``"bucket"``."""
         return self._target_length or self.max_counts()[1]
+
+    def padded_lengths(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+        """Every ``(Kc, Kt)`` length a batch can have: ``(context_lengths, target_lengths)``.
+
+        ``"pad"``: one each; ``"bucket"``: the bucket ladders of
+        :func:`~jepa_components.masks.padding.bucket_lengths`, so a compiled
+        model can warm up every shape (pairs of one of each); ``"truncate"``:
+        every length up to the bounds (a superset).
+
+        Example:
+            >>> from jepa_components.masks import MultiBlockMaskSampler
+            >>> s = MultiBlockMaskSampler(seed=0, ragged="bucket")
+            >>> s.padded_lengths()
+            ((24, 48, 72, 96, 120, 144, 168, 171), (8, 16, 24, 32, 40, 42))
+            >>> batch = s.sample(16)
+            >>> batch.context.shape[1] in s.padded_lengths()[0]
+            True
+        """
+        lc, lt = self.context_length, self.target_length
+        if self.ragged == "pad":
+            return (lc,), (lt,)
+        if self.ragged == "bucket":
+            return bucket_lengths(lc), bucket_lengths(lt)
+        return tuple(range(self.min_context, lc + 1)), tuple(range(1, lt + 1))
 
     def state(self) -> dict:
         """JSON-able position in the stream, for :meth:`set_state`."""
@@ -161,10 +281,10 @@ class MaskSampler:
         it); with ``start`` it draws that slice and leaves the stream alone.
         """
         batch_size = check_int("batch_size", batch_size, low=1)
+        start = check_int("start", start, low=0, allow_none=True)
         if start is None:
             start = self._next_index
             self._next_index += batch_size
-        start = check_int("start", start, low=0)
         ids = np.arange(start, start + batch_size, dtype=np.int64)
         return self._pack_batch(ids, *self._draw_with_retries(ids))
 
@@ -223,7 +343,7 @@ class MaskSampler:
             pending = pending[~ok]
             if pending.size == 0:
                 return out
-        raise RuntimeError(
+        raise RuntimeError(  # safety net: _check_feasible makes this astronomically rare
             f"{type(self).__name__}: {pending.size} sample(s) (first: sample number "
             f"{int(ids[pending[0]])}) could not satisfy {self._constraint()} in "
             f"max_attempts={self.max_attempts} draws. Lower `min_context`, shrink the "
@@ -239,15 +359,20 @@ class MaskSampler:
             t_idx, t_val = t_idx.reshape(b * m, -1), t_val.reshape(b * m, -1)
         else:
             t_idx, t_val = pack_dense(tgt.reshape(b * m, -1), self.max_counts()[1])
-        if self.ragged == "pad":
-            lc, lt = self.context_length, self.target_length
-        else:
+        if self.ragged == "truncate":
             lc, lt = int(c_val.sum(axis=1).min()), int(t_val.sum(axis=1).min())
+        else:
+            lc, lt = self.context_length, self.target_length
         key = self._subset_key
-        c_idx, c_val = _fit_length(c_idx, c_val, lc, key, lambda: (ids, 0))
-        t_idx, t_val = _fit_length(
+        c_idx, c_val = fit_length(c_idx, c_val, lc, key, lambda: (ids, 0))
+        t_idx, t_val = fit_length(
             t_idx, t_val, lt, key, lambda: (np.repeat(ids, m), np.tile(np.arange(m), b))
         )
+        if self.ragged == "bucket":  # the valid entries of "pad", fewer padding slots
+            lc = fitting_bucket(c_val, bucket_lengths(lc))
+            lt = fitting_bucket(t_val, bucket_lengths(lt))
+            c_idx, c_val = first_columns(c_idx, c_val, lc)
+            t_idx, t_val = first_columns(t_idx, t_val, lt)
         return MaskBatch(
             context=c_idx,
             context_valid=c_val,
@@ -257,32 +382,3 @@ class MaskSampler:
             context_boxes=None if cbox is None else cbox.astype(np.int32, copy=False),
             target_boxes=None if tbox is None else tbox.astype(np.int32, copy=False),
         )
-
-
-def _fit_length(idx, valid, length, key, row_ids):
-    """Pad or cut packed rows ``(R, K)`` to ``length`` columns.
-
-    Rows with more than ``length`` valid entries keep a uniformly random subset
-    of them (keyed by sample number and slot, so it is reproducible), still in
-    ascending order: no positional bias. ``row_ids()`` returns the rows'
-    ``(sample_ids, slot)``; it is only called when a row is cut.
-    """
-    r, k = idx.shape
-    if length == k:
-        return idx, valid
-    if length > k:
-        pad = ((0, 0), (0, length - k))
-        return np.pad(idx, pad), np.pad(valid, pad)
-    sample_ids, slot = row_ids()
-    over = np.nonzero(valid[:, length])[0]  # valid entries come first in a row
-    out_idx, out_valid = idx[:, :length].copy(), valid[:, :length].copy()
-    if over.size:
-        slot = np.broadcast_to(np.asarray(slot), (r,))[over]
-        draw_ids = slot[:, None].astype(np.int64) * k + np.arange(k)
-        keys = _stream.uniform(key, np.asarray(sample_ids)[over, None], draw_ids)
-        keys = np.where(valid[over], keys, np.inf)
-        kth = np.partition(keys, length - 1, axis=1)[:, length - 1 : length]
-        order = np.argsort(keys > kth, axis=1, kind="stable")[:, :length]
-        out_idx[over] = np.take_along_axis(idx[over], order, axis=1)
-        out_valid[over] = True
-    return out_idx, out_valid

@@ -12,71 +12,73 @@ from jepa_components.masks import (
     make_sampler,
 )
 from jepa_components.masks.geometry import box_masks
+from jepa_components.testing import check_masks, check_stream, samplers
 
-from masks_helpers import check_dense_consistent, check_packed, size_matches_ranges
-
-grids = st.tuples(st.integers(2, 32), st.integers(2, 48))
-
-
-def check_complement(batch, n):
-    check_packed(batch.context, batch.context_valid, n)
-    check_packed(batch.targets, batch.targets_valid, n)
-    ctx, tgt = check_dense_consistent(batch)
-    ctx, tgt = ctx.reshape(len(batch), n), tgt.reshape(len(batch), batch.num_targets, n)
-    union = tgt.any(axis=1)
-    assert not (ctx & union).any()
-    assert (ctx | union).all(), "context must be the complement of the targets"
-    return ctx, tgt
+batch_sizes = st.integers(1, 5)
+starts = st.integers(0, 10**6)
 
 
-@given(grids, st.floats(0.05, 0.8), st.integers(0, 2**31), st.integers(1, 5))
-def test_single_block__one_rectangle_and_its_complement(grid, scale, seed, b):
-    n = grid[0] * grid[1]
-    try:
-        s = SingleBlockMaskSampler(grid_size=grid, target_scale=(scale, scale), min_context=1, seed=seed)
-    except ValueError:
-        return
-    batch = s.sample(b)
-    ctx, tgt = check_complement(batch, n)
+def dense(batch):
+    ctx, tgt = batch.to_dense()
+    b, m = len(batch), batch.num_targets
+    return ctx.reshape(b, -1), tgt.reshape(b, m, -1)
+
+
+@given(samplers("block", ragged="pad"), batch_sizes, starts)
+def test_single_block__one_rectangle_and_its_complement(s, b, start):
+    batch = s.sample(b, start=start)
+    check_masks(batch, s, sample_ids=range(start, start + b))
+    ctx, tgt = dense(batch)
     top, left, h, w = np.moveaxis(batch.target_boxes[:, 0], -1, 0)
-    assert np.array_equal(tgt[:, 0], box_masks(top, left, h, w, grid))
-    for hh, ww in zip(h, w):
-        assert size_matches_ranges(hh, ww, grid, (scale, scale), s.target_aspect_ratio)
+    box = box_masks(top, left, h, w, s.grid_size)
+    if s.target_length >= s.max_counts()[1]:  # nothing cut: the whole box is the target
+        assert np.array_equal(tgt[:, 0], box)
+    if s.context_length >= s.max_counts()[0]:
+        assert np.array_equal(ctx, ~box)
 
 
-@given(grids, st.integers(0, 2**31), st.integers(1, 5))
-def test_raster__one_quadrant_context_three_quadrant_targets(grid, seed, b):
-    n = grid[0] * grid[1]
-    batch = RasterizedMaskSampler(grid_size=grid, seed=seed).sample(b)
-    ctx, tgt = check_complement(batch, n)
-    H, W = grid
-    quadrants = box_masks(*np.array(
+@given(samplers("raster"), batch_sizes, starts)
+def test_raster__one_quadrant_context_three_quadrant_targets(s, b, start):
+    batch = s.sample(b, start=start)
+    check_masks(batch, s, sample_ids=range(start, start + b))
+    H, W = s.grid_size
+    quadrants = np.array(
         [[0, 0, H // 2, W // 2], [0, W // 2, H // 2, W - W // 2],
-         [H // 2, 0, H - H // 2, W // 2], [H // 2, W // 2, H - H // 2, W - W // 2]]).T, grid)
+         [H // 2, 0, H - H // 2, W // 2], [H // 2, W // 2, H - H // 2, W - W // 2]])
     for i in range(b):
-        q = [j for j in range(4) if np.array_equal(quadrants[j], ctx[i])]
+        q = [j for j in range(4) if np.array_equal(quadrants[j], batch.context_boxes[i])]
         assert len(q) == 1
         others = [j for j in range(4) if j != q[0]]
-        assert np.array_equal(tgt[i], quadrants[others])
+        assert np.array_equal(batch.target_boxes[i], quadrants[others])
+
+
+@given(samplers("random"), batch_sizes, starts)
+def test_random__target_count_and_complement(s, b, start):
+    batch = s.sample(b, start=start)
+    check_masks(batch, s, sample_ids=range(start, start + b))
+    if s.ragged != "truncate" and s.target_length >= s.max_counts()[1]:
+        n = s.num_patches
+        lo, hi = (min(max(int(np.floor(x * n + 0.5)), 1), n) for x in s.target_scale)
+        counts = batch.targets_valid.sum(-1)
+        assert ((counts >= lo) & (counts <= hi)).all()
+        assert (counts <= n - s.min_context).all()  # larger targets are redrawn
+
+
+@given(samplers(kind=None), st.integers(1, 4), st.integers(1, 4), starts)
+def test_every_sampler__stream_contract(s, b1, b2, start):
+    check_stream(s, start=start, batch_sizes=(b1, b2))
+
+
+def test_random__exact_count_for_a_fixed_scale():
+    batch = RandomMaskSampler(grid_size=(7, 9), target_scale=(0.3, 0.3), min_context=1,
+                              seed=0).sample(50)
+    assert (batch.targets_valid.sum(-1) == 19).all()  # round(0.3 * 63) = 19
 
 
 def test_raster__every_quadrant_is_context_sometimes():
     batch = RasterizedMaskSampler(grid_size=(8, 8), seed=0).sample(400)
     corners = {tuple(c) for c in batch.context_boxes[:, :2].tolist()}
     assert corners == {(0, 0), (0, 4), (4, 0), (4, 4)}
-
-
-@given(grids, st.floats(0.05, 0.8), st.integers(0, 2**31), st.integers(1, 5))
-def test_random__target_count_and_complement(grid, scale, seed, b):
-    n = grid[0] * grid[1]
-    try:
-        s = RandomMaskSampler(grid_size=grid, target_scale=(scale, scale), min_context=1, seed=seed)
-    except ValueError:
-        return
-    batch = s.sample(b)
-    check_complement(batch, n)
-    expected = min(max(int(np.floor(scale * n + 0.5)), 1), n)
-    assert (batch.targets_valid.sum(-1) == expected).all()
 
 
 def test_random__patches_are_uniform():
@@ -100,11 +102,24 @@ def test_make_sampler__unknown_name():
         make_sampler("blocks", grid_size=14)
 
 
-def test_raster__needs_two_by_two():
-    with pytest.raises(ValueError, match="grid_size"):
-        RasterizedMaskSampler(grid_size=(1, 8))
-
-
-def test_random__rejects_too_few_context_patches():
-    with pytest.raises(ValueError, match="min_context"):
-        RandomMaskSampler(grid_size=(4, 4), target_scale=(0.9, 0.9), min_context=5)
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: RasterizedMaskSampler(grid_size=(1, 8)), "grid_size"),
+        (lambda: RasterizedMaskSampler(grid_size=(4, 4), min_context=5), "min_context"),
+        (lambda: RandomMaskSampler(grid_size=(4, 4), target_scale=(0.9, 0.9), min_context=5),
+         r"min_context must be <= 2"),
+        (lambda: RandomMaskSampler(grid_size=(4, 4), target_scale=(0.0, 0.5)), "target_scale"),
+        (lambda: RandomMaskSampler(grid_size=(4, 4), target_scale=(0.5, 1.5)), "target_scale"),
+        (lambda: SingleBlockMaskSampler(grid_size=(4, 4), target_scale=(0.9, 0.9)),
+         "min_context"),
+        (lambda: SingleBlockMaskSampler(target_aspect_ratio=(2.0, 1.0)), "target_aspect_ratio"),
+        (lambda: SingleBlockMaskSampler(grid_size=(5, 5), max_attempts=10), "probe draws"),
+        (lambda: SingleBlockMaskSampler(ragged="ragged"), "ragged"),
+        (lambda: RandomMaskSampler(seed=-1), "seed"),
+        (lambda: RandomMaskSampler(context_length=0), "context_length"),
+    ],
+)
+def test_init__rejects_bad_or_infeasible_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -2,114 +2,53 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from jepa_components.masks import MaskBatch, MultiBlockMaskSampler
-from jepa_components.masks.geometry import box_masks
+from jepa_components.testing import check_masks, check_stream, sampler_configs, samplers
 
-from masks_helpers import check_dense_consistent, check_packed, size_matches_ranges
-
-
-@st.composite
-def ranges(draw, low, high):
-    a = draw(st.floats(low, high))
-    b = draw(st.floats(low, high))
-    return (min(a, b), max(a, b))
+multiblock = samplers("multiblock", max_grid=(32, 48))
 
 
-@st.composite
-def configs(draw):
-    H = draw(st.integers(2, 32))
-    W = draw(st.integers(2, 48))
-    return dict(
-        grid_size=(H, W),
-        num_targets=draw(st.integers(1, 8)),
-        target_scale=draw(ranges(0.01, 0.5)),
-        target_aspect_ratio=draw(ranges(0.3, 3.0)),
-        context_scale=draw(ranges(0.3, 1.0)),
-        context_aspect_ratio=draw(ranges(0.5, 2.0)),
-        min_context=draw(st.integers(0, 3)),
-        allow_overlap=draw(st.booleans()),
-        seed=draw(st.integers(0, 2**32)),
-    )
+@given(multiblock, st.integers(1, 6), st.integers(0, 10**6))
+def test_sample__every_constraint_holds(sampler, batch_size, start):
+    batch = sampler.sample(batch_size, start=start)
+    check_masks(batch, sampler, sample_ids=range(start, start + batch_size))
+    assert batch.target_boxes.shape == (batch_size, sampler.num_targets, 4)
+    assert batch.context_boxes.shape == (batch_size, 4)
 
 
-def make(cfg):
+@given(st.integers(2, 32), st.integers(65, 80), st.integers(1, 3), st.data())
+def test_sample__wide_grids_use_dense_boxes_and_hold_too(height, width, batch_size, data):
+    sampler = data.draw(samplers("multiblock", grid_size=(height, width)))
+    assert sampler._box_bits is None  # past the 64-column bit-mask path
+    check_masks(sampler.sample(batch_size), sampler, sample_ids=range(batch_size))
+
+
+@given(sampler_configs("multiblock", only_accepted=False), st.integers(1, 64),
+       st.integers(0, 10**9))
+def test_init__refuses_or_never_fails_later(cfg, batch_size, start):
+    """The feasibility guarantee: a configuration is refused up front, or it samples."""
     try:
-        return MultiBlockMaskSampler(**cfg)
-    except ValueError:  # configuration that cannot leave min_context patches
-        assume(False)
+        sampler = MultiBlockMaskSampler(**cfg)
+    except ValueError as error:  # refusal names the constraint
+        assert str(error).startswith("Invalid value for argument `min_context`"), str(error)
+        event("refused")
+        return
+    event(f"accepted ({sampler.feasibility.method})")
+    batch = sampler.sample(batch_size, start=start)
+    assert (batch.context_valid.sum(1) >= sampler.min_context).all()
 
 
-@given(configs(), st.integers(1, 6))
-def test_sample__every_constraint_holds(cfg, batch_size):
-    check_every_constraint(cfg, batch_size)
+@given(multiblock, st.integers(1, 5), st.integers(1, 5), st.integers(0, 1000))
+def test_sample__batch_split_invariance(sampler, b1, b2, start):
+    check_stream(sampler, start=start, batch_sizes=(b1, b2))
 
 
-@given(configs(), st.integers(65, 80), st.integers(1, 3))
-def test_sample__wide_grids_use_dense_boxes_and_hold_too(cfg, width, batch_size):
-    cfg["grid_size"] = (cfg["grid_size"][0], width)  # past the 64-column bit-mask path
-    check_every_constraint(cfg, batch_size)
-
-
-def check_every_constraint(cfg, batch_size):
-    sampler = make(cfg)
-    try:
-        batch = sampler.sample(batch_size)
-    except RuntimeError:  # possible but very unlikely context: bounded retries gave up
-        assume(False)  # (that error path has its own test below)
-    grid, n = sampler.grid_size, sampler.num_patches
-    m = cfg["num_targets"]
-    assert batch.context.shape == (batch_size, sampler.context_length)
-    assert batch.targets.shape == (batch_size, m, sampler.target_length)
-    assert batch.context.dtype == np.int32 and batch.targets.dtype == np.int32
-    check_packed(batch.context, batch.context_valid, n)
-    check_packed(batch.targets, batch.targets_valid, n)
-    ctx, tgt = check_dense_consistent(batch)
-    ctx, tgt = ctx.reshape(batch_size, n), tgt.reshape(batch_size, m, n)
-
-    # targets: axis-aligned rectangles inside the grid, of a requested size
-    top, left, h, w = np.moveaxis(batch.target_boxes, -1, 0)
-    assert (top >= 0).all() and (left >= 0).all()
-    assert (top + h <= grid[0]).all() and (left + w <= grid[1]).all()
-    assert np.array_equal(tgt, box_masks(top, left, h, w, grid))
-    for hh, ww in zip(h.ravel(), w.ravel()):
-        assert size_matches_ranges(hh, ww, grid, cfg["target_scale"], cfg["target_aspect_ratio"])
-
-    # context: inside one block of a requested size
-    ctop, cleft, ch, cw = batch.context_boxes.T
-    block = box_masks(ctop, cleft, ch, cw, grid)
-    assert not (ctx & ~block).any()
-    for hh, ww in zip(ch, cw):
-        assert size_matches_ranges(hh, ww, grid, cfg["context_scale"], cfg["context_aspect_ratio"])
-    if cfg["allow_overlap"]:
-        assert np.array_equal(ctx, block)
-    else:
-        assert not (ctx[:, None, :] & tgt).any(), "context and targets overlap"
-        assert np.array_equal(ctx, block & ~tgt.any(axis=1))
-    assert (ctx.sum(1) >= cfg["min_context"]).all()
-
-
-@given(configs(), st.integers(1, 5), st.integers(1, 5), st.integers(0, 1000))
-def test_sample__batch_split_invariance(cfg, b1, b2, start):
-    sampler = make(cfg)
-    whole = sampler.sample(b1 + b2, start=start)
-    first = sampler.sample(b1, start=start)
-    second = sampler.sample(b2, start=start + b1)
-    for key, value in whole.as_dict().items():
-        joined = np.concatenate([first.as_dict()[key], second.as_dict()[key]])
-        assert np.array_equal(value, joined), key
-
-
-@given(configs(), st.lists(st.integers(0, 10**9), min_size=1, max_size=6))
-def test_sample_at__rows_equal_single_draws(cfg, ids):
-    sampler = make(cfg)
-    batch = sampler.sample_at(ids)
-    for row, k in enumerate(ids):
-        one = sampler.sample(1, start=k)
-        for key, value in one.as_dict().items():
-            assert np.array_equal(batch.as_dict()[key][row], value[0]), key
+@given(multiblock, st.lists(st.integers(0, 10**9), min_size=1, max_size=6))
+def test_sample_at__rows_equal_single_draws(sampler, ids):
+    check_masks(sampler.sample_at(ids), sampler, sample_ids=ids)
 
 
 @pytest.mark.parametrize("ids", [[], [-1, 2], [[1, 2]], [0.5]])
@@ -216,8 +155,7 @@ def test_truncate__cuts_to_batch_minimum_with_random_subset():
     full = MultiBlockMaskSampler(seed=0).sample(32)
     assert batch.context.shape[1] == full.context_valid.sum(1).min()
     assert batch.targets.shape[2] == full.targets_valid.sum(-1).min()
-    assert batch.context_valid.all() and batch.targets_valid.all()
-    check_packed(batch.context, batch.context_valid, 196)
+    check_masks(batch, s, sample_ids=range(32))
     # kept patches are a subset of the sample's context
     ctx_full, _ = full.to_dense()
     ctx_cut, _ = batch.to_dense()
@@ -242,7 +180,7 @@ def test_context_length__shorter_keeps_random_subset():
     s = MultiBlockMaskSampler(seed=0, context_length=40)
     batch = s.sample(64)
     assert batch.context.shape == (64, 40)
-    check_packed(batch.context, batch.context_valid, 196)
+    check_masks(batch, s, sample_ids=range(64))
     full, _ = MultiBlockMaskSampler(seed=0).sample(64).to_dense()
     cut, _ = batch.to_dense()
     assert not (cut & ~full).any()
@@ -269,6 +207,8 @@ def test_context_length__shorter_keeps_random_subset():
         (dict(ragged="drop"), "ragged"),
         (dict(context_length=5), "context_length"),
         (dict(grid_size=(3, 3), min_context=9), r"min_context must be <= \d+"),
+        (dict(allow_overlap=1), "allow_overlap"),
+        (dict(max_attempts=0), "max_attempts"),
     ],
 )
 def test_init__rejects_bad_arguments(kwargs, match):
@@ -281,12 +221,21 @@ def test_sample__rejects_bad_batch_size():
         MultiBlockMaskSampler(seed=0).sample(0)
 
 
-def test_sample__unsatisfiable_raises_instead_of_looping():
-    # feasible in principle (context block may avoid the target) but very unlikely
-    s = MultiBlockMaskSampler(grid_size=(6, 6), num_targets=8, target_scale=(0.3, 0.3),
-                              context_scale=(0.5, 0.5), min_context=15, max_attempts=5, seed=0)
-    with pytest.raises(RuntimeError, match="min_context=15.*max_attempts=5"):
-        s.sample(64)
+def test_sample__runtime_error_stays_as_safety_net(monkeypatch):
+    # feasibility is decided at construction; should a draw still fail (a
+    # subclass bug, an astronomically unlucky run), sampling stops, never loops
+    s = MultiBlockMaskSampler(grid_size=(6, 6), num_targets=1, target_scale=(0.1, 0.1),
+                              min_context=5, max_attempts=3, seed=0)
+    assert s.feasibility.method == "exact"  # every draw keeps >= 5 patches
+    draw = s._draw_packed
+
+    def no_context(ids, u):
+        c_idx, c_val, *rest = draw(ids, u)
+        return (c_idx, np.zeros_like(c_val), *rest)
+
+    monkeypatch.setattr(s, "_draw_packed", no_context)
+    with pytest.raises(RuntimeError, match="min_context=5.*max_attempts=3"):
+        s.sample(4)
 
 
 def test_mask_batch__validates_shapes():

@@ -106,7 +106,8 @@ def test_cosine_weight_decay__monotone_towards_final(total_steps, wds, step):
     here, after = cosine_weight_decay(step, **kwargs), cosine_weight_decay(step + 1, **kwargs)
     # moves towards final_wd, never past it (the official clamp)
     assert abs(after - final_wd) <= abs(here - final_wd) + 1e-15
-    assert min(ref_wd, final_wd) <= here <= max(ref_wd, final_wd)
+    # (ref - final) + final may round one ulp past ref at step 0
+    assert min(ref_wd, final_wd) - 1e-15 <= here <= max(ref_wd, final_wd) + 1e-15
 
 
 @given(total_steps=st.integers(1, 10_000), step=st.integers(0, 20_000))
@@ -127,13 +128,13 @@ def test_scalar_step_returns_numpy_scalar():
     [
         (lambda: ema_momentum(0, 0), r"`total_steps`.*>= 1.*total_steps=0"),
         (lambda: ema_momentum(0, 2.5), r"`total_steps`"),
-        (lambda: ema_momentum(0, 10, start=1.2), r"`start`.*0.0 <= start <= 1.0.*start=1.2"),
+        (lambda: ema_momentum(0, 10, start=1.2), r"`start`.*in \[0, 1\].*start=1.2"),
         (lambda: ema_momentum(0, 10, end=-0.1), r"`end`"),
         (lambda: ema_momentum(-1, 10), r"`step`.*>= 0.*step=-1"),
         (lambda: ema_momentum(np.array([1, np.nan]), 10), r"`step`.*finite"),
         (lambda: ema_momentum(np.array([True]), 10), r"`step`.*real"),
         (lambda: warmup_cosine_lr(0, warmup_steps=11, total_steps=10, start_lr=0, ref_lr=1),
-         r"`warmup_steps`.*<= 10.*warmup_steps=11"),
+         r"`warmup_steps`.*in \[0, 10\].*warmup_steps=11"),
         (lambda: warmup_cosine_lr(0, warmup_steps=-1, total_steps=10, start_lr=0, ref_lr=1), r"`warmup_steps`"),
         (lambda: warmup_cosine_lr(0, warmup_steps=1.5, total_steps=10, start_lr=0, ref_lr=1), r"`warmup_steps`"),
         (lambda: warmup_cosine_lr(0, warmup_steps=1, total_steps=10, start_lr=-1e-3, ref_lr=1), r"`start_lr`"),
