@@ -10,6 +10,9 @@
   from any thread (see :func:`iter_batches` for a prefetching reader).
   Unreadable files are skipped with a warning and counted, or stop the run,
   as chosen by ``on_bad_image``.
+- :func:`load_fashion_mnist`: the 70,000 real 28x28 Fashion-MNIST images
+  (official 60k / 10k split) from local IDX files, never downloaded; it
+  lives in :mod:`jepa_components.fashion_mnist` and is reachable here.
 
 Images come out as ``(N, H, W, C)`` float32 in ``[0, 1]``; normalizing them
 for a model is the caller's choice. scikit-learn and Pillow are imported
@@ -43,7 +46,20 @@ __all__ = [
     "load_digits_split",
     "ImageFolder",
     "iter_batches",
+    "load_fashion_mnist",
 ]
+
+_LAZY = {"load_fashion_mnist": "jepa_components.fashion_mnist"}
+
+
+def __getattr__(name):
+    # ``fashion_mnist`` imports this module (DatasetError, ImageSplit), so its
+    # loader is attached on first access instead of imported at the top.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 IMAGE_EXTENSIONS = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
@@ -138,8 +154,8 @@ def resize_bilinear(images, size):
     rows = _interpolation_matrix(images.shape[1], size)
     cols = _interpolation_matrix(images.shape[2], size)
     if images.ndim == 3:
-        return np.einsum("yh,nhw,xw->nyx", rows, images, cols)
-    return np.einsum("yh,nhwc,xw->nyxc", rows, images, cols)
+        return np.einsum("yh,nhw,xw->nyx", rows, images, cols, optimize=True)
+    return np.einsum("yh,nhwc,xw->nyxc", rows, images, cols, optimize=True)
 
 
 def split_indices(num_samples, *, test_fraction=0.2, seed=0):
@@ -225,8 +241,9 @@ class ImageFolder:
 
     Each image is center-cropped to a square and resized (bicubic) to
     ``image_size`` -- the usual evaluation transform; the I-JEPA paper's
-    random-resized-crop augmentation is left out on purpose (JEPA does not
-    need hand-crafted views, and a deterministic read keeps resume exact).
+    random-resized-crop augmentation is not done while reading (a
+    deterministic read keeps resume exact); apply it per batch with
+    :class:`jepa_components.augment.RandomResizedCrop` (seeded per batch).
 
     Args:
         root: folder path.

@@ -17,7 +17,14 @@ for that (collapse metrics), and two probes say what the features are worth
 - :func:`linear_probe_accuracy`: standardized features, scikit-learn
   logistic regression, accuracy on a held-out split (the I-JEPA paper's
   linear evaluation, Assran et al. 2023, in its simplest form).
-- :func:`knn_accuracy`: cosine k-nearest-neighbour vote (no training).
+- :func:`knn_accuracy`: cosine k-nearest-neighbour vote (no training),
+  on features standardized with the train split's statistics (see there
+  for why raw cosine misleads).
+- :func:`probe_accuracies`: both probes on one set of cached features (read
+  the encoder once, probe many times); :data:`PROBE_PROTOCOLS` says in words
+  what each figure is, for reports. The attentive probe over patch tokens
+  (V-JEPA's evaluation) needs training with a framework: it lives in
+  ``jepa_components.backends.keras.probes``.
 - :func:`mean_pool`: I-JEPA's ViT has no class token, so image-level
   features are the mean over patch tokens (taking token 0 is a known
   mistake of probes written for class-token models).
@@ -51,7 +58,26 @@ __all__ = [
     "standardize",
     "linear_probe_accuracy",
     "knn_accuracy",
+    "probe_accuracies",
+    "PROBE_PROTOCOLS",
+    "KNN_PREPROCESSING",
 ]
+
+KNN_PREPROCESSING = ("standardize", "center", "none")
+
+PROBE_PROTOCOLS = {
+    "linear": "linear probe: features standardized with the train split's mean/std, "
+              "multinomial logistic regression (L-BFGS, C=1, 2000 iterations), "
+              "test accuracy",
+    "knn": "k-NN: features standardized with the train split's mean/std, cosine "
+           "similarity, majority vote of the k nearest train samples (k=20 unless "
+           "stated), test accuracy",
+    "attentive": "attentive probe (V-JEPA): last-layer patch tokens standardized with "
+                 "the train split's mean/std, one learned query cross-attending to them, "
+                 "residual MLP, LayerNorm, linear classifier; AdamW (lr 1e-2, 1 warmup "
+                 "epoch then "
+                 "cosine, weight decay 0.01), 10 epochs of batch 256, test accuracy",
+}
 
 
 def _as_2d(features, name="features"):
@@ -316,13 +342,24 @@ def knn_accuracy(
     *,
     k=20,
     batch_size=1024,
+    preprocess="standardize",
 ):
     """Held-out accuracy of a cosine k-nearest-neighbour majority vote.
 
     Each test sample takes the most common label among the ``k`` train
     samples with the highest cosine similarity; ties go to the class whose
-    tied neighbours have the larger summed similarity. Features are used as
-    they are (no standardization), as in the usual SSL k-NN monitor.
+    tied neighbours have the larger summed similarity.
+
+    Before the cosine, both splits are standardized with the *train*
+    split's per-dimension mean and std (``preprocess="standardize"``, the
+    same preprocessing as :func:`linear_probe_accuracy`). Raw cosine on
+    mean-pooled ViT features is dominated by one direction shared by every
+    image (their mean; RankMe of such features can be ~1.2): all
+    similarities are close to 1 and the neighbours are decided by noise.
+    Centring removes that shared direction; scaling keeps one large-variance
+    dimension from deciding alone. ``"center"`` only centres, ``"none"``
+    gives the raw cosine of the usual SSL k-NN monitor (DINO's, on
+    class-token features where the mean is small).
 
     Args:
         train_features: ``(N, D)`` float array.
@@ -331,6 +368,8 @@ def knn_accuracy(
         test_labels: ``(M,)`` int array.
         k: neighbours, ``1 <= k <= N``.
         batch_size: test rows processed at a time (memory bound).
+        preprocess: ``"standardize"`` (default), ``"center"`` or ``"none"``,
+            always with the train split's statistics.
 
     Returns:
         float in ``[0, 1]``.
@@ -338,6 +377,9 @@ def knn_accuracy(
     >>> x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
     >>> y = np.array([0, 0, 1, 1])
     >>> knn_accuracy(x, y, np.array([[1.0, 0.2], [0.2, 1.0]]), [0, 1], k=2)
+    1.0
+    >>> shared = 100.0 + x  # a large direction common to every sample
+    >>> knn_accuracy(shared, y, 100.0 + np.array([[1.0, 0.2], [0.2, 1.0]]), [0, 1], k=2)
     1.0
     """
     train_x, train_y, test_x, test_y = _check_split(
@@ -353,6 +395,16 @@ def knn_accuracy(
             "Invalid value for argument `batch_size`. Expected an integer >= 1. "
             f"Received: batch_size={batch_size}"
         )
+    if preprocess not in KNN_PREPROCESSING:
+        raise ValueError(
+            f"Invalid value for argument `preprocess`. Expected one of {KNN_PREPROCESSING}. "
+            f"Received: preprocess={preprocess!r}"
+        )
+    if preprocess == "standardize":
+        train_x, test_x = standardize(train_x, test_x)
+    elif preprocess == "center":
+        mean = np.asarray(train_x, np.float64).mean(axis=0)
+        train_x, test_x = train_x - mean, test_x - mean
     k = int(k)
     classes, train_codes = np.unique(train_y, return_inverse=True)
 
@@ -376,3 +428,57 @@ def knn_accuracy(
         predicted = classes[np.argmax(votes, axis=1)]
         correct += int(np.sum(predicted == test_y[start : start + len(chunk)]))
     return correct / len(test_x)
+
+
+def probe_accuracies(
+    train_features,
+    train_labels,
+    test_features,
+    test_labels,
+    *,
+    probes=("linear", "knn"),
+    knn_k=20,
+    regularization=1.0,
+    max_iter=2000,
+    seed=0,
+):
+    """Linear and k-NN probe accuracies on one set of cached features.
+
+    Encode the images once (e.g. ``backends.keras.probes.encode_images``),
+    keep the arrays, and call this for every feature view (last layer,
+    last 4 layers...): no probe reads the encoder again. The settings are
+    fixed in advance and identical for every encoder compared;
+    :data:`PROBE_PROTOCOLS` describes them for a report.
+
+    Args:
+        train_features, train_labels, test_features, test_labels: as
+            :func:`linear_probe_accuracy`.
+        probes: names among ``"linear"`` and ``"knn"``.
+        knn_k: ``k`` of :func:`knn_accuracy`, clipped to the train size.
+        regularization, max_iter, seed: of :func:`linear_probe_accuracy`.
+
+    Returns:
+        dict ``{probe name: accuracy}``, plain floats.
+
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 100)
+    >>> x = rng.normal(size=(100, 4)) + 4 * y[:, None]
+    >>> probe_accuracies(x[:80], y[:80], x[80:], y[80:])
+    {'linear': 1.0, 'knn': 1.0}
+    """
+    probes = tuple(probes)
+    unknown = [p for p in probes if p not in ("linear", "knn")]
+    if unknown or not probes:
+        raise ValueError(
+            "Invalid value for argument `probes`. Expected a non-empty subset of "
+            f"('linear', 'knn'). Received: probes={probes!r}"
+        )
+    split = _check_split(train_features, train_labels, test_features, test_labels)
+    result = {}
+    for name in probes:
+        if name == "linear":
+            result[name] = linear_probe_accuracy(
+                *split, regularization=regularization, max_iter=max_iter, seed=seed)
+        else:
+            result[name] = knn_accuracy(*split, k=min(int(knn_k), len(split[0])))
+    return result

@@ -5,9 +5,16 @@ Runs unchanged on ``KERAS_BACKEND=jax|torch|tensorflow``::
     from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, vit_tiny
 """
 
-from jepa_components.backends.keras.layers import MLP, Attention, PatchEmbed, TransformerBlock
+from jepa_components.backends.keras.layers import (
+    ACTIVATIONS,
+    MLP,
+    Attention,
+    PatchEmbed,
+    TransformerBlock,
+)
 from jepa_components.backends.keras.predictor import Predictor
 from jepa_components.backends.keras.vit import (
+    POS_EMBEDS,
     VIT_SIZES,
     VisionTransformer,
     vit_base,
@@ -23,7 +30,19 @@ from jepa_components.backends.keras.checkpoints import (
     export_official_checkpoint,
     load_official_checkpoint,
 )
+from jepa_components.backends.keras.hf_checkpoints import (
+    export_hf_checkpoint,
+    load_hf_checkpoint,
+)
 from jepa_components.backends.keras.data import MaskedImageDataset
+from jepa_components.backends.keras.pixel_baseline import PixelBaseline
+from jepa_components.backends.keras.attentive_probe import (
+    AttentivePooler,
+    AttentiveProbe,
+    attentive_probe_accuracy,
+    train_attentive_probe,
+)
+from jepa_components.backends.keras.probes import encode_images, probe_encoder
 from jepa_components.backends.keras.optimizers import (
     CosineWeightDecay,
     ScheduledAdamW,
@@ -32,22 +51,33 @@ from jepa_components.backends.keras.optimizers import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
     "Attention",
+    "AttentivePooler",
+    "AttentiveProbe",
     "CosineWeightDecay",
     "IJEPA",
     "MLP",
     "MaskedImageDataset",
     "PatchEmbed",
+    "PixelBaseline",
     "Predictor",
     "ScheduledAdamW",
     "TargetEMA",
     "TransformerBlock",
     "WarmupCosine",
+    "export_hf_checkpoint",
     "export_official_checkpoint",
+    "load_hf_checkpoint",
     "load_official_checkpoint",
+    "POS_EMBEDS",
     "VIT_SIZES",
     "VisionTransformer",
+    "attentive_probe_accuracy",
+    "encode_images",
     "make_adamw",
+    "probe_encoder",
+    "train_attentive_probe",
     "vit_base",
     "vit_giant",
     "vit_huge",

@@ -73,6 +73,8 @@ def test_effective_rank__bounded_and_scale_invariant(features, scale):
         assert rank == 0.0
         return
     assert 1.0 - 1e-9 <= rank <= min(features.shape) + 1e-9
+    if np.abs(features).max() < 1e-150:
+        return  # scaling could underflow to subnormal numbers or zero
     assert dg.effective_rank(features * scale) == pytest.approx(rank, rel=1e-6, abs=1e-6)
 
 
@@ -210,3 +212,63 @@ def test_knn__validates_k_and_batch_size():
         dg.knn_accuracy(x[:10], y[:10], x[10:], y[10:], k=11)
     with pytest.raises(ValueError, match="`batch_size`"):
         dg.knn_accuracy(x[:10], y[:10], x[10:], y[10:], k=3, batch_size=0)
+
+
+def test_knn__raw_cosine_is_the_none_option_and_exact():
+    train = np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0], [0.2, 1.0]])
+    labels = np.array([0, 0, 1, 1, 1])
+    test = np.array([[2.0, 0.1], [0.0, 3.0]])
+    assert dg.knn_accuracy(train, labels, test, [0, 1], k=2, preprocess="none") == 1.0
+    assert dg.knn_accuracy(train, labels, test, [0, 1], k=5, preprocess="none") == 0.5
+
+
+def test_knn__standardizes_with_train_statistics_before_the_cosine():
+    """Equal to raw cosine on features standardized by hand with the train split's stats."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(90, 6)) * rng.uniform(0.1, 5, 6) + rng.normal(size=6) * 10
+    y = rng.integers(0, 3, 90)
+    train, test = dg.standardize(x[:60], x[60:])
+    expected = dg.knn_accuracy(train, y[:60], test, y[60:], k=5, preprocess="none")
+    assert dg.knn_accuracy(x[:60], y[:60], x[60:], y[60:], k=5) == expected
+    centered = dg.knn_accuracy(x[:60] - x[:60].mean(0), y[:60], x[60:] - x[:60].mean(0), y[60:],
+                               k=5, preprocess="none")
+    assert dg.knn_accuracy(x[:60], y[:60], x[60:], y[60:], k=5, preprocess="center") == centered
+
+
+def test_knn__shared_offset_and_nuisance_scale_fool_raw_cosine_not_the_default():
+    """A large mean shared by all samples (low effective rank) and large-variance
+    dimensions that carry no class: raw cosine is near chance, standardized k-NN is not."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    signal = 0.3 * (rng.normal(size=(400, 2)) + 3.0 * (2 * y[:, None] - 1))
+    nuisance = rng.normal(size=(400, 6)) * 5.0
+    x = np.concatenate([signal, nuisance], axis=1) + 100.0
+    assert dg.effective_rank(x) < 1.7
+    raw = dg.knn_accuracy(x[:300], y[:300], x[300:], y[300:], preprocess="none")
+    fixed = dg.knn_accuracy(x[:300], y[:300], x[300:], y[300:])
+    assert raw < 0.7 and fixed > 0.95
+
+
+def test_knn__validates_preprocess():
+    x, y = _blobs(n=20)
+    with pytest.raises(ValueError, match="Invalid value for argument `preprocess`"):
+        dg.knn_accuracy(x[:10], y[:10], x[10:], y[10:], k=3, preprocess="whiten")
+
+
+def test_probe_accuracies__same_numbers_as_each_probe():
+    x, y = _blobs(n=120, spread=2.0)
+    got = dg.probe_accuracies(x[:90], y[:90], x[90:], y[90:], knn_k=7, seed=1)
+    assert got == {
+        "linear": dg.linear_probe_accuracy(x[:90], y[:90], x[90:], y[90:], seed=1),
+        "knn": dg.knn_accuracy(x[:90], y[:90], x[90:], y[90:], k=7),
+    }
+    assert dg.probe_accuracies(x[:5], y[:5], x[90:], y[90:], probes=["knn"]).keys() == {"knn"}
+    assert set(dg.PROBE_PROTOCOLS) >= {"linear", "knn", "attentive"}
+
+
+def test_probe_accuracies__validates_probes():
+    x, y = _blobs(n=20)
+    with pytest.raises(ValueError, match="Invalid value for argument `probes`"):
+        dg.probe_accuracies(x[:10], y[:10], x[10:], y[10:], probes=("linear", "svm"))
+    with pytest.raises(ValueError, match="Invalid value for argument `probes`"):
+        dg.probe_accuracies(x[:10], y[:10], x[10:], y[10:], probes=())

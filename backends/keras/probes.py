@@ -1,0 +1,176 @@
+"""Frozen-encoder evaluation: one feature pass, then linear, k-NN and attentive probes.
+
+- :func:`encode_images`: one ``predict`` pass of a ViT encoder over the
+  images gives every feature view a probe needs -- the last layer's patch
+  tokens, their mean (I-JEPA has no class token) and the mean of each of
+  the last ``last_n`` blocks (the usual "last 4 layers" view). Keep the
+  arrays and probe them as often as needed; nothing reads the encoder twice.
+- the attentive probe of V-JEPA's frozen evaluation
+  (``attentive_probe``: :func:`attentive_probe_accuracy` and its layers,
+  re-exported here): learned queries cross-attend to the frozen patch
+  tokens, then a linear classifier, trained on the cached tokens;
+- :func:`probe_encoder`: all of it for one encoder and one split, with the
+  NumPy core's linear and k-NN probes
+  (``jepa_components.diagnostics.probe_accuracies``).
+
+Everything runs unchanged on jax, torch and tensorflow. The attentive probe
+is seeded (weights from ``seed``, batch order from ``seed`` and the epoch)
+and trains for a fixed number of epochs: nothing is tuned on the test split.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from jepa_components._validation import check_int, invalid
+from jepa_components.diagnostics import PROBE_PROTOCOLS, probe_accuracies
+from jepa_components.positional import sincos_2d_positions
+from jepa_components.backends.keras.attentive_probe import (
+    AttentivePooler,
+    AttentiveProbe,
+    attentive_probe_accuracy,
+    token_statistics,
+    train_attentive_probe,
+)
+
+__all__ = [
+    "AttentivePooler",
+    "AttentiveProbe",
+    "attentive_probe_accuracy",
+    "encode_images",
+    "probe_encoder",
+    "token_statistics",
+    "train_attentive_probe",
+]
+
+
+# ---------------------------------------------------------------- features
+
+
+def _feature_model(encoder, last_n, keep_tokens):
+    """A ``keras.Model`` images -> pooled features of the last ``last_n`` blocks (+ tokens)."""
+    positions = sincos_2d_positions(encoder.embed_dim, encoder.grid_size)
+    first_kept = len(encoder.blocks) - last_n
+
+    class LayerFeatures(keras.Model):
+        def call(self, images):
+            x = encoder.patch_embed(images)
+            x = x + ops.convert_to_tensor(positions[None], dtype=x.dtype)
+            pooled = []
+            for i, block in enumerate(encoder.blocks):
+                x = block(x)
+                if i >= first_kept:
+                    # The final norm on every kept block, as DINO's
+                    # ``get_intermediate_layers``; the last one is encoder(images).
+                    normed = encoder.norm(x)
+                    pooled.append(ops.mean(normed, axis=1))
+            out = {"pooled": pooled[-1]}
+            if last_n > 1:
+                out["pooled_last_layers"] = ops.concatenate(pooled, axis=-1)
+            if keep_tokens:
+                out["tokens"] = normed
+            return out
+
+    return LayerFeatures()
+
+
+def encode_images(encoder, images, *, last_n=1, tokens=True, batch_size=256):
+    """Every feature view of ``images`` from one pass of a ViT encoder.
+
+    Args:
+        encoder: a :class:`VisionTransformer` (uses its ``patch_embed``,
+            ``blocks`` and ``norm``), e.g. ``model.target_encoder`` of an
+            :class:`IJEPA` or ``model.encoder`` of a :class:`PixelBaseline`.
+        images: ``(N, H, W, C)`` float array.
+        last_n: int >= 1, blocks whose mean-pooled output (after the final
+            norm) is concatenated into ``"pooled_last_layers"`` (capped at
+            the depth).
+        tokens: also return the last layer's tokens (``N * T * D`` floats).
+        batch_size: images per forward pass.
+
+    Returns:
+        dict of NumPy arrays: ``"pooled"`` ``(N, D)`` (= mean over tokens
+        of ``encoder(images)``), ``"pooled_last_layers"`` ``(N, last_n *
+        D)`` when ``last_n > 1``, ``"tokens"`` ``(N, T, D)`` when asked.
+
+    Example:
+        >>> from jepa_components.backends.keras import VisionTransformer
+        >>> vit = VisionTransformer(image_size=16, patch_size=4, embed_dim=32, depth=2,
+        ...                         num_heads=2, seed=0)
+        >>> out = encode_images(vit, np.zeros((3, 16, 16, 3), "float32"), last_n=2)
+        >>> {k: v.shape for k, v in sorted(out.items())}
+        {'pooled': (3, 32), 'pooled_last_layers': (3, 64), 'tokens': (3, 16, 32)}
+    """
+    for attribute in ("patch_embed", "blocks", "norm", "embed_dim", "grid_size"):
+        if not hasattr(encoder, attribute):
+            raise invalid("encoder", "a VisionTransformer (patch_embed, blocks, norm)", encoder)
+    last_n = min(check_int("last_n", last_n, low=1), len(encoder.blocks))
+    batch_size = check_int("batch_size", batch_size, low=1)
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) < 1:
+        raise invalid("images", "a non-empty (N, H, W, C) array", f"shape {images.shape}")
+    outputs = _feature_model(encoder, last_n, bool(tokens)).predict(
+        images, batch_size=min(batch_size, len(images)), verbose=0)
+    return {name: np.asarray(value) for name, value in outputs.items()}
+
+
+# ---------------------------------------------------------------- all probes
+
+
+def probe_encoder(encoder, train_images, train_labels, test_images, test_labels, *,
+                  last_n=4, probes=("linear", "knn", "attentive"), knn_k=20,
+                  attentive=None, batch_size=256):
+    """Every probe of one frozen encoder, from one feature pass over both splits.
+
+    Encodes ``train_images`` and ``test_images`` once (:func:`encode_images`)
+    and runs, with fixed settings identical for every encoder compared:
+
+    - ``"linear"`` / ``"knn"`` on the mean-pooled last layer, and
+      ``"linear_last_layers"`` / ``"knn_last_layers"`` on the concatenated
+      mean-pooled last ``last_n`` blocks (when the encoder has more than
+      one), via ``diagnostics.probe_accuracies``;
+    - ``"attentive"`` on the last layer's patch tokens
+      (:func:`attentive_probe_accuracy` with ``attentive`` keyword
+      arguments).
+
+    Returns:
+        dict ``{figure name: accuracy}`` plus ``"protocols"``: ``{probe:
+        description}`` from ``diagnostics.PROBE_PROTOCOLS`` for a report.
+
+    Example:
+        >>> from jepa_components.backends.keras import VisionTransformer
+        >>> vit = VisionTransformer(image_size=16, patch_size=4, embed_dim=32, depth=1,
+        ...                         num_heads=2, seed=0)
+        >>> rng = np.random.default_rng(0)
+        >>> images = rng.uniform(size=(40, 16, 16, 3)).astype("float32")
+        >>> labels = np.arange(40) % 2
+        >>> result = probe_encoder(vit, images[:30], labels[:30], images[30:], labels[30:],
+        ...                        knn_k=5, attentive={"epochs": 1, "num_heads": 2})
+        >>> sorted(k for k in result if k != "protocols")
+        ['attentive', 'knn', 'linear']
+    """
+    probes = tuple(probes)
+    known = ("linear", "knn", "attentive")
+    if not probes or any(p not in known for p in probes):
+        raise invalid("probes", f"a non-empty subset of {known}", probes)
+    want_tokens = "attentive" in probes
+    both = np.concatenate([np.asarray(train_images), np.asarray(test_images)])
+    features = encode_images(encoder, both, last_n=last_n, tokens=want_tokens,
+                             batch_size=batch_size)
+    num_train = len(train_images)
+    result = {}
+    pooled_probes = [p for p in probes if p != "attentive"]
+    views = [("", "pooled"), ("_last_layers", "pooled_last_layers")]
+    for suffix, view in views:
+        if pooled_probes and view in features:
+            values = features[view]
+            accuracies = probe_accuracies(values[:num_train], train_labels, values[num_train:],
+                                          test_labels, probes=pooled_probes, knn_k=knn_k)
+            result.update({name + suffix: value for name, value in accuracies.items()})
+    if want_tokens:
+        tokens = features["tokens"]
+        result["attentive"] = attentive_probe_accuracy(
+            tokens[:num_train], train_labels, tokens[num_train:], test_labels,
+            **dict(attentive or {}))
+    result["protocols"] = {p: PROBE_PROTOCOLS[p] for p in probes}
+    return result
