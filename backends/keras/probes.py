@@ -24,7 +24,6 @@ from keras import ops
 
 from jepa_components._validation import check_int, invalid
 from jepa_components.diagnostics import PROBE_PROTOCOLS, probe_accuracies
-from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras.attentive_probe import (
     AttentivePooler,
     AttentiveProbe,
@@ -48,27 +47,22 @@ __all__ = [
 
 
 def _feature_model(encoder, last_n, keep_tokens):
-    """A ``keras.Model`` images -> pooled features of the last ``last_n`` blocks (+ tokens)."""
-    positions = sincos_2d_positions(encoder.embed_dim, encoder.grid_size)
-    first_kept = len(encoder.blocks) - last_n
+    """A ``keras.Model`` images -> pooled features of the last ``last_n`` blocks (+ tokens).
+
+    Built on ``VisionTransformer.intermediate_layers`` (each block output
+    through the final norm, as DINO's ``get_intermediate_layers``); the last
+    one is ``encoder(images)``.
+    """
 
     class LayerFeatures(keras.Model):
         def call(self, images):
-            x = encoder.patch_embed(images)
-            x = x + ops.convert_to_tensor(positions[None], dtype=x.dtype)
-            pooled = []
-            for i, block in enumerate(encoder.blocks):
-                x = block(x)
-                if i >= first_kept:
-                    # The final norm on every kept block, as DINO's
-                    # ``get_intermediate_layers``; the last one is encoder(images).
-                    normed = encoder.norm(x)
-                    pooled.append(ops.mean(normed, axis=1))
-            out = {"pooled": pooled[-1]}
+            layers = encoder.intermediate_layers(images, layers=last_n, norm=True)
+            out = {"pooled": ops.mean(layers[-1], axis=1)}
             if last_n > 1:
-                out["pooled_last_layers"] = ops.concatenate(pooled, axis=-1)
+                out["pooled_last_layers"] = ops.concatenate(
+                    [ops.mean(x, axis=1) for x in layers], axis=-1)
             if keep_tokens:
-                out["tokens"] = normed
+                out["tokens"] = layers[-1]
             return out
 
     return LayerFeatures()
@@ -78,8 +72,8 @@ def encode_images(encoder, images, *, last_n=1, tokens=True, batch_size=256):
     """Every feature view of ``images`` from one pass of a ViT encoder.
 
     Args:
-        encoder: a :class:`VisionTransformer` (uses its ``patch_embed``,
-            ``blocks`` and ``norm``), e.g. ``model.target_encoder`` of an
+        encoder: a :class:`VisionTransformer` (uses its
+            ``intermediate_layers``), e.g. ``model.target_encoder`` of an
             :class:`IJEPA` or ``model.encoder`` of a :class:`PixelBaseline`.
         images: ``(N, H, W, C)`` float array.
         last_n: int >= 1, blocks whose mean-pooled output (after the final
@@ -101,9 +95,8 @@ def encode_images(encoder, images, *, last_n=1, tokens=True, batch_size=256):
         >>> {k: v.shape for k, v in sorted(out.items())}
         {'pooled': (3, 32), 'pooled_last_layers': (3, 64), 'tokens': (3, 16, 32)}
     """
-    for attribute in ("patch_embed", "blocks", "norm", "embed_dim", "grid_size"):
-        if not hasattr(encoder, attribute):
-            raise invalid("encoder", "a VisionTransformer (patch_embed, blocks, norm)", encoder)
+    if not hasattr(encoder, "intermediate_layers") or not hasattr(encoder, "blocks"):
+        raise invalid("encoder", "a VisionTransformer (with `intermediate_layers`)", encoder)
     last_n = min(check_int("last_n", last_n, low=1), len(encoder.blocks))
     batch_size = check_int("batch_size", batch_size, low=1)
     images = np.asarray(images)

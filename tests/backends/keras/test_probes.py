@@ -29,6 +29,17 @@ def test_encode_images__one_pass_gives_every_view():
     assert encode_images(vit, images, last_n=9)["pooled_last_layers"].shape == (5, 96)
 
 
+def test_encode_images__uses_the_encoders_own_position_table():
+    vit = VisionTransformer(image_size=16, patch_size=4, embed_dim=32, depth=2, num_heads=2,
+                            pos_embed="learned", seed=0)
+    vit.build()
+    table = np.random.default_rng(1).normal(size=(1, 16, 32)).astype("float32")
+    vit.pos_embed_weight.assign(table)  # not the sin-cos table: it must be the one used
+    images = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype("float32")
+    out = encode_images(vit, images, last_n=2)
+    np.testing.assert_allclose(out["tokens"], to_numpy(vit(images)), rtol=1e-4, atol=1e-5)
+
+
 def test_encode_images__validates():
     vit = VisionTransformer(image_size=16, patch_size=4, embed_dim=32, depth=1, num_heads=2)
     with pytest.raises(ValueError, match="Invalid value for argument `encoder`"):
