@@ -35,6 +35,7 @@ from jepa_components.backends.keras.hf_checkpoints import (
     load_hf_checkpoint,
 )
 from jepa_components.backends.keras.data import MaskedImageDataset
+from jepa_components.backends.keras.health import HealthMonitor
 from jepa_components.backends.keras.pixel_baseline import PixelBaseline
 from jepa_components.backends.keras.attentive_probe import (
     AttentivePooler,
@@ -48,6 +49,7 @@ from jepa_components.backends.keras.optimizers import (
     ScheduledAdamW,
     WarmupCosine,
     make_adamw,
+    total_optimizer_steps,
 )
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "AttentivePooler",
     "AttentiveProbe",
     "CosineWeightDecay",
+    "HealthMonitor",
     "IJEPA",
     "MLP",
     "MaskedImageDataset",
@@ -77,6 +80,7 @@ __all__ = [
     "encode_images",
     "make_adamw",
     "probe_encoder",
+    "total_optimizer_steps",
     "train_attentive_probe",
     "vit_base",
     "vit_giant",

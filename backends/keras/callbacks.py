@@ -1,28 +1,32 @@
-"""``TargetEMA``: the momentum schedule of the I-JEPA target encoder.
+"""``TargetEMA``: sets the momentum schedule of the I-JEPA target encoder.
 
-The update ``target = m * target + (1 - m) * online`` itself runs inside
-:class:`~jepa_components.backends.keras.ijepa.IJEPA`'s compiled training step
-(see that module for why and how); this callback only *owns the schedule*:
+The schedule itself lives in the model: :class:`IJEPA` keeps its start,
+end and length in saved variables, applies the target update
+``target = m * target + (1 - m) * online`` inside its compiled training
+step, and applies the update still pending at the end of ``fit`` and before
+``evaluate`` (see :mod:`~jepa_components.backends.keras.ijepa`). This
+callback only writes the schedule, once, in ``on_train_begin``:
 
 - a float ``momentum`` with ``final_momentum``: the paper's linear schedule
-  ``schedules.ema_momentum`` (0.996 -> 1.0 by default), set once in
-  ``on_train_begin``. It is a constant of the compiled step: no per-batch
-  work at all, on any backend.
+  ``schedules.ema_momentum`` (0.996 -> 1.0 by default) over ``total_steps``
+  optimizer updates; by default the whole run,
+  :func:`~jepa_components.backends.keras.optimizers.total_optimizer_steps`
+  of the ``fit`` call (the same definition as ``make_adamw``: give both the
+  same ``ipe_scale``). No per-batch work at all, on any backend.
 - ``final_momentum=None``: a constant ``momentum``.
-- a python callable ``step -> m``: evaluated every batch and written into a
-  model variable. Exact for any sequence, but each write costs a Python
-  round trip per batch (on jax a full state sync, since ``fit`` keeps
-  variables in a functional state); prefer the linear schedule when it fits.
+- a python callable ``step -> m``: evaluated after every batch for the
+  update then pending and written into the model's schedule as a constant.
+  Exact for any sequence, but each write costs a Python round trip per
+  batch (on jax a full state sync, since ``fit`` keeps variables in a
+  functional state); prefer the linear schedule when it fits.
 
 ``step`` is the 0-based index of the EMA update, i.e. of the optimizer update
 it follows (the official ``momentum_scheduler``'s ``i``); it counts optimizer
 updates, not micro-batches, under gradient accumulation, and it continues
-across ``fit`` calls (it is the model's ``ema_updates`` variable, saved with
-the model).
-
-Pending updates: the update of the last optimizer step of a ``fit`` is
-applied in ``on_train_end``, and before validation (``on_test_begin``) so
-``val_loss`` uses the current target.
+across ``fit`` calls and ``.keras`` round trips (it is the model's saved
+``ema_updates`` variable). Since the schedule is saved with the model, a
+model loaded in the middle of a run continues with the same momentum, with
+or without this callback.
 """
 
 import math
@@ -30,19 +34,15 @@ import warnings
 
 import keras
 
+from jepa_components._validation import check_float, check_int, invalid
+from jepa_components.backends.keras.ijepa import IJEPA
+from jepa_components.backends.keras.optimizers import total_optimizer_steps
+
 __all__ = ["TargetEMA"]
 
 
-def _check_momentum(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a float in [0, 1]. "
-            f"Received: {name}={value!r}"
-        )
-
-
 class TargetEMA(keras.callbacks.Callback):
-    """EMA momentum schedule of an :class:`IJEPA` target encoder.
+    """Sets the EMA momentum schedule of an :class:`IJEPA` target encoder.
 
     Args:
         momentum: float in [0, 1], the momentum of the first update (paper
@@ -52,44 +52,52 @@ class TargetEMA(keras.callbacks.Callback):
             updates (paper 1.0), or None for a constant ``momentum``.
             Ignored for a callable.
         total_steps: int >= 1, optimizer updates over which the momentum goes
-            from ``momentum`` to ``final_momentum`` (official:
-            ``ipe * epochs * ipe_scale``). None: ``epochs * steps`` of the
-            ``fit`` call (divided by the gradient-accumulation steps). For
-            training split over several ``fit`` calls, pass it explicitly.
+            from ``momentum`` to ``final_momentum``. None:
+            ``total_optimizer_steps(steps, epochs, ipe_scale, n)`` of the
+            ``fit`` call (``steps`` batches per epoch, ``epochs`` the final
+            epoch, ``n`` the optimizer's gradient-accumulation steps), i.e.
+            the official ``ipe * num_epochs * ipe_scale`` (``src/train.py``,
+            ``momentum_scheduler``). For training split over ``fit`` calls
+            with ``initial_epoch``, None still covers the whole run.
+        ipe_scale: float > 0, the official schedule stretch factor, used when
+            ``total_steps`` is None (pass ``make_adamw`` the same value).
 
     Example:
-        >>> ema = TargetEMA()                                 # 0.996 -> 1.0 over the fit
+        >>> import numpy as np
+        >>> from jepa_components.backends.keras import IJEPA, Predictor, vit_tiny
+        >>> from jepa_components.masks import MultiBlockMaskSampler
+        >>> model = IJEPA(encoder=vit_tiny(image_size=32, patch_size=8, depth=1, seed=0),
+        ...               predictor=Predictor(num_patches=16, embed_dim=192,
+        ...                                   predictor_embed_dim=32, depth=1, num_heads=2))
+        >>> model.compile(optimizer="adamw")
+        >>> batch = MultiBlockMaskSampler(grid_size=(4, 4), min_context=2, seed=0).sample(4)
+        >>> data = {"images": np.zeros((4, 32, 32, 3), "float32"), **batch.as_dict()}
+        >>> history = model.fit(data, batch_size=2, epochs=2, verbose=0,
+        ...                     callbacks=[TargetEMA()])     # 0.996 -> 1.0 over 4 updates
+        >>> model.momentum_schedule()
+        {'start': 0.996, 'end': 1.0, 'total_steps': 4}
+        >>> model.ema_update_count()
+        4
         >>> ema = TargetEMA(0.99, final_momentum=None)        # constant
         >>> ema = TargetEMA(lambda step: 0.99 if step < 100 else 0.999)
-        >>> # model.fit(data, epochs=10, callbacks=[ema])
     """
 
-    is_target_ema = True  # how IJEPA.fit recognises it without an import cycle
-
-    def __init__(self, momentum=0.996, final_momentum=1.0, total_steps=None):
+    def __init__(self, momentum=0.996, final_momentum=1.0, total_steps=None, ipe_scale=1.0):
         super().__init__()
         if not callable(momentum):
-            _check_momentum("momentum", momentum)
-            if final_momentum is not None:
-                _check_momentum("final_momentum", final_momentum)
-        if total_steps is not None and (
-            isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1
-        ):
-            raise ValueError(
-                "Invalid value for argument `total_steps`. Expected None or an integer "
-                f">= 1. Received: total_steps={total_steps!r}"
-            )
+            momentum = check_float("momentum", momentum, low=0.0, high=1.0)
+            final_momentum = check_float("final_momentum", final_momentum, low=0.0, high=1.0,
+                                         allow_none=True)
         self.momentum = momentum
         self.final_momentum = final_momentum
-        self.total_steps = total_steps
+        self.total_steps = check_int("total_steps", total_steps, low=1, allow_none=True)
+        self.ipe_scale = check_float("ipe_scale", ipe_scale, low=0.0, low_open=True)
 
     def _ijepa(self):
         model = self.model
-        if not hasattr(model, "set_momentum_schedule"):
-            raise ValueError(
-                "TargetEMA needs an IJEPA model (with `set_momentum_schedule`). "
-                f"Received: model of type {type(model).__name__}"
-            )
+        if not isinstance(model, IJEPA):
+            raise ValueError("TargetEMA needs an IJEPA model. "
+                             f"Received: model of type {type(model).__name__}")
         return model
 
     def _schedule_steps(self, model):
@@ -97,22 +105,19 @@ class TargetEMA(keras.callbacks.Callback):
             return self.total_steps
         epochs, steps = self.params.get("epochs"), self.params.get("steps")
         if not epochs or not steps:
-            raise ValueError(
-                "Invalid value for argument `total_steps`. Expected an integer >= 1 "
-                "when `fit` does not know its number of steps (a dataset of unknown "
-                "length). Received: total_steps=None"
-            )
-        return max(1, (epochs * steps) // model.accumulation_steps())
+            raise invalid("total_steps", "an integer >= 1 when `fit` does not know its number "
+                          "of steps (a dataset of unknown length)", None)
+        return total_optimizer_steps(steps, epochs, self.ipe_scale, model.accumulation_steps())
 
     def _write_callable_momentum(self, model):
+        """The callable's momentum for the next update (the pending one, if any)."""
         step = model.ema_update_count()
-        value = float(self.momentum(step))
-        if not math.isfinite(value) or not 0.0 <= value <= 1.0:
-            raise ValueError(
-                "Invalid value for argument `momentum`. Expected a callable returning "
-                f"a float in [0, 1]. Received: momentum({step}) = {value!r}"
-            )
-        model.set_momentum(value)
+        value = self.momentum(step)
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or not (
+                0.0 <= value <= 1.0):
+            raise invalid("momentum", "a callable returning a float in [0, 1]",
+                          f"<callable> returning {value!r} at step {step}")
+        model.set_momentum_schedule(float(value))
 
     def on_train_begin(self, logs=None):
         model = self._ijepa()
@@ -124,23 +129,16 @@ class TargetEMA(keras.callbacks.Callback):
                     "Use the linear schedule (a float momentum) to stay exact.", stacklevel=2)
             self._write_callable_momentum(model)
         elif self.final_momentum is None:
-            model.set_momentum_schedule(float(self.momentum))
+            model.set_momentum_schedule(self.momentum)
         else:
-            total = self._schedule_steps(model)
-            model.set_momentum_schedule(float(self.momentum), float(self.final_momentum), total)
+            model.set_momentum_schedule(self.momentum, self.final_momentum,
+                                        self._schedule_steps(model))
 
-    def on_train_batch_begin(self, batch, logs=None):
+    @property
+    def async_safe(self):
+        """Keras may dispatch batch ends asynchronously unless a callable writes per batch."""
+        return not callable(self.momentum)
+
+    def on_train_batch_end(self, batch, logs=None):
         if callable(self.momentum):
             self._write_callable_momentum(self._ijepa())
-
-    def on_test_begin(self, logs=None):
-        self._flush()
-
-    def on_train_end(self, logs=None):
-        self._flush()
-
-    def _flush(self):
-        model = self._ijepa()
-        if callable(self.momentum):
-            self._write_callable_momentum(model)
-        model.apply_pending_ema()

@@ -3,18 +3,61 @@
 A ``keras.utils.PyDataset``, so the same object feeds ``IJEPA.fit`` on jax,
 torch and tensorflow. Every batch is a dict ``{"images", "context",
 "context_valid", "targets", "targets_valid"}`` (the :class:`IJEPA` batch
-contract) with masks from any core sampler
-(``jepa_components.masks``), drawn with ``sampler.sample(batch_size,
-start=k)`` where ``k`` is the global index of the batch's first sample:
-batch ``idx`` of epoch ``e`` always gets the same masks, whatever the order
-in which workers ask for batches (no mask repeated across workers, a pitfall
-of per-worker RNG state).
+contract) with masks from any core sampler (``jepa_components.masks``).
+
+**A pure function of (seed, epoch, index).** Batch ``i`` of epoch ``e``
+holds the items ``order_e[i B : (i + 1) B]``, where ``order_e`` is a
+permutation of ``indices`` seeded with ``(seed, e)`` (or ``indices``
+itself without ``shuffle``), and the masks ``sampler.sample(B, start=k)``
+with ``k = (e * len(dataset) + i) * B``: samples ``k .. k + B - 1`` of the
+sampler's counter-based stream. So a batch does not depend on the order in
+which workers ask for batches (no mask repeated across workers, a pitfall
+of per-worker RNG state), and a run resumed at epoch ``e`` sees exactly the
+batches of an uninterrupted one.
+
+**Epochs.** Keras tells a ``PyDataset`` when an epoch begins, not which
+one, and it calls ``on_epoch_end`` once more when ``fit`` starts (Keras
+3.15, every backend), so counting ``on_epoch_end`` calls is off by one.
+Here the dataset starts at ``initial_epoch`` and each ``on_epoch_begin``
+moves to the next epoch; :meth:`MaskedImageDataset.set_epoch` sets the
+epoch the next ``on_epoch_begin`` starts. ``IJEPA.fit`` keeps it on
+``fit``'s own epoch (it adds :meth:`MaskedImageDataset.epoch_callback`), so
+``model.fit(data, epochs=10, initial_epoch=4)`` continues the shuffle and
+mask streams of epoch 4 even on a fresh dataset. For another model, pass
+``callbacks=[data.epoch_callback()]``. Pass ``shuffle=False`` to ``fit``:
+the dataset shuffles itself, reproducibly, while ``fit``'s ``shuffle``
+reorders the batches of an epoch with Python's global ``random``.
+
+**Sources.** An array ``(N, H, W, C)``, a sequence of ``(H, W, C)`` arrays,
+or ``load_batch(indices) -> (b, H, W, C)`` for images read on demand (e.g.
+``jepa_components.datasets.ImageFolder.load_batch``) with ``workers > 1``
+reader threads. An exception raised while building a batch (a bad file, a
+failing transform) reaches the caller of ``fit`` as the exception raised,
+with a note naming the epoch, batch and items; it is also kept in
+``dataset.error``. (On tensorflow, Keras reads batches in a ``tf.data``
+generator, which would wrap it into a ``tf.errors.UnknownError``;
+``IJEPA.fit`` re-raises the original.)
 """
 
-import numpy as np
+import contextlib
+
 import keras
+import numpy as np
+
+from jepa_components._validation import check_bool, check_int, check_seed, invalid, is_int
 
 __all__ = ["MaskedImageDataset"]
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    """Sets the dataset's epoch to ``fit``'s at every epoch begin."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)
 
 
 class MaskedImageDataset(keras.utils.PyDataset):
@@ -22,82 +65,179 @@ class MaskedImageDataset(keras.utils.PyDataset):
 
     Args:
         images: array ``(N, H, W, C)`` (channels last), or any sequence whose
-            items are ``(H, W, C)`` arrays.
+            items are ``(H, W, C)`` arrays; None when ``load_batch`` is given.
         sampler: a mask sampler of the core, e.g.
             ``MultiBlockMaskSampler(grid_size=(H // p, W // p), seed=0)``.
         batch_size: int >= 1. Incomplete last batches are dropped (fixed
             shapes, as the official loader's ``drop_last=True``).
         shuffle: bool; a new order every epoch, drawn from ``seed`` and the
             epoch number (reproducible).
-        seed: int or None, seed of the shuffling.
+        seed: int >= 0 or None, seed of the shuffling (None: fresh entropy,
+            drawn once).
         transform: None or a callable ``(images (B, H, W, C), rng) -> images``
-            applied per batch (augmentation); ``rng`` is a NumPy Generator
-            seeded by ``seed``, the epoch and the batch index.
+            applied per batch (augmentation, normalization); ``rng`` is a
+            NumPy Generator seeded by ``seed``, the epoch and the batch index.
         dtype: dtype of the yielded images (default float32).
+        load_batch: None or a callable ``indices (b,) int64 -> (b, H, W, C)``
+            array, instead of ``images``: the items are read per batch (in
+            ``workers`` threads if asked).
+        indices: 1-D ints, the items to train on (e.g. a training split);
+            default all of ``images``. Required with ``load_batch``.
+        initial_epoch: int >= 0, the epoch the dataset starts at.
+        steps_per_epoch: None or int >= 1: at most this many batches per
+            epoch (the first ones of each epoch's order; the mask stream
+            counts the capped epochs).
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size``
             of ``keras.utils.PyDataset``.
 
     Example:
         >>> from jepa_components.masks import MultiBlockMaskSampler
-        >>> images = np.zeros((64, 32, 32, 3), "float32")
-        >>> data = MaskedImageDataset(images, MultiBlockMaskSampler(grid_size=(4, 4), seed=0),
-        ...                           batch_size=16, shuffle=True, seed=0)
+        >>> images = np.random.default_rng(0).random((64, 32, 32, 3), "float32")
+        >>> sampler = MultiBlockMaskSampler(grid_size=(4, 4), min_context=2, seed=0)
+        >>> data = MaskedImageDataset(images, sampler, batch_size=16, shuffle=True, seed=0)
         >>> len(data), sorted(data[0])
         (4, ['context', 'context_valid', 'images', 'targets', 'targets_valid'])
+
+        Items read on demand, three batches per epoch, starting at epoch 2:
+
+        >>> reader = MaskedImageDataset(load_batch=lambda rows: images[rows], sampler=sampler,
+        ...                             batch_size=16, indices=np.arange(48, 64),
+        ...                             steps_per_epoch=3, initial_epoch=2)
+        >>> len(reader), reader.epoch
+        (1, 2)
+        >>> bool(np.array_equal(reader[0]["images"], images[48:64]))
+        True
     """
 
-    def __init__(self, images, sampler, batch_size, shuffle=False, seed=None, transform=None,
-                 dtype="float32", **kwargs):
+    def __init__(self, images=None, sampler=None, batch_size=None, shuffle=False, seed=None,
+                 transform=None, dtype="float32", *, load_batch=None, indices=None,
+                 initial_epoch=0, steps_per_epoch=None, **kwargs):
         super().__init__(**kwargs)
-        if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                or batch_size < 1):
-            raise ValueError("Invalid value for argument `batch_size`. Expected an integer >= 1. "
-                             f"Received: batch_size={batch_size!r}")
-        if len(images) < batch_size:
-            raise ValueError("Invalid value for argument `images`. Expected at least "
-                             f"batch_size={batch_size} images. Received: {len(images)} images")
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        if (images is None) == (load_batch is None):
+            raise invalid("images", "an image array or sequence, or None with a `load_batch` "
+                          "callable (exactly one of the two)",
+                          type(images).__name__ if images is not None else None)
+        if load_batch is not None and not callable(load_batch):
+            raise invalid("load_batch", "None or a callable indices -> images", load_batch)
+        if load_batch is not None and indices is None:
+            raise invalid("indices", "the 1-D integer indices of the items `load_batch` reads",
+                          None)
         if not hasattr(sampler, "sample"):
-            raise ValueError("Invalid value for argument `sampler`. Expected a mask sampler "
-                             "with a `sample(batch_size, start=...)` method. "
-                             f"Received: sampler={sampler!r}")
+            raise invalid("sampler", "a mask sampler with a `sample(batch_size, start=...)` "
+                          "method", sampler)
         if transform is not None and not callable(transform):
-            raise ValueError("Invalid value for argument `transform`. Expected None or a "
-                             f"callable. Received: transform={transform!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-                                 or seed < 0):
-            raise ValueError("Invalid value for argument `seed`. Expected None or an integer "
-                             f">= 0. Received: seed={seed!r}")
-        self.images, self.sampler, self.batch_size = images, sampler, int(batch_size)
-        self.shuffle, self.seed, self.transform, self.dtype = bool(shuffle), seed, transform, dtype
+            raise invalid("transform", "None or a callable", transform)
+        self.images, self.load_batch, self.sampler = images, load_batch, sampler
+        self.indices = self._check_indices(indices)
+        if len(self.indices) < self.batch_size:
+            raise invalid("images", f"at least batch_size={self.batch_size} images",
+                          f"{len(self.indices)} images")
+        self.shuffle = check_bool("shuffle", shuffle)
+        self.seed = check_seed(seed)
+        self.transform, self.dtype = transform, dtype
+        self.initial_epoch = check_int("initial_epoch", initial_epoch, low=0)
+        self.steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, low=1,
+                                         allow_none=True)
         # seed None: fresh entropy, drawn once (still one fixed stream per object).
         self._base_seed = int(np.random.SeedSequence().entropy if seed is None else seed)
-        self.epoch = 0
-        self._order = self._order_for(0)
+        self.error = None  # the first exception raised while building a batch
+        self.set_epoch(self.initial_epoch)
 
-    def __len__(self):
-        return len(self.images) // self.batch_size
-
-    def _order_for(self, epoch):
-        if not self.shuffle:
+    def _check_indices(self, indices):
+        if indices is None:
             return np.arange(len(self.images))
-        return np.random.default_rng([self._base_seed, int(epoch)]).permutation(len(self.images))
+        array = np.asarray(indices)
+        if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)) \
+                or (array.size and array.min() < 0):
+            raise invalid("indices", "a 1-D array of integers >= 0", indices)
+        if self.images is not None and array.size and array.max() >= len(self.images):
+            raise invalid("indices", f"integers < len(images) = {len(self.images)}",
+                          f"max {int(array.max())}")
+        return array.astype(np.int64)
+
+    # ---------------------------------------------------------------- epochs
+    def set_epoch(self, epoch):
+        """Make ``epoch`` the current epoch (and the one the next epoch begin starts)."""
+        self.epoch = check_int("epoch", epoch, low=0)
+        self._next_epoch = self.epoch
+
+    def on_epoch_begin(self):
+        """Keras hook: start the next epoch (``initial_epoch``, then one more each time)."""
+        self.epoch = self._next_epoch
+        self._next_epoch += 1
+
+    def on_epoch_end(self):
+        """Keras hook: nothing (Keras also calls it once when ``fit`` starts)."""
+
+    def epoch_callback(self):
+        """A Keras callback that sets this dataset to ``fit``'s epoch (``IJEPA.fit`` adds it)."""
+        return _EpochCallback(self)
+
+    # --------------------------------------------------------------- batches
+    def __len__(self):
+        available = len(self.indices) // self.batch_size
+        return available if self.steps_per_epoch is None else min(available,
+                                                                   self.steps_per_epoch)
+
+    def order(self, epoch):
+        """The item order of ``epoch``: ``indices``, permuted if ``shuffle``."""
+        if not self.shuffle:
+            return self.indices
+        cached = getattr(self, "_order_cache", None)  # one (epoch, order) tuple: thread safe
+        if cached is None or cached[0] != epoch:
+            rng = np.random.default_rng([self._base_seed, int(epoch)])
+            cached = (epoch, self.indices[rng.permutation(len(self.indices))])
+            self._order_cache = cached
+        return cached[1]
 
     def __getitem__(self, idx):
-        if not 0 <= idx < len(self):
+        if not is_int(idx) or not 0 <= idx < len(self):
             raise IndexError(f"batch index {idx} out of range [0, {len(self)})")
-        rows = self._order[idx * self.batch_size:(idx + 1) * self.batch_size]
-        if isinstance(self.images, np.ndarray):
+        epoch, idx = self.epoch, int(idx)
+        rows = self.order(epoch)[idx * self.batch_size:(idx + 1) * self.batch_size]
+        try:
+            return self._batch(epoch, idx, rows)
+        except Exception as error:
+            if hasattr(error, "add_note"):
+                shown = ", ".join(str(int(i)) for i in rows[:8]) + (" ..." if len(rows) > 8 else "")
+                error.add_note(f"(MaskedImageDataset: epoch {epoch}, batch {idx}, "
+                               f"items [{shown}])")
+            if self.error is None:
+                self.error = error
+            raise
+
+    def _batch(self, epoch, idx, rows):
+        if self.load_batch is not None:
+            images = self.load_batch(rows)
+        elif isinstance(self.images, np.ndarray):
             images = self.images[rows]
         else:
             images = np.stack([np.asarray(self.images[int(i)]) for i in rows])
         if self.transform is not None:
-            rng = np.random.default_rng([self._base_seed, self.epoch, int(idx)])
+            rng = np.random.default_rng([self._base_seed, epoch, idx])
             images = self.transform(images, rng)
-        start = (self.epoch * len(self) + int(idx)) * self.batch_size
+        images = np.asarray(images, dtype=self.dtype)
+        if images.ndim != 4 or images.shape[0] != len(rows):
+            raise ValueError(f"Expected a batch of images ({len(rows)}, H, W, C) from "
+                             f"the image source. Received: shape {images.shape}")
+        start = (epoch * len(self) + idx) * self.batch_size
         batch = self.sampler.sample(self.batch_size, start=start).as_dict()
-        batch["images"] = np.asarray(images, dtype=self.dtype)
+        batch["images"] = images
         return batch
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        self._order = self._order_for(self.epoch)
+    @contextlib.contextmanager
+    def reader_errors_unwrapped(self):
+        """Within it, an exception that wraps ``self.error`` is replaced by it.
+
+        ``IJEPA.fit`` runs in it: on tensorflow a reader error arrives as a
+        ``tf.errors.UnknownError``; it becomes the original exception again.
+        """
+        self.error = None
+        try:
+            yield
+        except Exception as raised:
+            error = self.error
+            if error is None or raised is error:
+                raise
+            raise error from None

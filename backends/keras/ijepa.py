@@ -25,47 +25,56 @@ computed, it applies the update pending from step ``t - 1`` (whose
 optimizer update has happened by then). The targets of step ``t`` therefore
 come from exactly the official target weights, the update is fused into the
 compiled step on every backend, and nothing crosses the Python boundary.
-Three non-trainable counters hold the state (saved with the model):
-``ema_updates`` (EMA updates applied, the momentum schedule's step),
-``ema_pending`` (1 if an optimizer update is not yet in the target) and
-``accumulation_step`` (micro-batch counter; with
-``optimizer.gradient_accumulation_steps = n`` only every n-th step is an
-optimizer update, so only those schedule an EMA update). The last update of
-a ``fit`` is still pending when training stops; ``fit`` (and ``TargetEMA``)
-applies it once at the end (:meth:`IJEPA.apply_pending_ema`). Custom loops
-(``train_on_batch``, a hand-written step calling ``model(batch,
-training=True)``) get the same behaviour; call ``apply_pending_ema()`` after
-them.
 
-The momentum comes from ``schedules.ema_momentum`` (linear 0.996 -> 1.0 in
-the paper), set by the ``TargetEMA`` callback; without it, a constant
-``momentum`` (0.996 by default, with a one-time warning) is used rather than
-a frozen target.
+**All EMA state is in saved variables** (non-trainable weights of the model,
+so ``model.save("x.keras")`` keeps them and a loaded model continues the
+run with the same momentum, with or without a callback):
+
+- ``momentum_start``, ``momentum_end``, ``momentum_total_steps``: the
+  schedule, ``schedules.ema_momentum(k, total, start, end)`` for EMA update
+  ``k`` (linear, then held at ``end``); a constant momentum is
+  ``start == end``. Set it with :meth:`IJEPA.set_momentum_schedule` (what
+  ``TargetEMA`` does) or the ``momentum`` argument; ``total_steps == 0``
+  marks "never set" (the constant 0.996, with a one-time warning in
+  ``fit``).
+- ``ema_updates``: EMA updates applied (the schedule's ``k``);
+- ``ema_pending``: 1 if an optimizer update is not yet in the target;
+- ``accumulation_step``: micro-batch counter; with
+  ``optimizer.gradient_accumulation_steps = n`` only every n-th step is an
+  optimizer update, so only those schedule an EMA update.
+
+One method applies a pending update (``_apply_pending_update``): the
+training step calls it first, and :meth:`IJEPA.apply_pending_ema` calls it
+at the end of ``fit`` (before the other callbacks' ``on_train_end``) and at
+the start of ``evaluate`` (so ``val_loss`` uses the current target). The
+last update of a run that stops mid-``fit`` (an exception, or a checkpoint
+written by a callback) stays pending in the saved state and is applied at
+the start of the next training step. Custom loops (``train_on_batch``, a
+hand-written step calling ``model(batch, training=True)``) get the same
+behaviour; call ``apply_pending_ema()`` after them.
+
+``fit`` on a :class:`~jepa_components.backends.keras.data.MaskedImageDataset`
+also keeps the dataset on ``fit``'s epoch (``initial_epoch`` included) and
+re-raises its reader errors unwrapped; see that module.
 """
 
 import warnings
 
 import keras
+import numpy as np
 from keras import ops
 
+from jepa_components._validation import check_choice, check_float, check_int
 from jepa_components.context import make_targets
 from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
-from jepa_components.schedules import ema_momentum
 from jepa_components.backends.keras._backend_specific import fused_blend
+from jepa_components.backends.keras.data import MaskedImageDataset
 
 __all__ = ["IJEPA", "BATCH_KEYS"]
 
 BATCH_KEYS = ("images", "context", "context_valid", "targets", "targets_valid")
 _REQUIRED_KEYS = ("images", "context", "targets")
 _DEFAULT_MOMENTUM = 0.996
-
-
-def _check_momentum(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"Invalid value for argument `{name}`. Expected a float in [0, 1]. "
-            f"Received: {name}={value!r}"
-        )
 
 
 def _accumulation_steps(optimizer):
@@ -76,6 +85,43 @@ def _accumulation_steps(optimizer):
             return int(steps)
         optimizer = getattr(optimizer, "inner_optimizer", None)
     return 1
+
+
+def _python_float(value):
+    """A float32 value as the shortest python float that reads back to it (0.996, not 0.9959...)."""
+    return float(str(np.float32(ops.convert_to_numpy(value))))
+
+
+class _FitHooks(keras.callbacks.Callback):
+    """``IJEPA.fit``'s own callback, placed first in the list.
+
+    Warns once if no momentum schedule was ever set (checked at the first
+    epoch begin, after every callback's ``on_train_begin``, so a
+    ``TargetEMA`` or any other way of setting it counts), and applies the
+    pending EMA update at the end of training, before the other callbacks'
+    ``on_train_end`` see the target.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._checked = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._checked:
+            self._checked = True
+            self.model._warn_if_no_schedule()
+
+    def on_train_end(self, logs=None):
+        self.model.apply_pending_ema()
+
+
+def _first(callbacks, callback, model):
+    """``callbacks`` (None, a list or a ``CallbackList``) with ``callback`` first."""
+    if isinstance(callbacks, keras.callbacks.CallbackList):
+        callback.set_model(model)  # a given CallbackList is used as it is
+        callbacks.callbacks.insert(0, callback)
+        return callbacks
+    return [callback] + list(callbacks or [])
 
 
 @keras.saving.register_keras_serializable(package="jepa_components")
@@ -92,12 +138,16 @@ class IJEPA(keras.Model):
         reduction: ``"mean"`` (over valid tokens and features) or
             ``"paper"`` (Eq. 1); see ``jepa_components.losses``.
         target_eps: layer-norm epsilon of the targets (official 1e-5).
-        momentum: EMA momentum used when ``fit`` runs without a
-            :class:`TargetEMA` callback. None: 0.996 and a one-time warning.
+        momentum: float in [0, 1], the initial (constant) EMA momentum
+            schedule, for ``fit`` without a :class:`TargetEMA` callback.
+            None: 0.996 and a one-time warning unless a schedule is set. The
+            saved schedule variables (module docstring) hold the truth after
+            that.
 
     Attributes: ``encoder``, ``target_encoder`` (same architecture, weights
     copied from ``encoder`` at construction, not trainable, never seen by
-    the optimizer), ``predictor``.
+    the optimizer), ``predictor``; the EMA state variables of the module
+    docstring.
 
     Batches: dicts with ``images`` ``(B, H, W, C)`` float, ``context``
     ``(B, Kc)`` int, ``targets`` ``(B, M, Kt)`` int, and optionally
@@ -110,39 +160,40 @@ class IJEPA(keras.Model):
     for all tokens ``(B, N, D)``.
 
     Example:
-        >>> from jepa_components.backends.keras import Predictor, TargetEMA, vit_tiny
-        >>> encoder = vit_tiny(image_size=32, patch_size=8, seed=0)
+        >>> import numpy as np
+        >>> from jepa_components.backends.keras import (
+        ...     MaskedImageDataset, Predictor, TargetEMA, vit_tiny)
+        >>> from jepa_components.masks import MultiBlockMaskSampler
+        >>> encoder = vit_tiny(image_size=32, patch_size=8, depth=1, seed=0)
         >>> predictor = Predictor(num_patches=16, embed_dim=192,
         ...                       predictor_embed_dim=32, depth=1, num_heads=2, seed=1)
         >>> model = IJEPA(encoder=encoder, predictor=predictor)
         >>> model.compile(optimizer="adamw")
-        >>> # model.fit(dataset, epochs=1, callbacks=[TargetEMA()])
+        >>> images = np.random.default_rng(0).random((8, 32, 32, 3), "float32")
+        >>> data = MaskedImageDataset(
+        ...     images, MultiBlockMaskSampler(grid_size=(4, 4), min_context=2, seed=0),
+        ...     batch_size=4)
+        >>> history = model.fit(data, epochs=1, verbose=0, callbacks=[TargetEMA()])
+        >>> model.ema_update_count(), tuple(model.features(images).shape)
+        (2, (8, 192))
     """
 
     def __init__(self, encoder, predictor, loss="l2", reduction="mean", target_eps=1e-5,
                  momentum=None, **kwargs):
         super().__init__(**kwargs)
-        if loss not in LOSSES:
-            raise ValueError(f"Invalid value for argument `loss`. Expected one of {LOSSES}. "
-                             f"Received: loss={loss!r}")
-        if reduction not in REDUCTIONS:
-            raise ValueError("Invalid value for argument `reduction`. Expected one of "
-                             f"{REDUCTIONS}. Received: reduction={reduction!r}")
-        if (isinstance(target_eps, bool) or not isinstance(target_eps, (int, float))
-                or not target_eps > 0):
-            raise ValueError("Invalid value for argument `target_eps`. Expected a float > 0. "
-                             f"Received: target_eps={target_eps!r}")
-        if momentum is not None:
-            _check_momentum("momentum", momentum)
-        for name, value in (("embed_dim", "embed_dim"), ("num_patches", "num_patches")):
-            mine, theirs = getattr(predictor, value, None), getattr(encoder, value, None)
+        loss = check_choice("loss", loss, LOSSES)
+        reduction = check_choice("reduction", reduction, REDUCTIONS)
+        target_eps = check_float("target_eps", target_eps, low=0.0, low_open=True)
+        momentum = check_float("momentum", momentum, low=0.0, high=1.0, allow_none=True)
+        for name in ("embed_dim", "num_patches"):
+            mine, theirs = getattr(predictor, name, None), getattr(encoder, name, None)
             if mine is not None and theirs is not None and mine != theirs:
                 raise ValueError(
                     f"Invalid value for argument `predictor`. Expected {name}={theirs} "
                     f"(the encoder's). Received: predictor with {name}={mine}")
-        self.loss_type, self.reduction, self.target_eps = loss, reduction, float(target_eps)
+        self.loss_type, self.reduction, self.target_eps = loss, reduction, target_eps
         self.momentum = momentum
-        self._warned_no_callback = False
+        self._warned_no_schedule = False
         self.encoder = encoder
         self.predictor = predictor
         config = encoder.get_config()
@@ -159,64 +210,63 @@ class IJEPA(keras.Model):
                              "`from_config(get_config())` copy has the same weights.")
         for target, online in self._ema_pairs():
             target.assign(ops.copy(online))  # a copy: jax must not share buffers
-        counter = dict(shape=(), dtype="int32", initializer="zeros", trainable=False)
-        self.ema_updates = self.add_weight(name="ema_updates", **counter)
-        self.ema_pending = self.add_weight(name="ema_pending", **counter)
-        self.accumulation_step = self.add_weight(name="accumulation_step", **counter)
-        self.momentum_value = self.add_weight(
-            name="momentum_value", shape=(), dtype="float32", trainable=False,
-            initializer=keras.initializers.Constant(
-                _DEFAULT_MOMENTUM if momentum is None else momentum))
-        # (start, end, total_steps) of schedules.ema_momentum, python numbers:
-        # constants of the compiled step. None: read `momentum_value` instead.
-        start = _DEFAULT_MOMENTUM if momentum is None else float(momentum)
-        self._momentum_schedule = (start, start, 1)
+        self._add_ema_state(momentum)
         self.built = True
 
     # ------------------------------------------------------------------ EMA
+    def _add_ema_state(self, momentum):
+        """The saved EMA variables (module docstring)."""
+        def scalar(name, dtype, value):
+            return self.add_weight(name=name, shape=(), dtype=dtype, trainable=False,
+                                   initializer=keras.initializers.Constant(value))
+
+        constant = _DEFAULT_MOMENTUM if momentum is None else momentum
+        self.ema_updates = scalar("ema_updates", "int32", 0)
+        self.ema_pending = scalar("ema_pending", "int32", 0)
+        self.accumulation_step = scalar("accumulation_step", "int32", 0)
+        self.momentum_start = scalar("momentum_start", "float32", constant)
+        self.momentum_end = scalar("momentum_end", "float32", constant)
+        self.momentum_total_steps = scalar("momentum_total_steps", "int32",
+                                           0 if momentum is None else 1)
+
     def set_momentum_schedule(self, start, end=None, total_steps=None):
-        """Linear momentum ``schedules.ema_momentum(k, total_steps, start, end)``.
+        """Momentum of EMA update ``k``: ``schedules.ema_momentum(k, total_steps, start, end)``.
 
-        ``end=None`` means a constant ``start``. ``k`` counts EMA updates
-        (``ema_updates``), i.e. optimizer updates. The values are constants
-        of the compiled step: changing them rebuilds the train function (no
-        cost before its first call; :class:`TargetEMA` does it in
-        ``on_train_begin``).
+        ``end=None``: the constant ``start``. ``k`` counts EMA updates
+        (``ema_updates``), i.e. optimizer updates. The values are written
+        into the schedule variables (saved with the model), read by the
+        compiled step: changing them needs no retracing.
         """
-        _check_momentum("start", start)
-        if end is not None:
-            _check_momentum("end", end)
-            if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1:
-                raise ValueError("Invalid value for argument `total_steps`. Expected an "
-                                 f"integer >= 1. Received: total_steps={total_steps!r}")
-        schedule = (float(start), float(start), 1) if end is None else (
-            float(start), float(end), int(total_steps))
-        self._set_schedule(schedule)
+        start = check_float("start", start, low=0.0, high=1.0)
+        end = start if end is None else check_float("end", end, low=0.0, high=1.0)
+        total_steps = 1 if total_steps is None else check_int("total_steps", total_steps, low=1)
+        self.momentum_start.assign(start)
+        self.momentum_end.assign(end)
+        self.momentum_total_steps.assign(total_steps)
 
-    def set_momentum(self, value):
-        """Use ``value`` (written into ``momentum_value``) for the next updates.
+    def momentum_schedule(self):
+        """The saved schedule: ``{"start", "end", "total_steps"}`` (python numbers).
 
-        For momentum sequences given as an arbitrary python callable: the
-        value is a variable, so it can change between steps without a
-        rebuild, at the cost of a write (and, on jax, a state sync) per batch.
+        ``total_steps == 0``: never set (the constant ``start`` is used).
         """
-        _check_momentum("value", value)
-        self.momentum_value.assign(float(value))
-        self._set_schedule(None)
+        return {"start": _python_float(self.momentum_start.value),
+                "end": _python_float(self.momentum_end.value),
+                "total_steps": int(ops.convert_to_numpy(self.momentum_total_steps.value))}
 
-    def _set_schedule(self, schedule):
-        if schedule != self._momentum_schedule:
-            self._momentum_schedule = schedule
-            if getattr(self, "train_function", None) is not None:
-                self.make_train_function(force=True)
+    def current_momentum(self, step=None):
+        """Momentum of EMA update number ``step`` (0-based), a float32 scalar tensor.
 
-    def current_momentum(self, step):
-        """Momentum of EMA update number ``step`` (0-based), a float32 tensor."""
-        if self._momentum_schedule is None:
-            return ops.convert_to_tensor(self.momentum_value)
-        start, end, total = self._momentum_schedule
-        momentum = ema_momentum(ops.cast(step, "float32"), total, start, end, xp=ops)
-        return ops.cast(momentum, "float32")
+        ``step=None``: the next update to apply (``ema_updates``; the pending
+        one, if any). The formula of ``schedules.ema_momentum`` with the
+        schedule variables as tensors (the core function takes python
+        numbers); tests check the two agree.
+        """
+        step = self.ema_updates if step is None else step
+        start = ops.convert_to_tensor(self.momentum_start)
+        end = ops.convert_to_tensor(self.momentum_end)
+        total = ops.cast(ops.maximum(self.momentum_total_steps, 1), "float32")
+        progress = ops.minimum(ops.cast(step, "float32"), total)
+        return start + progress * (end - start) / total
 
     def _ema_pairs(self):
         """(target weight, online weight) pairs, in build order."""
@@ -231,15 +281,20 @@ class IJEPA(keras.Model):
             online = ops.stop_gradient(ops.cast(online, target.dtype))
             target.assign(m * target + (1.0 - m) * online)
 
-    def _ema_in_step(self):
-        """Apply the pending update (if any), then schedule this step's one."""
+    def _apply_pending_update(self):
+        """The one place a pending update is applied (momentum 1, a no-op, if none)."""
         pending = ops.convert_to_tensor(self.ema_pending)
-        momentum = self.current_momentum(self.ema_updates)
+        momentum = self.current_momentum()
         self._blend_target(ops.where(pending > 0, momentum, ops.ones_like(momentum)))
         self.ema_updates.assign(self.ema_updates + pending)
+        self.ema_pending.assign(ops.zeros_like(pending))
+
+    def _ema_in_step(self):
+        """Start of a training step: apply the pending update, then schedule this step's."""
+        self._apply_pending_update()
         steps = self.accumulation_steps()
         if steps == 1:
-            self.ema_pending.assign(ops.ones_like(pending))
+            self.ema_pending.assign(1)
         else:
             micro = (self.accumulation_step + 1) % steps
             self.accumulation_step.assign(micro)
@@ -256,15 +311,24 @@ class IJEPA(keras.Model):
     def apply_pending_ema(self):
         """Apply the EMA update of the last optimizer step, if still pending.
 
-        Called by ``fit`` and ``TargetEMA`` at the end of training (once, not
-        per batch). Returns True if an update was applied.
+        ``fit`` does it at the end of training and ``evaluate`` before it
+        starts; call it after custom loops. Returns True if an update was
+        applied.
         """
         if int(ops.convert_to_numpy(self.ema_pending.value)) == 0:
             return False
-        self._blend_target(self.current_momentum(self.ema_updates))
-        self.ema_updates.assign(self.ema_updates + 1)
-        self.ema_pending.assign(0)
+        self._apply_pending_update()
         return True
+
+    def _warn_if_no_schedule(self):
+        if self._warned_no_schedule or self.momentum_schedule()["total_steps"] > 0:
+            return
+        self._warned_no_schedule = True
+        warnings.warn(
+            "IJEPA.fit without a momentum schedule (no TargetEMA callback): the target "
+            f"encoder follows the online encoder with the constant momentum "
+            f"{_DEFAULT_MOMENTUM}. Pass callbacks=[TargetEMA()] for the paper's 0.996 -> 1.0 "
+            "schedule, or IJEPA(..., momentum=m) to silence this warning.", stacklevel=2)
 
     # -------------------------------------------------------------- training
     def compile(self, *args, **kwargs):
@@ -277,21 +341,26 @@ class IJEPA(keras.Model):
         if self.optimizer is not None:
             self.optimizer.build(self.trainable_variables)
 
-    def fit(self, *args, **kwargs):
-        """``keras.Model.fit``, then the pending target update is applied."""
-        callbacks = kwargs.get("callbacks") or []
-        callbacks = getattr(callbacks, "callbacks", callbacks)
-        has_ema = any(getattr(cb, "is_target_ema", False) for cb in callbacks)
-        if not has_ema and self.momentum is None and not self._warned_no_callback:
-            self._warned_no_callback = True
-            warnings.warn(
-                "IJEPA.fit without a TargetEMA callback: the target encoder follows the "
-                f"online encoder with the constant momentum {self._momentum_schedule[0]}. "
-                "Pass callbacks=[TargetEMA()] for the paper's 0.996 -> 1.0 schedule, or "
-                "IJEPA(..., momentum=m) to silence this warning.", stacklevel=2)
-        history = super().fit(*args, **kwargs)
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            **kwargs):
+        """``keras.Model.fit`` with the EMA bookkeeping of the module docstring.
+
+        On a :class:`MaskedImageDataset` it also sets the dataset's epoch to
+        ``fit``'s at every epoch begin (so ``initial_epoch=done`` continues
+        its shuffle and mask streams) and re-raises a reader error as raised.
+        """
+        kwargs.update(y=y, batch_size=batch_size, epochs=epochs, verbose=verbose)
+        callbacks = _first(callbacks, _FitHooks(), self)
+        if not isinstance(x, MaskedImageDataset):
+            return super().fit(x, callbacks=callbacks, **kwargs)
+        callbacks = _first(callbacks, x.epoch_callback(), self)
+        with x.reader_errors_unwrapped():
+            return super().fit(x, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """``keras.Model.evaluate`` on the current target (a pending update applied first)."""
         self.apply_pending_ema()
-        return history
+        return super().evaluate(*args, **kwargs)
 
     def call(self, inputs, training=False):
         if not isinstance(inputs, dict) or any(k not in inputs for k in _REQUIRED_KEYS):

@@ -12,7 +12,20 @@ Step convention: the official schedulers are stepped *before* optimizer
 step ``k = 1, 2, ...`` and return their value at ``k``; a Keras schedule
 receives the 0-based ``optimizer.iterations``, so the schedules here
 evaluate the core function at ``iterations + 1``: optimizer step ``k`` uses
-exactly the official values.
+exactly the official values. Under gradient accumulation
+(``gradient_accumulation_steps = n``) Keras' ``iterations`` counts
+micro-batches (Keras passes a learning-rate schedule the micro-batch count,
+while ``optimizer.iterations`` counts updates); the schedules take
+``accumulation_steps=n`` and evaluate at ``micro_batches // n + 1``, so they
+count optimizer updates (the update after micro-batches ``k n - n + 1 .. k
+n`` uses the official values of step ``k``). :class:`ScheduledAdamW` calls
+its weight-decay schedule the same way.
+
+Schedule length: :func:`total_optimizer_steps` is the one definition of the
+number of optimizer updates the schedules run over (the official
+``ipe * num_epochs * ipe_scale``); :func:`make_adamw` and
+:class:`~jepa_components.backends.keras.callbacks.TargetEMA` both use it, so
+the learning-rate, weight-decay and EMA-momentum schedules end together.
 
 Weight decay is decoupled as in ``torch.optim.AdamW``: ``w -= lr * wd * w``
 (Keras' AdamW does the same), Adam epsilon 1e-8 (torch's default; Keras'
@@ -22,62 +35,134 @@ default is 1e-7).
 import keras
 from keras import ops
 
+from jepa_components._validation import check_float, check_int, invalid, is_real
 from jepa_components.schedules import cosine_weight_decay, warmup_cosine_lr
 
-__all__ = ["CosineWeightDecay", "ScheduledAdamW", "WarmupCosine", "make_adamw"]
+__all__ = ["CosineWeightDecay", "ScheduledAdamW", "WarmupCosine", "make_adamw",
+           "total_optimizer_steps"]
 
 _PACKAGE = "jepa_components"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class WarmupCosine(_Schedule):
-    """Warmup then cosine LR: ``schedules.warmup_cosine_lr(iterations + 1, ...)``.
+def total_optimizer_steps(steps_per_epoch, epochs, ipe_scale=1.0, accumulation_steps=1):
+    """Number of optimizer updates the training schedules run over.
+
+    ``int(ipe_scale * epochs * steps_per_epoch / accumulation_steps)``, at
+    least 1: the official ``T_max = int(ipe_scale * num_epochs * ipe)`` of
+    the LR and weight-decay schedules (``src/helper.py::init_opt``) and the
+    length of the momentum schedule (``src/train.py``, the
+    ``momentum_scheduler`` over ``ipe * num_epochs * ipe_scale`` steps), with
+    ``ipe = steps_per_epoch / accumulation_steps`` optimizer updates per
+    epoch. (The official momentum schedule divides by the unrounded product;
+    the two differ only when it is not an integer, which no released config
+    does: all use ``ipe_scale = 1``.) ``ipe_scale > 1`` stretches every
+    schedule past the end of training, so it stops before reaching its final
+    value.
+
+    Used by :func:`make_adamw` and by ``TargetEMA`` (when its
+    ``total_steps`` is None): given the same arguments they agree.
+
+    Args:
+        steps_per_epoch: int >= 1, training batches per epoch (what ``fit``
+            runs, ``len(dataset)``; micro-batches under gradient
+            accumulation).
+        epochs: int >= 1, epochs of the whole run.
+        ipe_scale: float > 0, the official schedule stretch factor.
+        accumulation_steps: int >= 1, the optimizer's
+            ``gradient_accumulation_steps`` (micro-batches per update).
+
+    Returns:
+        int >= 1.
 
     Example:
-        >>> lr = WarmupCosine(warmup_steps=10, total_steps=100, start_lr=2e-4, ref_lr=1e-3)
-        >>> # keras.optimizers.AdamW(learning_rate=lr)
+        >>> total_optimizer_steps(100, 10)
+        1000
+        >>> total_optimizer_steps(100, 10, ipe_scale=1.25, accumulation_steps=4)
+        312
+    """
+    steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, low=1)
+    epochs = check_int("epochs", epochs, low=1)
+    ipe_scale = check_float("ipe_scale", ipe_scale, low=0.0, low_open=True)
+    accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
+    if accumulation_steps == 1:  # the official expression, evaluated in its order
+        return max(1, int(ipe_scale * epochs * steps_per_epoch))
+    return max(1, int(ipe_scale * epochs * steps_per_epoch / accumulation_steps))
+
+
+def _optimizer_update(iterations, accumulation_steps):
+    """1-based optimizer update of the 0-based Keras ``iterations`` (a float tensor)."""
+    step = ops.cast(iterations, "float32")
+    if accumulation_steps > 1:
+        step = ops.floor(step / float(accumulation_steps))
+    return step + 1.0
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class WarmupCosine(_Schedule):
+    """Warmup then cosine LR: ``schedules.warmup_cosine_lr(update, ...)``.
+
+    ``update = iterations // accumulation_steps + 1``: the 1-based optimizer
+    update (see the module docstring). Arguments as
+    ``schedules.warmup_cosine_lr``; ``warmup_steps`` and ``total_steps``
+    count optimizer updates.
+
+    Example:
+        >>> lr = WarmupCosine(warmup_steps=10, total_steps=100, start_lr=0.0, ref_lr=1e-3)
+        >>> round(float(lr(4)), 8)                        # optimizer step 5: mid-warmup
+        0.0005
+        >>> opt = keras.optimizers.AdamW(learning_rate=lr)
     """
 
-    def __init__(self, *, warmup_steps, total_steps, start_lr, ref_lr, final_lr=0.0):
+    def __init__(self, *, warmup_steps, total_steps, start_lr, ref_lr, final_lr=0.0,
+                 accumulation_steps=1):
         # Validates every argument once, with the core's messages.
         warmup_cosine_lr(0, warmup_steps=warmup_steps, total_steps=total_steps,
                          start_lr=start_lr, ref_lr=ref_lr, final_lr=final_lr)
         self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
         self.start_lr, self.ref_lr, self.final_lr = float(start_lr), float(ref_lr), float(final_lr)
+        self.accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
 
     def __call__(self, step):
-        step = ops.cast(step, "float32") + 1.0
-        return warmup_cosine_lr(step, warmup_steps=self.warmup_steps, total_steps=self.total_steps,
+        return warmup_cosine_lr(_optimizer_update(step, self.accumulation_steps),
+                                warmup_steps=self.warmup_steps, total_steps=self.total_steps,
                                 start_lr=self.start_lr, ref_lr=self.ref_lr,
                                 final_lr=self.final_lr, xp=ops)
 
     def get_config(self):
         return {"warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
-                "start_lr": self.start_lr, "ref_lr": self.ref_lr, "final_lr": self.final_lr}
+                "start_lr": self.start_lr, "ref_lr": self.ref_lr, "final_lr": self.final_lr,
+                "accumulation_steps": self.accumulation_steps}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class CosineWeightDecay(_Schedule):
-    """Cosine weight decay: ``schedules.cosine_weight_decay(iterations + 1, ...)``.
+    """Cosine weight decay: ``schedules.cosine_weight_decay(update, ...)``.
+
+    ``update = iterations // accumulation_steps + 1`` (see
+    :class:`WarmupCosine`); ``total_steps`` counts optimizer updates.
 
     Example:
         >>> wd = CosineWeightDecay(total_steps=100, ref_wd=0.04, final_wd=0.4)
-        >>> # ScheduledAdamW(learning_rate=1e-3, weight_decay=wd)
+        >>> round(float(wd(49)), 6)                       # optimizer step 50: halfway
+        0.22
+        >>> opt = ScheduledAdamW(learning_rate=1e-3, weight_decay=wd)
     """
 
-    def __init__(self, *, total_steps, ref_wd, final_wd):
+    def __init__(self, *, total_steps, ref_wd, final_wd, accumulation_steps=1):
         cosine_weight_decay(0, total_steps=total_steps, ref_wd=ref_wd, final_wd=final_wd)
         self.total_steps = int(total_steps)
         self.ref_wd, self.final_wd = float(ref_wd), float(final_wd)
+        self.accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
 
     def __call__(self, step):
-        step = ops.cast(step, "float32") + 1.0
-        return cosine_weight_decay(step, total_steps=self.total_steps, ref_wd=self.ref_wd,
+        return cosine_weight_decay(_optimizer_update(step, self.accumulation_steps),
+                                   total_steps=self.total_steps, ref_wd=self.ref_wd,
                                    final_wd=self.final_wd, xp=ops)
 
     def get_config(self):
-        return {"total_steps": self.total_steps, "ref_wd": self.ref_wd, "final_wd": self.final_wd}
+        return {"total_steps": self.total_steps, "ref_wd": self.ref_wd, "final_wd": self.final_wd,
+                "accumulation_steps": self.accumulation_steps}
 
 
 def _is_excluded(variable):
@@ -92,7 +177,7 @@ class ScheduledAdamW(keras.optimizers.AdamW):
     Args:
         learning_rate: float or a ``LearningRateSchedule`` (e.g.
             :class:`WarmupCosine`).
-        weight_decay: float or a schedule of the step (e.g.
+        weight_decay: float >= 0 or a schedule of the step (e.g.
             :class:`CosineWeightDecay`), evaluated at every optimizer update.
         exclude_biases_and_1d: bool; True (official rule) skips weight decay
             on biases and every parameter with at most one dimension. It is
@@ -106,17 +191,16 @@ class ScheduledAdamW(keras.optimizers.AdamW):
         ...     learning_rate=WarmupCosine(warmup_steps=5, total_steps=50,
         ...                                start_lr=2e-4, ref_lr=1e-3, final_lr=1e-6),
         ...     weight_decay=CosineWeightDecay(total_steps=50, ref_wd=0.04, final_wd=0.4))
+        >>> round(float(opt.learning_rate), 6), round(float(opt.weight_decay), 6)
+        (0.00036, 0.040355)
     """
 
     def __init__(self, learning_rate=0.001, weight_decay=0.04, exclude_biases_and_1d=True,
                  epsilon=1e-8, **kwargs):
-        if not isinstance(weight_decay, _Schedule) and (
-            isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float))
-            or weight_decay < 0
-        ):
-            raise ValueError(
-                "Invalid value for argument `weight_decay`. Expected a float >= 0 or a "
-                f"LearningRateSchedule. Received: weight_decay={weight_decay!r}")
+        if not isinstance(weight_decay, _Schedule) and not (
+                is_real(weight_decay) and weight_decay >= 0):
+            raise invalid("weight_decay", "a float >= 0 or a LearningRateSchedule",
+                          weight_decay)
         super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
                          epsilon=epsilon, **kwargs)
         self.exclude_biases_and_1d = bool(exclude_biases_and_1d)
@@ -126,7 +210,10 @@ class ScheduledAdamW(keras.optimizers.AdamW):
         """The weight decay of the current optimizer update (a tensor if scheduled)."""
         value = self._weight_decay_value
         if isinstance(value, _Schedule):
-            return value(self.iterations)
+            # Called as Keras calls a learning-rate schedule, with a micro-batch
+            # count: under gradient accumulation `iterations` counts updates, and
+            # `iterations * n` is the first micro-batch of the current update.
+            return value(self.iterations * (self.gradient_accumulation_steps or 1))
         return value
 
     @weight_decay.setter
@@ -166,30 +253,40 @@ def make_adamw(*, steps_per_epoch, epochs, warmup_epochs=40, start_lr=2e-4, ref_
     """The official I-JEPA optimizer: :class:`ScheduledAdamW` with both schedules.
 
     Defaults are the paper's ImageNet recipe. Schedules run over
-    ``total_steps = int(ipe_scale * epochs * steps_per_epoch)`` optimizer
-    steps (official ``T_max``; released configs use ``ipe_scale = 1``) with
-    ``int(warmup_epochs * steps_per_epoch)`` warmup steps.
+    ``total_optimizer_steps(steps_per_epoch, epochs, ipe_scale, n)``
+    optimizer updates (official ``T_max``; released configs use
+    ``ipe_scale = 1``), with ``int(warmup_epochs * steps_per_epoch / n)``
+    warmup updates, where ``n`` is ``gradient_accumulation_steps`` (in
+    ``kwargs``; 1 without accumulation). Give ``TargetEMA`` the same
+    ``ipe_scale`` and the EMA schedule ends with these.
+
+    Args:
+        steps_per_epoch: int >= 1, training batches per epoch
+            (``len(dataset)``).
+        epochs: int >= 1, epochs of the whole run.
+        warmup_epochs: float >= 0 (may be fractional).
+        start_lr, ref_lr, final_lr: warmup start, peak and final LR.
+        weight_decay, final_weight_decay: cosine weight decay ends.
+        ipe_scale: float > 0, schedule stretch factor (official).
+        **kwargs: any other ``ScheduledAdamW`` / ``keras.optimizers.AdamW``
+            argument, e.g. ``gradient_accumulation_steps``.
 
     Example:
         >>> opt = make_adamw(steps_per_epoch=100, epochs=10, warmup_epochs=1)
-        >>> # model.compile(optimizer=opt)
+        >>> opt.weight_decay_schedule.total_steps
+        1000
     """
-    for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Invalid value for argument `{name}`. Expected an integer >= 1. "
-                             f"Received: {name}={value!r}")
-    if isinstance(ipe_scale, bool) or not isinstance(ipe_scale, (int, float)) or not ipe_scale > 0:
-        raise ValueError("Invalid value for argument `ipe_scale`. Expected a float > 0. "
-                         f"Received: ipe_scale={ipe_scale!r}")
-    total_steps = max(1, int(ipe_scale * epochs * steps_per_epoch))
-    warmup_steps = int(warmup_epochs * steps_per_epoch)
+    accumulation = check_int("gradient_accumulation_steps",
+                             kwargs.get("gradient_accumulation_steps") or 1, low=1)
+    total_steps = total_optimizer_steps(steps_per_epoch, epochs, ipe_scale, accumulation)
+    warmup_epochs = check_float("warmup_epochs", warmup_epochs, low=0.0)
+    warmup_steps = int(warmup_epochs * steps_per_epoch / accumulation)
     if warmup_steps > total_steps:
-        raise ValueError(
-            "Invalid value for argument `warmup_epochs`. Expected warmup_epochs * "
-            f"steps_per_epoch <= total steps ({total_steps}). Received: "
-            f"warmup_epochs={warmup_epochs!r}")
+        raise invalid("warmup_epochs", "warmup_epochs * steps_per_epoch <= total steps "
+                      f"({total_steps})", warmup_epochs)
     learning_rate = WarmupCosine(warmup_steps=warmup_steps, total_steps=total_steps,
-                                 start_lr=start_lr, ref_lr=ref_lr, final_lr=final_lr)
+                                 start_lr=start_lr, ref_lr=ref_lr, final_lr=final_lr,
+                                 accumulation_steps=accumulation)
     decay = CosineWeightDecay(total_steps=total_steps, ref_wd=weight_decay,
-                              final_wd=final_weight_decay)
+                              final_wd=final_weight_decay, accumulation_steps=accumulation)
     return ScheduledAdamW(learning_rate=learning_rate, weight_decay=decay, **kwargs)

@@ -1,11 +1,15 @@
-"""TargetEMA: the target is exactly the EMA of the recorded online weights.
+"""TargetEMA and the model's EMA state: the target is exactly the EMA of the online weights.
 
 The expected target is computed by hand in float64 from the online weights
 recorded after every optimizer step: ``t_0 = online at construction``,
 ``t_{k+1} = m_k * t_k + (1 - m_k) * online_{k+1}`` with ``m_k`` the known
 momentum of update ``k``; the official code's order (update after step k,
-targets of step k+1 from ``t_{k+1}``).
+targets of step k+1 from ``t_{k+1}``). A ``.keras`` round trip in the middle
+of a run continues exactly as the run straight through.
 """
+
+import os
+import warnings
 
 import keras
 import numpy as np
@@ -13,7 +17,8 @@ import pytest
 
 from jepa_components.schedules import ema_momentum
 from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
-from harness import TINY_PREDICTOR, TINY_VIT, training_batch, weights_numpy
+from jepa_components.backends.keras.optimizers import make_adamw, total_optimizer_steps
+from harness import TINY_PREDICTOR, TINY_VIT, to_numpy, training_batch, weights_numpy
 
 BATCH = training_batch(4)
 
@@ -78,7 +83,7 @@ def test_target_ema__default_total_steps_and_validation_sees_current_target():
     recorder = Recorder()
     model.fit(BATCH, batch_size=2, epochs=2, verbose=0, validation_data=BATCH,
               callbacks=[TargetEMA(0.6), recorder])
-    assert model._momentum_schedule == (0.6, 1.0, 4)  # epochs * steps
+    assert model.momentum_schedule() == {"start": 0.6, "end": 1.0, "total_steps": 4}
     momenta = [ema_momentum(k, 4, 0.6, 1.0) for k in range(4)]
     history = expected_ema(initial, recorder.online, momenta)
     assert_weights_close(weights_numpy(model.target_encoder), history[-1])
@@ -141,6 +146,98 @@ def test_target_ema__rejects_other_models():
         plain.fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0, callbacks=[TargetEMA()])
 
 
+def test_ijepa__momentum_formula_equals_the_core_schedule():
+    model = make_model(seed=6)
+    model.set_momentum_schedule(0.9, 0.999, total_steps=7)
+    for k in range(10):  # past total_steps the core holds the end value
+        np.testing.assert_allclose(to_numpy(model.current_momentum(k)),
+                                   ema_momentum(k, 7, 0.9, 0.999), rtol=1e-6)
+    model.set_momentum_schedule(0.97)  # constant
+    assert model.momentum_schedule() == {"start": 0.97, "end": 0.97, "total_steps": 1}
+    np.testing.assert_allclose(to_numpy(model.current_momentum(5)), 0.97, rtol=1e-6)
+    with pytest.raises(ValueError, match="Invalid value for argument `end`"):
+        model.set_momentum_schedule(0.9, 1.5, total_steps=3)
+    with pytest.raises(ValueError, match="Invalid value for argument `total_steps`"):
+        model.set_momentum_schedule(0.9, 1.0, total_steps=0)
+
+
+@pytest.mark.parametrize("ipe_scale, accumulation", [(1.0, 1), (1.25, 2)])
+def test_target_ema__schedule_length_agrees_with_make_adamw(ipe_scale, accumulation):
+    model = make_model(seed=7)
+    optimizer = make_adamw(steps_per_epoch=4, epochs=3, warmup_epochs=1, ipe_scale=ipe_scale,
+                           gradient_accumulation_steps=accumulation if accumulation > 1 else None)
+    model.compile(optimizer=optimizer)
+    # 4 batches per epoch, epochs 2..3 of 3: TargetEMA still covers the whole run.
+    model.fit(BATCH, batch_size=1, epochs=3, initial_epoch=2, verbose=0, shuffle=False,
+              callbacks=[TargetEMA(0.5, ipe_scale=ipe_scale)])
+    expected = total_optimizer_steps(4, 3, ipe_scale, accumulation)
+    assert expected == int(ipe_scale * 3 * 4 / accumulation)  # 12, 7
+    assert model.momentum_schedule()["total_steps"] == expected
+    assert optimizer.weight_decay_schedule.total_steps == expected
+    lr = keras.saving.deserialize_keras_object(optimizer.get_config()["learning_rate"])
+    assert lr.total_steps == expected
+
+
+def _round_trip_model(seed):
+    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=seed),
+                  predictor=Predictor(**TINY_PREDICTOR, seed=seed + 1))
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-2))
+    return model
+
+
+def _assert_same_run(a, b):
+    assert a.ema_update_count() == b.ema_update_count()
+    assert a.momentum_schedule() == b.momentum_schedule()
+    for x, y in ((a.target_encoder, b.target_encoder), (a.encoder, b.encoder)):
+        for u, v in zip(weights_numpy(x), weights_numpy(y)):
+            np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+
+
+def test_ema_state__keras_round_trip_after_fit_continues_without_the_callback(tmp_path):
+    fit = dict(batch_size=2, verbose=0, shuffle=False)
+    straight = _round_trip_model(seed=8)
+    straight.fit(BATCH, epochs=3, callbacks=[TargetEMA(0.5, 1.0, total_steps=6)], **fit)
+
+    first = _round_trip_model(seed=8)
+    first.fit(BATCH, epochs=1, callbacks=[TargetEMA(0.5, 1.0, total_steps=6)], **fit)
+    path = os.path.join(tmp_path, "half.keras")
+    first.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.momentum_schedule() == {"start": 0.5, "end": 1.0, "total_steps": 6}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the saved schedule counts as set
+        loaded.fit(BATCH, epochs=3, initial_epoch=1, **fit)  # no TargetEMA: the saved schedule
+    assert loaded.ema_update_count() == 6
+    _assert_same_run(loaded, straight)
+
+
+class SaveAndStop(keras.callbacks.Callback):
+    """Saves the model at the end of the first epoch (an update still pending) and stops."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.save(self.path)
+        self.model.stop_training = True
+
+
+def test_ema_state__checkpoint_inside_fit_keeps_the_pending_update(tmp_path):
+    fit = dict(batch_size=2, verbose=0, shuffle=False)
+    straight = _round_trip_model(seed=9)
+    straight.fit(BATCH, epochs=3, callbacks=[TargetEMA(0.5, 1.0)], **fit)
+
+    path = os.path.join(tmp_path, "epoch1.keras")
+    first = _round_trip_model(seed=9)
+    first.fit(BATCH, epochs=3, callbacks=[TargetEMA(0.5, 1.0), SaveAndStop(path)], **fit)
+    loaded = keras.models.load_model(path)
+    assert int(to_numpy(loaded.ema_pending)) == 1 and loaded.ema_update_count() == 1
+    loaded.fit(BATCH, epochs=3, initial_epoch=1, callbacks=[TargetEMA(0.5, 1.0)], **fit)
+    assert loaded.momentum_schedule()["total_steps"] == 6
+    _assert_same_run(loaded, straight)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -149,6 +246,7 @@ def test_target_ema__rejects_other_models():
         (dict(final_momentum=2.0), "final_momentum"),
         (dict(total_steps=0), "total_steps"),
         (dict(total_steps=2.5), "total_steps"),
+        (dict(ipe_scale=0.0), "ipe_scale"),
     ],
 )
 def test_target_ema__invalid_arguments_raise(kwargs, match):

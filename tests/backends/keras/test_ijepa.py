@@ -117,6 +117,18 @@ def test_ijepa__fit_without_target_ema_warns_once_and_uses_constant_momentum():
     assert model.ema_update_count() == 2
 
 
+def test_ijepa__fit_takes_positional_arguments_and_a_callback_list():
+    model = make_model(seed=13, momentum=None)
+    model.compile(optimizer="adamw")
+    callbacks = keras.callbacks.CallbackList([TargetEMA(0.5, 1.0, total_steps=4)],
+                                             add_history=True, model=model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the schedule set by TargetEMA counts
+        model.fit(BATCH, None, 2, 2, 0, callbacks)  # x, y, batch_size, epochs, verbose
+    assert model.ema_update_count() == 4  # the last update applied at the end of fit
+    assert model.momentum_schedule() == {"start": 0.5, "end": 1.0, "total_steps": 4}
+
+
 def test_ijepa__same_seed_same_initial_weights_and_first_loss():
     first, second = make_model(seed=11), make_model(seed=11)
     for a, b in zip(weights_numpy(first), weights_numpy(second)):
