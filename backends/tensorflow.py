@@ -8,7 +8,7 @@ Example:
     >>> sampler = MultiBlockMaskSampler(grid_size=(4, 4), min_context=2, seed=0)
     >>> batch = next(iter(add_masks(images, sampler, batch_size=4)))
     >>> tuple(batch["images"].shape), tuple(batch["targets"].shape)
-    ((4, 32, 32, 3), (4, 4, 6))
+    ((4, 32, 32, 3), (4, 4, 4))
 """
 
 from __future__ import annotations
