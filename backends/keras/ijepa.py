@@ -347,12 +347,20 @@ class IJEPA(keras.Model):
 
         On a :class:`MaskedImageDataset` it also sets the dataset's epoch to
         ``fit``'s at every epoch begin (so ``initial_epoch=done`` continues
-        its shuffle and mask streams) and re-raises a reader error as raised.
+        its shuffle and mask streams), re-raises a reader error as raised,
+        and defaults ``shuffle`` to False: the dataset shuffles itself,
+        reproducibly, while ``fit``'s shuffle would reorder its batches with
+        Python's global random state (``shuffle=True`` is refused).
         """
         kwargs.update(y=y, batch_size=batch_size, epochs=epochs, verbose=verbose)
         callbacks = _first(callbacks, _FitHooks(), self)
         if not isinstance(x, MaskedImageDataset):
             return super().fit(x, callbacks=callbacks, **kwargs)
+        if kwargs.setdefault("shuffle", False):
+            raise ValueError(
+                "Invalid value for argument `shuffle`. Expected False with a MaskedImageDataset "
+                "(it shuffles itself from its seed and the epoch: pass shuffle=True to "
+                "MaskedImageDataset instead). Received: shuffle=True")
         callbacks = _first(callbacks, x.epoch_callback(), self)
         with x.reader_errors_unwrapped():
             return super().fit(x, callbacks=callbacks, **kwargs)

@@ -30,7 +30,9 @@ FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "fixtur
 NPZ = os.path.join(FIXTURES, "official_tiny.npz")
 PTH = os.path.join(FIXTURES, "official_tiny_ddp.pth.tar")
 PARTS = ("encoder", "predictor", "target_encoder")
-TOLERANCE = 1e-4
+# fp32 parity with the official modules: measured <= 7.2e-7 on jax, torch and tensorflow;
+# the README states this bound.
+TOLERANCE = 2e-6
 
 
 def has_torch():

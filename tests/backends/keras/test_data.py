@@ -190,6 +190,23 @@ def test_dataset__fit_with_initial_epoch_continues_the_epoch_streams(workers):
     assert data.epoch == 2
 
 
+def test_dataset__fit_serves_batches_in_order_and_refuses_fits_own_shuffle():
+    served = []
+
+    def load_batch(rows):
+        served.append(tuple(int(i) for i in rows))
+        return IMAGES[rows]
+
+    data = MaskedImageDataset(load_batch=load_batch, sampler=sampler(), batch_size=4,
+                              indices=np.arange(8), shuffle=True, seed=3)
+    model = _tiny_model()
+    model.fit(data, epochs=1, verbose=0)  # fit's shuffle defaults to False here
+    assert served[-2:] == [tuple(int(i) for i in data.order(0)[4 * b:4 * b + 4])
+                           for b in range(2)]
+    with pytest.raises(ValueError, match="Invalid value for argument `shuffle`"):
+        model.fit(data, epochs=1, verbose=0, shuffle=True)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dataset__a_reader_error_in_fit_is_raised_as_raised(workers):
     def load_batch(rows):
