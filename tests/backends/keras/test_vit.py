@@ -379,3 +379,21 @@ def test_intermediate_layers__inside_compiled_functions(deep_encoder):
 def test_intermediate_layers__invalid_layers_raise(deep_encoder, layers):
     with pytest.raises(ValueError, match="Invalid value for argument `layers`"):
         deep_encoder.intermediate_layers(IMAGES, layers=layers)
+
+
+@pytest.mark.parametrize("patch_init_std, expected", [(None, 0.02), ("fan_in", 0.25), (0.1, 0.1)])
+def test_vit__patch_init_std(patch_init_std, expected):
+    vit = VisionTransformer(image_size=32, patch_size=4, in_channels=1, embed_dim=256, depth=1,
+                            num_heads=4, patch_init_std=patch_init_std, seed=0)
+    vit.build()
+    kernel = keras.ops.convert_to_numpy(vit.patch_embed.proj.kernel)  # (4, 4, 1, 256): 4096
+    assert abs(kernel.std() / expected - 1) < 0.06  # 6 sigma of a std estimate on 4096 draws
+    again = VisionTransformer.from_config(vit.get_config())
+    assert again.patch_init_std == vit.patch_init_std
+
+
+@pytest.mark.parametrize("bad", ["fanin", 0.0, -1.0, float("nan"), True])
+def test_vit__patch_init_std_rejects(bad):
+    with pytest.raises(ValueError, match="Invalid value for argument `patch_init_std`"):
+        VisionTransformer(image_size=32, patch_size=4, embed_dim=32, depth=1, num_heads=2,
+                          patch_init_std=bad)
