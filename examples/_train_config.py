@@ -3,8 +3,9 @@
 Every option has one name, used three ways: ``--image-size`` on the command
 line, ``image_size`` (or ``image-size``) in a ``--config`` YAML/TOML file, and
 ``image_size`` in the ``config.yaml`` a run writes to its output directory,
-so ``--config runs/x/config.yaml`` reproduces run ``x``. Precedence: built-in
-defaults < config file < flags given on the command line.
+so ``--config runs/x/config.yaml`` reproduces run ``x``. Precedence:
+built-in defaults < the dataset's defaults (:data:`DATASET_DEFAULTS`) <
+config file < flags given on the command line.
 
 Bad values raise :class:`ConfigError` with a one-line message; the script
 prints it as ``error: ...`` and exits with status 2.
@@ -22,18 +23,29 @@ MODELS = ("vit_micro", "vit_tiny", "vit_small", "vit_base", "vit_large", "vit_hu
 EXAMPLE_SIZES = {"vit_micro": (96, 4, 3, 4.0)}  # (embed_dim, depth, num_heads, mlp_ratio)
 MASKINGS = ("multiblock", "block", "raster", "random")
 LOSSES = ("l2", "smooth_l1")
+DATASETS = ("digits", "fashion-mnist", "folder")
+AUGMENTS = ("none", "crop")
+DISTRIBUTES = ("none", "data")
 
-# name: (default, type, help). Defaults suit the bundled digits on a 2-core CPU.
+# name: (default, type, help). Defaults suit the bundled digits on a 2-core CPU;
+# DATASET_DEFAULTS overrides some of them per dataset.
 OPTIONS = {
-    "data": (None, str, "folder of images, one subfolder per class (default: "
-             "scikit-learn's bundled digits, no download)"),
+    "dataset": (None, str, "digits (scikit-learn's bundled 8x8 digits, no download), "
+                "fashion-mnist (the official 60k/10k split from local IDX files, never "
+                "downloaded: see --data) or folder (--data PATH); default: folder when --data "
+                "is given, else digits. Each dataset has its own defaults (shown as "
+                "'fashion-mnist: ...' below)"),
+    "data": (None, str, "--dataset folder: a folder of images, one subfolder per class; "
+             "--dataset fashion-mnist: the folder holding the four IDX files (default: "
+             "$JEPA_DATA_DIR/fashion-mnist, ~/.keras/datasets/fashion-mnist, "
+             "/usr/share/datasets/fashion-mnist)"),
     "model": ("vit_micro", str, f"encoder size, one of {', '.join(MODELS)} (vit_micro: "
               "embed 96, depth 4, 3 heads, this example's CPU size)"),
     "depth": (None, int, "override the model's number of encoder blocks"),
     "embed_dim": (None, int, "override the model's embedding width"),
     "num_heads": (None, int, "override the model's attention heads"),
     "predictor_depth": (4, int, "predictor blocks (a shallower predictor let the features "
-                        "collapse in our digits runs)"),
+                        "collapse in our digits runs); its MLP ratio is always 4 (official)"),
     "predictor_embed_dim": (96, int, "predictor width"),
     "image_size": (32, int, "images are resized to this square size"),
     "patch_size": (4, int, "ViT patch size; must divide --image-size"),
@@ -41,11 +53,12 @@ OPTIONS = {
     "steps_per_epoch": (None, int, "cap on optimizer steps per epoch (quick runs, tests)"),
     "stop_after_epochs": (None, int, "stop (with a checkpoint) after this many epochs "
                           "of the schedule; continue later with --resume"),
-    "batch_size": (32, int, "images per step"),
+    "batch_size": (32, int, "images per step (the global batch with --distribute data)"),
     "lr": (1e-3, float, "peak learning rate (AdamW), reached after warmup"),
     "start_lr": (2e-4, float, "learning rate at step 0 (paper: 2e-4)"),
     "final_lr": (1e-6, float, "learning rate at the end (paper: 1e-6)"),
-    "warmup_epochs": (1, float, "linear warmup length in epochs (paper: 40 of 300)"),
+    "warmup_epochs": (1.0, float, "linear warmup length in epochs, may be fractional "
+                      "(paper: 40 of 300)"),
     "weight_decay": (0.04, float, "weight decay at step 0 (paper: 0.04)"),
     "final_weight_decay": (0.4, float, "weight decay at the end, cosine (paper: 0.4)"),
     "ema_start": (0.996, float, "target-encoder EMA momentum at step 0 (paper: 0.996)"),
@@ -53,22 +66,44 @@ OPTIONS = {
     "masking": ("multiblock", str, f"mask strategy, one of {', '.join(MASKINGS)} "
                 "(the paper's ablation)"),
     "loss": ("l2", str, f"one of {', '.join(LOSSES)} (paper: l2; official code: smooth_l1)"),
-    "seed": (0, int, "seed of weights, data order, masks and the held-out split"),
-    "test_fraction": (0.2, float, "held-out share of the data for evaluation"),
+    "augment": ("none", str, "none, or crop: the official RandomResizedCrop (scale 0.3-1.0, "
+                "aspect 3/4-4/3, no flip) on every training batch, seeded, before "
+                "normalisation"),
+    "distribute": ("none", str, "none, or data: data-parallel training over all local "
+                   "devices (keras.distribution, KERAS_BACKEND=jax only); --batch-size is "
+                   "the global batch, split evenly over the devices"),
+    "seed": (0, int, "seed of weights, data order, masks, crops and the held-out split"),
+    "test_fraction": (0.2, float, "held-out share of the data for evaluation (digits and "
+                      "folders; Fashion-MNIST uses its official test split)"),
     "eval_samples": (4000, int, "cap on images embedded per split for evaluation"),
     "probe_layers": (4, int, "also probe the mean of the last N blocks' outputs"),
-    "collapse_threshold": (1e-2, float, "stop when the mean per-dimension std of the "
-                           "(layer-normed) target features falls below this"),
-    "monitor_every": (50, int, "steps between collapse checks"),
+    "collapse_ratio": (0.01, float, "stop training when the mean per-dimension std of the "
+                       "target encoder's mean-pooled features (on 128 fixed training images) "
+                       "falls below this fraction of its value at random initialization "
+                       "(relative, not absolute; 0: never stop for collapse)"),
+    "monitor_every": (50, int, "steps between health checks (feature std, effective rank, "
+                      "learning rate and EMA momentum into metrics.csv); one at each epoch "
+                      "end too"),
     "on_bad_image": ("skip", str, "unreadable image files: skip (warn and count) or stop"),
     "workers": (2, int, "image-reading threads for --data folders"),
     "output_dir": (None, str, "where outputs go (default: runs/ijepa-<date-time>)"),
 }
 FLAGS = {"resume": "continue from the checkpoint in --output-dir",
          "no_eval": "skip the probes and the verdict (quick runs, tests)"}
+
+# Each dataset's own defaults, over OPTIONS (config files and flags override them).
+DATASET_DEFAULTS = {
+    "digits": {},
+    "folder": {},
+    # PLACEHOLDER recipe for Fashion-MNIST, to be replaced by the tuned one
+    # (helper H6 is searching for it; the lead plugs the final values in here).
+    "fashion-mnist": {"image_size": 28, "patch_size": 4, "model": "vit_micro",
+                      "predictor_embed_dim": 96, "predictor_depth": 4, "batch_size": 64,
+                      "epochs": 1, "warmup_epochs": 0.1},
+}
 # Options a --resume may change; anything else must match the saved run.
 RESUMABLE = {"output_dir", "stop_after_epochs", "workers", "on_bad_image", "eval_samples",
-             "probe_layers", "data"}
+             "probe_layers", "data", "distribute"}
 
 
 class ConfigError(ValueError):
@@ -82,6 +117,14 @@ class _OneLineErrors(argparse.ArgumentParser):
         raise ConfigError(message)
 
 
+def _shown_default(name, default):
+    shown = [] if default is None else [f"default: {default}"]
+    for dataset, values in DATASET_DEFAULTS.items():
+        if name in values and values[name] != default:
+            shown.append(f"{dataset}: {values[name]}")
+    return f" ({'; '.join(shown)})" if shown else ""
+
+
 def build_parser():
     parser = _OneLineErrors(
         prog="train_ijepa.py",
@@ -90,9 +133,8 @@ def build_parser():
     )
     parser.add_argument("--config", help="YAML or TOML file with the options below")
     for name, (default, kind, help_text) in OPTIONS.items():
-        shown = "" if default is None else f" (default: {default})"
         parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind,
-                            metavar=name.upper(), help=help_text + shown)
+                            metavar=name.upper(), help=help_text + _shown_default(name, default))
     for name, help_text in FLAGS.items():
         parser.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true",
                             help=help_text)
@@ -154,15 +196,27 @@ def _coerce(name, value):
 
 
 def resolve(argv=None):
-    """Parse ``argv`` -> ``(config dict, names given on the command line)``."""
+    """Parse ``argv`` -> ``(config dict, names given on the command line)``.
+
+    ``config["dataset"]`` is always resolved (folder when ``data`` is set,
+    else digits) and that dataset's defaults are applied under the config
+    file and the flags.
+    """
     args = vars(build_parser().parse_args(argv))
+    config_file = args.pop("config", None)
+    from_file = {}
+    if config_file is not None:
+        from_file = {name: _coerce(name, value)
+                     for name, value in read_config_file(config_file).items()}
+    given = {**from_file, **args}
+    dataset = given.get("dataset") or ("folder" if given.get("data") else "digits")
+    if dataset not in DATASETS:
+        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
     config = {name: spec[0] for name, spec in OPTIONS.items()}
     config.update({name: False for name in FLAGS})
-    config_file = args.pop("config", None)
-    if config_file is not None:
-        for name, value in read_config_file(config_file).items():
-            config[name] = _coerce(name, value)
-    config.update(args)
+    config.update(DATASET_DEFAULTS[dataset])
+    config.update(given)
+    config["dataset"] = dataset
     return config, set(args)
 
 
@@ -173,12 +227,22 @@ def validate(config):
         if not condition:
             raise ConfigError(message)
 
-    need(config["model"] in MODELS, f"--model must be one of {', '.join(MODELS)}, got {config['model']!r}")
-    need(config["masking"] in MASKINGS,
-         f"--masking must be one of {', '.join(MASKINGS)}, got {config['masking']!r}")
-    need(config["loss"] in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {config['loss']!r}")
+    def choice(name, allowed):
+        need(config[name] in allowed, f"--{name.replace('_', '-')} must be one of "
+             f"{', '.join(allowed)}, got {config[name]!r}")
+
+    choice("dataset", DATASETS)
+    choice("model", MODELS)
+    choice("masking", MASKINGS)
+    choice("loss", LOSSES)
+    choice("augment", AUGMENTS)
+    choice("distribute", DISTRIBUTES)
     need(config["on_bad_image"] in ("skip", "stop"),
          f"--on-bad-image must be skip or stop, got {config['on_bad_image']!r}")
+    need(config["dataset"] != "folder" or config["data"] is not None,
+         "--dataset folder needs --data PATH (a folder of images)")
+    need(config["dataset"] != "digits" or config["data"] is None,
+         "--data is for --dataset folder or fashion-mnist; the digits are bundled")
     for name in ("image_size", "patch_size", "epochs", "batch_size", "predictor_depth",
                  "predictor_embed_dim", "eval_samples", "monitor_every", "workers"):
         need(config[name] >= 1, f"--{name.replace('_', '-')} must be >= 1, got {config[name]}")
@@ -191,18 +255,21 @@ def validate(config):
          f"--image-size {config['image_size']} is not divisible by --patch-size "
          f"{config['patch_size']}")
     grid = config["image_size"] // config["patch_size"]
-    need(grid >= 2, f"--image-size / --patch-size gives a {grid}x{grid} patch grid; need at least 2x2")
+    need(grid >= 2, f"--image-size / --patch-size gives a {grid}x{grid} patch grid; "
+         "need at least 2x2")
     for name in ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay"):
         need(config[name] >= 0, f"--{name.replace('_', '-')} must be >= 0, got {config[name]}")
     need(config["lr"] > 0, f"--lr must be > 0, got {config['lr']}")
     need(0 <= config["warmup_epochs"] <= config["epochs"],
-         f"--warmup-epochs must be in [0, --epochs={config['epochs']}], got {config['warmup_epochs']}")
+         f"--warmup-epochs must be in [0, --epochs={config['epochs']}], "
+         f"got {config['warmup_epochs']}")
     for name in ("ema_start", "ema_end"):
-        need(0 <= config[name] <= 1, f"--{name.replace('_', '-')} must be in [0, 1], got {config[name]}")
+        need(0 <= config[name] <= 1,
+             f"--{name.replace('_', '-')} must be in [0, 1], got {config[name]}")
     need(0 < config["test_fraction"] < 1,
          f"--test-fraction must be in (0, 1), got {config['test_fraction']}")
-    need(config["collapse_threshold"] >= 0,
-         f"--collapse-threshold must be >= 0, got {config['collapse_threshold']}")
+    need(0 <= config["collapse_ratio"] < 1,
+         f"--collapse-ratio must be in [0, 1), got {config['collapse_ratio']}")
     embed_dim, heads = config["embed_dim"], config["num_heads"]
     if embed_dim is not None and heads is not None:
         need(embed_dim % heads == 0,

@@ -1,15 +1,20 @@
-"""Data of examples/train_ijepa.py: the image source and the training batches.
+"""Data of examples/train_ijepa.py: the image sources and the training dataset.
 
-Two sources behind one interface (``len``, ``load_batch(indices)``,
-labels): the bundled digits held in memory, or an
-:class:`~jepa_components.datasets.ImageFolder` read lazily. Training batches
-come from :class:`MaskedImageBatches`, a ``keras.utils.PyDataset`` whose item
-``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``: the image order
-is a permutation seeded with ``seed + e`` and the masks are samples
-``step * B ... step * B + B - 1`` of the mask sampler's counter-based stream
-(``step = e * steps_per_epoch + i``). That is what makes ``--resume`` exact
-and lets Keras read batches in worker threads (``workers > 1``) while the
-model trains.
+Three sources behind one interface (:class:`Source`: ``load_batch(indices)``,
+labels, a train/held-out split and the normalisation):
+
+- ``digits``: scikit-learn's bundled handwritten digits held in memory,
+  split with ``--test-fraction``;
+- ``fashion-mnist``: the official 60,000 / 10,000 split read from local IDX
+  files by ``jepa_components.datasets.load_fashion_mnist`` (never
+  downloaded);
+- ``folder``: a :class:`~jepa_components.datasets.ImageFolder` read lazily.
+
+Training batches come from the library's
+:class:`~jepa_components.backends.keras.MaskedImageDataset` (batch ``i`` of
+epoch ``e`` is a pure function of the seed, ``e`` and ``i``, which is what
+makes ``--resume`` exact), with ``--augment crop`` and the normalisation as
+its per-batch ``transform``.
 """
 
 from __future__ import annotations
@@ -18,11 +23,7 @@ import dataclasses
 
 import numpy as np
 
-from jepa_components import datasets
-
-# ImageNet statistics, used by the official I-JEPA transforms for RGB folders.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from jepa_components import augment, datasets
 
 
 @dataclasses.dataclass
@@ -35,9 +36,9 @@ class Source:
     train_indices: np.ndarray
     test_indices: np.ndarray
     channels: int
-    mean: np.ndarray
-    std: np.ndarray
-    image_shape: tuple = ()  # (H, W, C)
+    mean: tuple  # per-channel normalisation (one value or one per channel)
+    std: tuple
+    images: np.ndarray = None  # (N, H, W, C) when held in memory
     folder: object = None  # the ImageFolder, when reading one
 
     @property
@@ -45,30 +46,40 @@ class Source:
         known = self.labels[np.concatenate([self.train_indices, self.test_indices])]
         return bool(np.all(known >= 0)) and len(np.unique(known)) >= 2
 
-    def normalize(self, images):
-        return ((images - self.mean) / self.std).astype(np.float32)
+    @property
+    def normalize(self):
+        return augment.Normalize(self.mean, self.std)
 
     @property
     def skipped(self):
         return 0 if self.folder is None else self.folder.num_skipped
 
 
+def _in_memory(name, split, mean, std):
+    images = np.concatenate([split.train_images, split.test_images])
+    labels = np.concatenate([split.train_labels, split.test_labels])
+    num_train = len(split.train_images)
+    return Source(name=name, load_batch=lambda indices: images[np.asarray(indices)],
+                  labels=labels, train_indices=np.arange(num_train),
+                  test_indices=np.arange(num_train, len(images)),
+                  channels=images.shape[-1], mean=mean, std=std, images=images)
+
+
 def digits_source(config):
     split = datasets.load_digits_split(
         config["image_size"], channels=1, test_fraction=config["test_fraction"],
         seed=config["seed"])
-    images = np.concatenate([split.train_images, split.test_images])
-    labels = np.concatenate([split.train_labels, split.test_labels])
-    train = np.arange(len(split.train_images))
-    test = np.arange(len(split.train_images), len(images))
-    mean = split.train_images.mean()
-    std = split.train_images.std()
-    return Source(
-        name="digits (scikit-learn, 8x8 upsampled)",
-        load_batch=lambda indices: images[np.asarray(indices)],
-        labels=labels, train_indices=train, test_indices=test, channels=1,
-        image_shape=images.shape[1:],
-        mean=np.float32(mean), std=np.float32(std))
+    return _in_memory("digits (scikit-learn, 8x8 upsampled)", split,
+                      (float(split.train_images.mean()),), (float(split.train_images.std()),))
+
+
+def fashion_mnist_source(config):
+    from jepa_components.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+
+    size = None if config["image_size"] == 28 else config["image_size"]
+    split = datasets.load_fashion_mnist(config["data"], image_size=size, channels=1)
+    return _in_memory("Fashion-MNIST (official train/test split)", split,
+                      (FASHION_MNIST_MEAN,), (FASHION_MNIST_STD,))
 
 
 def folder_source(config):
@@ -80,13 +91,17 @@ def folder_source(config):
         name=f"image folder {config['data']} ({len(folder)} files, "
              f"{len(folder.class_names)} classes)",
         load_batch=folder.load_batch, labels=folder.labels, train_indices=train,
-        test_indices=test, channels=3,
-        image_shape=(config["image_size"], config["image_size"], 3), mean=np.asarray(IMAGENET_MEAN, np.float32),
-        std=np.asarray(IMAGENET_STD, np.float32), folder=folder)
+        test_indices=test, channels=3, mean=augment.IMAGENET_MEAN, std=augment.IMAGENET_STD,
+        folder=folder)
+
+
+SOURCES = {"digits": digits_source, "fashion-mnist": fashion_mnist_source,
+           "folder": folder_source}
 
 
 def make_source(config):
-    return digits_source(config) if config["data"] is None else folder_source(config)
+    """The :class:`Source` of ``config["dataset"]``; raises ``datasets.DatasetError``."""
+    return SOURCES[config["dataset"]](config)
 
 
 def subset(indices, limit, seed):
@@ -96,44 +111,27 @@ def subset(indices, limit, seed):
     return np.sort(np.random.default_rng(seed).choice(indices, size=limit, replace=False))
 
 
-def make_batches(source, sampler, config, steps_per_epoch, start_epoch):
-    """The PyDataset for ``model.fit``; imports keras here."""
-    import keras
+def training_transform(config, source):
+    """``--augment`` then normalisation, as one ``(images, rng) -> images`` callable."""
+    if config["augment"] == "crop":
+        # The official crop (facebookresearch/ijepa src/transforms.py): scale 0.3-1.0,
+        # torchvision's aspect ratios, no flip; back to the training size.
+        return augment.Compose([augment.RandomResizedCrop(config["image_size"],
+                                                          scale=(0.3, 1.0)),
+                                source.normalize])
+    return source.normalize
 
-    class MaskedImageBatches(keras.utils.PyDataset):
-        """Dict batches ``{"images", "context", "context_valid", "targets", "targets_valid"}``."""
 
-        def __init__(self):
-            workers = config["workers"] if source.folder is not None else 1
-            super().__init__(workers=workers, use_multiprocessing=False,
-                             max_queue_size=max(2, 2 * workers))
-            self.epoch = start_epoch
-            self.batch_size = config["batch_size"]
-            self.error = None  # a BadImageError (--on-bad-image stop), reported by the monitor
+def make_dataset(config, source, sampler, steps_per_epoch, initial_epoch):
+    """The ``MaskedImageDataset`` of the training split (imports Keras)."""
+    from jepa_components.backends.keras import MaskedImageDataset
 
-        def __len__(self):
-            return steps_per_epoch
-
-        def __getitem__(self, index):
-            order = np.random.default_rng([config["seed"], self.epoch]).permutation(
-                source.train_indices)
-            chosen = order[index * self.batch_size:(index + 1) * self.batch_size]
-            step = self.epoch * steps_per_epoch + index
-            masks = sampler.sample(self.batch_size, start=step * self.batch_size)
-            try:
-                images = source.normalize(source.load_batch(chosen))
-            except datasets.BadImageError as error:
-                # Raised in a reader thread, an exception would reach the user
-                # wrapped differently per backend; record it, stop cleanly.
-                self.error = self.error or error
-                images = np.zeros((self.batch_size,) + source.image_shape, np.float32)
-            batch = {"images": images}
-            batch.update(masks.as_dict())
-            return batch
-
-        def on_epoch_end(self):
-            # Keras stops its reader threads before calling this, and starts
-            # them again after: no batch of the next epoch is read early.
-            self.epoch += 1
-
-    return MaskedImageBatches()
+    reading = source.images is None
+    workers = config["workers"] if reading else 1
+    return MaskedImageDataset(
+        images=source.images if not reading else None,
+        load_batch=source.load_batch if reading else None,
+        indices=source.train_indices, sampler=sampler, batch_size=config["batch_size"],
+        shuffle=True, seed=config["seed"], transform=training_transform(config, source),
+        initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
+        workers=workers, use_multiprocessing=False, max_queue_size=max(2, 2 * workers))

@@ -1,15 +1,19 @@
 """Frozen-feature evaluation and the verdict of examples/train_ijepa.py.
 
-The numbers come from :mod:`jepa_components.diagnostics`; this module only
-embeds images with a Keras encoder and compares three feature sets on the
-same held-out split with the same probe settings:
+Three feature sets are compared on the same held-out split with the same
+probe settings, fixed in advance (nothing is tuned on the held-out split):
 
 - the trained target encoder (I-JEPA's evaluated encoder, official code),
 - the same architecture at its random initialization (same seed as the run),
-- raw pixels.
+- raw pixels (linear and k-NN only: the attentive probe needs tokens).
 
-Nothing is tuned on the held-out split: the probe's regularization, ``k``
-and the layers probed are fixed in advance and identical for all three.
+Each encoder is read once (``backends.keras.probes.encode_images``: the
+mean-pooled last layer, the mean-pooled last ``--probe-layers`` blocks and
+the last layer's patch tokens for both splits in one pass); every probe and
+collapse figure reuses those arrays. The probes are the library's
+(``diagnostics.probe_accuracies`` for linear and k-NN,
+``probes.attentive_probe_accuracy``); ``diagnostics.PROBE_PROTOCOLS`` names
+their protocols in ``report.json``.
 """
 
 from __future__ import annotations
@@ -20,104 +24,92 @@ import numpy as np
 
 from jepa_components import diagnostics
 from jepa_components.context import layer_norm
-from jepa_components.positional import sincos_2d_positions
+
+ATTENTIVE_NOT_FOR_PIXELS = "not applicable (no patch tokens to attend to)"
 
 
-def _feature_model(encoder, last_n):
-    """A ``keras.Model`` mapping images to the pooled features of the last
-    ``last_n`` blocks and the last layer's tokens; ``predict`` compiles it
-    once (much faster than eager calls on jax)."""
-    import keras
-    from keras import ops
-
-    positions = sincos_2d_positions(encoder.embed_dim, encoder.grid_size)
-    first_kept = len(encoder.blocks) - last_n
-
-    class LayerFeatures(keras.Model):
-        def call(self, images):
-            x = encoder.patch_embed(images)
-            x = x + ops.convert_to_tensor(positions[None], dtype=x.dtype)
-            pooled = []
-            for i, block in enumerate(encoder.blocks):
-                x = block(x)
-                if i >= first_kept:
-                    # The final norm on every kept block, as DINO's
-                    # ``get_intermediate_layers`` (the usual "last 4 layers"
-                    # linear evaluation of ViTs). The last one is encoder(images).
-                    normed = encoder.norm(x)
-                    pooled.append(ops.mean(normed, axis=1))
-            return {"last": pooled[-1], "stacked": ops.concatenate(pooled, axis=-1),
-                    "tokens": normed}
-
-    return LayerFeatures()
+def _protocols(last_n):
+    protocols = {name: diagnostics.PROBE_PROTOCOLS[name] for name in ("linear", "knn",
+                                                                        "attentive")}
+    protocols["attentive"] += f"; raw pixels: {ATTENTIVE_NOT_FOR_PIXELS}"
+    protocols["features"] = ("linear and k-NN: the target encoder's last-layer tokens, "
+                             "mean-pooled (I-JEPA has no class token); *_last_layers: the "
+                             f"mean-pooled outputs of the last {last_n} blocks (each through "
+                             "the final norm), concatenated; raw pixels: the flattened "
+                             "normalized images")
+    protocols["collapse"] = ("feature_std / effective_rank: mean per-dimension std and "
+                             "effective rank (RankMe) of the mean-pooled target features of "
+                             "the held-out images (as the training health check); "
+                             "target_token_*: the same for the layer-normalized target tokens "
+                             "(what the loss regresses)")
+    return protocols
 
 
-def embed(encoder, images, *, last_n=4, batch_size=256):
-    """Mean-pooled features of ``images`` from a Keras ViT encoder.
+def _encoder_figures(encoder, images, labels, num_train, last_n, seed, labelled):
+    """Probe accuracies and collapse figures of one encoder, from one feature pass."""
+    from jepa_components.backends.keras.probes import attentive_probe_accuracy, encode_images
 
-    Returns ``(last, last_n_concat, tokens)``: ``(N, D)`` last-layer
-    features (``mean_pool(encoder(images))``), ``(N, last_n * D)``
-    concatenated last-``last_n``-layer features and ``(N * T, D)``
-    layer-normalized last-layer tokens (the I-JEPA targets, for the collapse
-    metrics).
+    features = encode_images(encoder, images, last_n=last_n, tokens=True)
+    pooled = features["pooled"]
+    stacked = features.get("pooled_last_layers", pooled)  # depth 1: the last layer itself
+    tokens = features["tokens"]
+    held_out = slice(num_train, None)
+    pooled_collapse = diagnostics.collapse_metrics(pooled[held_out])
+    normed = layer_norm(tokens[held_out].astype(np.float64))
+    token_collapse = diagnostics.collapse_metrics(normed.reshape(-1, normed.shape[-1]))
+    figures = {"feature_std": pooled_collapse["feature_std_mean"],
+               "feature_std_min": pooled_collapse["feature_std_min"],
+               "effective_rank": pooled_collapse["effective_rank"],
+               "target_token_feature_std": token_collapse["feature_std_mean"],
+               "target_token_effective_rank": token_collapse["effective_rank"]}
+    if not labelled:
+        return figures
+    train_y, test_y = labels[:num_train], labels[num_train:]
+    last = diagnostics.probe_accuracies(pooled[:num_train], train_y, pooled[held_out], test_y)
+    deep = diagnostics.probe_accuracies(stacked[:num_train], train_y, stacked[held_out], test_y)
+    figures.update(
+        linear_probe_accuracy=last["linear"], knn_accuracy=last["knn"],
+        linear_probe_accuracy_last_layers=deep["linear"], knn_accuracy_last_layers=deep["knn"],
+        attentive_probe_accuracy=attentive_probe_accuracy(
+            tokens[:num_train], train_y, tokens[held_out], test_y, seed=seed))
+    return figures
+
+
+def evaluate(trained, random_init, train_images, train_labels, test_images, test_labels, *,
+             last_n=4, seed=0, labelled=True):
+    """Probe accuracies and collapse figures for trained / random init / raw pixels.
+
+    Args:
+        trained, random_init: ``VisionTransformer`` encoders.
+        train_images, test_images: ``(N, H, W, C)`` normalized images.
+        train_labels, test_labels: ``(N,)`` ints (ignored unless ``labelled``).
+        last_n: blocks of the "last layers" view.
+        seed: seed of the attentive probe (the same for both encoders).
+        labelled: run the probes; else only the collapse figures.
+
+    Returns:
+        a flat dict for ``report.json``: the trained encoder's figures,
+        the same with a ``random_init_`` prefix, ``raw_pixel_*`` accuracies,
+        and ``probe_protocols``.
     """
-    last_n = max(1, min(int(last_n), len(encoder.blocks)))
-    outputs = _feature_model(encoder, last_n).predict(
-        images, batch_size=min(batch_size, len(images)), verbose=0)
-    tokens = layer_norm(outputs["tokens"])
-    return outputs["last"], outputs["stacked"], tokens.reshape(-1, tokens.shape[-1])
-
-
-def target_collapse_metrics(encoder, images, max_rows=8192):
-    """Collapse metrics of the layer-normalized target tokens of ``images``."""
-    from keras import ops
-
-    tokens = ops.convert_to_numpy(encoder(images))
-    tokens = layer_norm(tokens).reshape(-1, tokens.shape[-1])
-    return diagnostics.collapse_metrics(tokens, max_rank_samples=max_rows)
-
-
-def _probe(train, train_y, test, test_y, k):
-    return {
-        "linear": diagnostics.linear_probe_accuracy(train, train_y, test, test_y),
-        "knn": diagnostics.knn_accuracy(train, train_y, test, test_y, k=min(k, len(train))),
-    }
-
-
-def evaluate(trained, random_init, train_images, train_labels, test_images, test_labels,
-             *, last_n=4, knn_k=20):
-    """Probe accuracies and collapse figures for trained / random / raw pixels."""
-    result = {"num_probe_train": int(len(train_images)), "num_probe_test": int(len(test_images)),
-              "probe_layers": int(min(last_n, len(trained.blocks)))}
     num_train = len(train_images)
-    both = np.concatenate([train_images, test_images])
-    for name, encoder in (("trained", trained), ("random_init", random_init)):
-        # One predict call per encoder: one compilation.
-        features_last, features_stack, all_tokens = embed(encoder, both, last_n=last_n)
-        train_last, test_last = features_last[:num_train], features_last[num_train:]
-        train_stack, test_stack = features_stack[:num_train], features_stack[num_train:]
-        per_image = len(all_tokens) // len(both)
-        tokens = all_tokens[num_train * per_image:]  # held-out images' target tokens
-        last = _probe(train_last, train_labels, test_last, test_labels, knn_k)
-        stacked = _probe(train_stack, train_labels, test_stack, test_labels, knn_k)
-        collapse = diagnostics.collapse_metrics(tokens)
-        pooled_rank = diagnostics.effective_rank(test_last)
-        prefix = "" if name == "trained" else "random_init_"
-        result[f"{prefix}linear_probe_accuracy"] = last["linear"]
-        result[f"{prefix}knn_accuracy"] = last["knn"]
-        result[f"{prefix}linear_probe_accuracy_last_layers"] = stacked["linear"]
-        result[f"{prefix}knn_accuracy_last_layers"] = stacked["knn"]
-        result[f"{prefix}feature_std"] = collapse["feature_std_mean"]
-        result[f"{prefix}feature_std_min"] = collapse["feature_std_min"]
-        result[f"{prefix}effective_rank"] = collapse["effective_rank"]
-        result[f"{prefix}pooled_effective_rank"] = pooled_rank
-    raw_train = train_images.reshape(len(train_images), -1)
-    raw_test = test_images.reshape(len(test_images), -1)
-    raw = _probe(raw_train, train_labels, raw_test, test_labels, knn_k)
-    result["raw_pixel_probe_accuracy"] = raw["linear"]
-    result["raw_pixel_knn_accuracy"] = raw["knn"]
-    # The issue's name for the random-init linear probe.
-    result["random_init_probe_accuracy"] = result["random_init_linear_probe_accuracy"]
+    images = np.concatenate([train_images, test_images])
+    labels = np.concatenate([train_labels, test_labels])
+    last_n = int(min(last_n, len(trained.blocks)))
+    result = {"num_probe_train": int(num_train), "num_probe_test": int(len(test_images)),
+              "probe_layers": last_n}
+    for prefix, encoder in (("", trained), ("random_init_", random_init)):
+        figures = _encoder_figures(encoder, images, labels, num_train, last_n, seed, labelled)
+        result.update({prefix + name: value for name, value in figures.items()})
+    if labelled:
+        raw = diagnostics.probe_accuracies(
+            train_images.reshape(num_train, -1), train_labels,
+            test_images.reshape(len(test_images), -1), test_labels)
+        result["raw_pixel_probe_accuracy"] = raw["linear"]
+        result["raw_pixel_knn_accuracy"] = raw["knn"]
+        # The first release's name for the random-init linear probe.
+        result["random_init_probe_accuracy"] = result["random_init_linear_probe_accuracy"]
+        result["probe_protocols"] = _protocols(last_n)
     return result
 
 
@@ -127,43 +119,54 @@ def noise_margin(accuracy, num_test):
     return math.sqrt(accuracy * (1 - accuracy) / num_test)
 
 
+def spread_line(result):
+    """Feature spread (collapse figures) of the trained encoder against random init."""
+    ratio = result["feature_std"] / max(result["random_init_feature_std"], 1e-12)
+    rank_ratio = result["effective_rank"] / max(result["random_init_effective_rank"], 1e-12)
+    spread = (f"Target-feature spread vs random init (mean-pooled, held-out): per-dim std "
+              f"x{ratio:.2f}, effective rank x{rank_ratio:.2f}")
+    if ratio < 0.1 or rank_ratio < 0.1:
+        return spread + " -- the representations have collapsed."
+    if ratio < 0.7 or rank_ratio < 0.7:
+        return spread + " -- partial collapse: the loss fell partly by shrinking the features."
+    return spread + " -- no sign of collapse."
+
+
 def verdict(result):
     """A few honest sentences comparing trained, random-init and raw pixels."""
     trained = result["linear_probe_accuracy"]
-    random_init = result["random_init_probe_accuracy"]
+    random_init = result["random_init_linear_probe_accuracy"]
     raw = result["raw_pixel_probe_accuracy"]
     n = result["num_probe_test"]
     margin = 2 * noise_margin(max(trained, random_init), n)
     lines = [
-        f"Linear probe on {n} held-out images (mean-pooled last layer): "
-        f"trained {trained:.1%}, random init {random_init:.1%}, raw pixels {raw:.1%}.",
-        f"Last {result['probe_layers']} layers: trained "
+        f"Linear probe (logistic regression on standardized mean-pooled last-layer features; "
+        f"{result['num_probe_train']} train, {n} held-out images): trained {trained:.1%}, "
+        f"random init {random_init:.1%}, raw pixels {raw:.1%}.",
+        f"Linear probe on the last {result['probe_layers']} layer(s): trained "
         f"{result['linear_probe_accuracy_last_layers']:.1%}, random init "
         f"{result['random_init_linear_probe_accuracy_last_layers']:.1%}. "
-        f"k-NN: trained {result['knn_accuracy']:.1%}, random init "
-        f"{result['random_init_knn_accuracy']:.1%}, raw pixels {result['raw_pixel_knn_accuracy']:.1%}.",
+        f"k-NN (k={min(20, result['num_probe_train'])}, cosine on standardized features): "
+        f"trained {result['knn_accuracy']:.1%}, random init "
+        f"{result['random_init_knn_accuracy']:.1%}, raw pixels "
+        f"{result['raw_pixel_knn_accuracy']:.1%}.",
+        f"Attentive probe (cross-attention over the last layer's patch tokens): trained "
+        f"{result['attentive_probe_accuracy']:.1%}, random init "
+        f"{result['random_init_attentive_probe_accuracy']:.1%}; raw pixels: "
+        f"{ATTENTIVE_NOT_FOR_PIXELS}.",
     ]
     if trained > random_init + margin:
         lines.append(f"Training helped: the trained encoder beats its random initialization by "
-                     f"more than the noise (+-{margin:.1%}, two standard errors).")
+                     f"more than the noise on the linear probe (+-{margin:.1%}, two standard "
+                     "errors).")
     elif trained < random_init - margin:
         lines.append("Training hurt: the trained encoder is worse than its own random "
-                     f"initialization (beyond +-{margin:.1%} noise).")
+                     f"initialization on the linear probe (beyond +-{margin:.1%} noise).")
     else:
-        lines.append(f"Training made no measurable difference: trained and random-init features "
-                     f"are within noise (+-{margin:.1%}).")
+        lines.append("Training made no measurable difference on the linear probe: trained and "
+                     f"random-init features are within noise (+-{margin:.1%}).")
     if raw >= trained:
         lines.append("Raw pixels are at least as good as the trained features on this data: "
                      "the encoder has not learned anything a linear probe needs beyond the pixels.")
-    ratio = result["feature_std"] / max(result["random_init_feature_std"], 1e-12)
-    rank_ratio = result["effective_rank"] / max(result["random_init_effective_rank"], 1e-12)
-    spread = (f"Target-feature spread vs random init: per-dim std x{ratio:.2f}, "
-              f"effective rank x{rank_ratio:.2f}")
-    if ratio < 0.1 or rank_ratio < 0.1:
-        spread += " -- the representations have collapsed."
-    elif ratio < 0.7 or rank_ratio < 0.7:
-        spread += " -- partial collapse: the loss fell partly by shrinking the features."
-    else:
-        spread += " -- no sign of collapse."
-    lines.append(spread)
+    lines.append(spread_line(result))
     return lines

@@ -44,14 +44,14 @@ def plot_loss(rows, path):
         ax.plot(check_steps, [float(r["feature_std"]) for r in checked], "o-",
                 label="mean per-dim std (left)")
         ax.set_xlabel("optimizer step")
-        ax.set_ylabel("per-dimension std of targets")
+        ax.set_ylabel("per-dim std, mean-pooled target features")
         ax.set_ylim(bottom=0)
         twin = ax.twinx()
         twin.plot(check_steps, [float(r["effective_rank"]) for r in checked], "s--",
                   color="C1", label="effective rank (right)")
         twin.set_ylabel("effective rank (RankMe)")
         twin.set_ylim(bottom=0)
-        ax.set_title("collapse watch (target features)")
+        ax.set_title("collapse watch (HealthMonitor, fixed batch)")
         lines = ax.get_legend_handles_labels()
         twin_lines = twin.get_legend_handles_labels()
         ax.legend(lines[0] + twin_lines[0], lines[1] + twin_lines[1], loc="lower left")

@@ -1,16 +1,29 @@
-"""Run bookkeeping of examples/train_ijepa.py: monitor, metrics, checkpoints.
+"""Run bookkeeping of examples/train_ijepa.py: metrics, checkpoints, progress.
 
-- :class:`TrainingMonitor` (a Keras callback): per-step loss, learning rate
-  and EMA momentum into ``metrics.csv`` and a progress bar; a collapse check
-  (per-dimension std and effective rank of the target features on a fixed
-  batch) every ``monitor_every`` steps and at each epoch end; a stop, with
-  the step number, on a non-finite loss or collapse; a checkpoint at each
-  epoch end.
+- :class:`RunLogger` (a Keras callback, built by :func:`make_logger`): the
+  per-step loss into ``metrics.csv``, a progress bar with the throughput,
+  one line per epoch and a checkpoint at each epoch end. The health checks
+  themselves (collapse, non-finite loss) are the library's
+  :class:`~jepa_components.backends.keras.HealthMonitor`; its values are
+  copied into the rows of the steps it checked.
 - :func:`save_checkpoint` / :func:`load_train_state`: ``checkpoint.keras``
   holds the whole model (context and target encoders, predictor, the EMA
-  counters) and the optimizer (its step counter drives the LR and weight
-  decay schedules); ``train_state.json`` next to it holds the epoch, the
-  step and the mask sampler's stream position.
+  schedule and counters) and the optimizer (its step counter drives the LR
+  and weight decay schedules); ``train_state.json`` next to it holds the
+  epoch and the step. Nothing else is needed to resume: the training batches
+  (image order, crops, masks) are a pure function of the seed, the epoch and
+  the step (``MaskedImageDataset``).
+
+``metrics.csv`` columns: ``step`` (optimizer steps so far), ``epoch``
+(1-based), ``loss`` (this step's batch loss), ``seconds`` (since this
+invocation's training began), and on the steps the health monitor checked
+(every ``--monitor-every`` steps and at each epoch end): ``feature_std`` and
+``effective_rank`` of the target encoder's mean-pooled features on a fixed
+batch, ``learning_rate`` (``optimizer.learning_rate`` after the step: the
+rate of the next update) and ``ema_momentum`` (the model's momentum of the
+EMA update that follows the step). Both are read from the optimizer and the
+model, not recomputed; reading them at every step would cost a full state
+sync per step on jax, hence only at the checks.
 """
 
 from __future__ import annotations
@@ -19,13 +32,13 @@ import csv
 import json
 import math
 import os
-import sys
 import time
 
 import numpy as np
 
-METRIC_FIELDS = ("step", "epoch", "loss", "lr", "momentum", "feature_std",
+METRIC_FIELDS = ("step", "epoch", "loss", "learning_rate", "ema_momentum", "feature_std",
                  "effective_rank", "seconds")
+HEALTH_FIELDS = ("learning_rate", "ema_momentum", "feature_std", "effective_rank")
 CHECKPOINT = "checkpoint.keras"
 TRAIN_STATE = "train_state.json"
 
@@ -56,7 +69,8 @@ def read_metrics(path, up_to_step):
     rows = []
     with open(path, newline="", encoding="utf-8") as stream:
         for row in csv.DictReader(stream):
-            parsed = {k: (None if row.get(k) in (None, "") else float(row[k])) for k in METRIC_FIELDS}
+            parsed = {k: (None if row.get(k) in (None, "") else float(row[k]))
+                      for k in METRIC_FIELDS}
             parsed["step"], parsed["epoch"] = int(parsed["step"]), int(parsed["epoch"])
             if parsed["step"] <= up_to_step:
                 rows.append(parsed)
@@ -80,45 +94,54 @@ def load_train_state(output_dir):
         return json.load(stream)
 
 
-def _keras_callback_base():
+def final_loss(rows, last=10):
+    """Mean loss of the last ``last`` steps (a single step is noisy)."""
+    losses = [r["loss"] for r in rows[-last:] if r.get("loss") is not None]
+    return float(np.mean(losses)) if losses else None
+
+
+def make_logger(**kwargs):
+    """A :class:`RunLogger` (the class is built on first use: keras import)."""
     import keras
 
-    return keras.callbacks.Callback
+    class RunLogger(keras.callbacks.Callback):
+        """Per-step rows, progress, throughput and epoch-end checkpoints.
 
+        Args:
+            rows: list the rows are appended to (an earlier run's rows on resume).
+            start_step: optimizer steps done before this ``fit``.
+            steps_per_epoch, total_steps, batch_size: of the run.
+            health: the run's ``HealthMonitor`` (placed before this callback).
+            output_dir: where the checkpoint and ``metrics.csv`` go.
+            state_for: ``step -> train_state.json payload``.
+            quiet: no progress bar or epoch lines.
 
-def make_monitor(**kwargs):
-    """A :class:`TrainingMonitor` (the class is built on first use: keras import)."""
-    base = _keras_callback_base()
+        Throughput (:attr:`images_per_second`): steady state, the steps of
+        this ``fit`` after its first one (which compiles the step), each
+        timed from the end of the previous step (or the start of its
+        epoch's first batch) to its own end, so data loading and the
+        periodic health checks count and the epoch-end checkpoints do not.
+        """
 
-    class TrainingMonitor(base):
-        """See the module docstring. ``state_for(step, epochs_done)`` makes the
-        ``train_state.json`` payload; ``collapse_check(encoder)`` returns the
-        collapse metrics dict of the fixed monitoring batch."""
-
-        def __init__(self, *, rows, start_step, steps_per_epoch, total_steps, lr_at,
-                     momentum_at, collapse_check, collapse_threshold, monitor_every,
-                     output_dir, state_for, data_error=lambda: None, quiet=False):
+        def __init__(self, *, rows, start_step, steps_per_epoch, total_steps, batch_size,
+                     health, output_dir, state_for, quiet=False):
             super().__init__()
-            self.rows = rows
-            self.step = start_step
-            self.steps_per_epoch = steps_per_epoch
-            self.total_steps = total_steps
-            self.lr_at, self.momentum_at = lr_at, momentum_at
-            self.collapse_check = collapse_check
-            self.collapse_threshold = collapse_threshold
-            self.monitor_every = monitor_every
-            self.output_dir = output_dir
-            self.state_for = state_for
-            self.data_error = data_error
-            self.quiet = quiet
-            self.stop_reason = None
-            self.last_collapse = None
-            self._previous_mean = 0.0
+            self.rows, self.step = rows, start_step
+            self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
+            self.batch_size, self.health = batch_size, health
+            self.output_dir, self.state_for, self.quiet = output_dir, state_for, quiet
             self._bar = None
-            self._started = time.time()
-            self._epoch_started = time.time()
+            self._started = self._epoch_started = self._last = time.perf_counter()
+            self._previous_mean = 0.0
+            self._timed_steps, self._timed_seconds, self._first_done = 0, 0.0, False
 
-        # -- helpers -------------------------------------------------------
+        @property
+        def images_per_second(self):
+            """Steady-state img/s of this ``fit`` (None before two steps)."""
+            if not self._timed_steps:
+                return None
+            return self._timed_steps * self.batch_size / self._timed_seconds
+
         def _say(self, text):
             if self.quiet:
                 return
@@ -127,30 +150,14 @@ def make_monitor(**kwargs):
             else:
                 print(text, flush=True)
 
-        def _check_collapse(self, row):
-            metrics = self.collapse_check(self.model.target_encoder)
-            self.last_collapse = metrics
-            row["feature_std"] = metrics["feature_std_mean"]
-            row["effective_rank"] = metrics["effective_rank"]
-            if not math.isfinite(metrics["feature_std_mean"]) or (
-                    metrics["feature_std_mean"] < self.collapse_threshold):
-                self._stop(
-                    "collapse",
-                    f"representation collapse at step {self.step}: mean per-dimension std "
-                    f"of the target features {metrics['feature_std_mean']:.2e} < "
-                    f"{self.collapse_threshold:g} (effective rank "
-                    f"{metrics['effective_rank']:.1f})")
-
-        def _stop(self, kind, message):
-            if self.stop_reason is None:
-                self.stop_reason = kind
-                self.stop_message = message
-                if kind != "bad_image":  # that one ends the run with an error line
-                    print(f"warning: stopping training: {message}", file=sys.stderr, flush=True)
-            self.model.stop_training = True
+        def _merge_health(self, row):
+            record = self.health.records[-1] if self.health.records else None
+            if record is not None and record["step"] == row["step"]:
+                row.update({k: record[k] for k in HEALTH_FIELDS if k in record})
 
         # -- keras hooks ---------------------------------------------------
         def on_train_begin(self, logs=None):
+            self._started = time.perf_counter()
             if not self.quiet:
                 from tqdm.auto import tqdm
 
@@ -162,46 +169,57 @@ def make_monitor(**kwargs):
 
         def on_epoch_begin(self, epoch, logs=None):
             self._previous_mean = 0.0
-            self._epoch_started = time.time()
+            self._epoch_started = time.perf_counter()
             self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                self._last = time.perf_counter()
 
         def on_train_batch_end(self, batch, logs=None):
             # Keras reports the running mean of the epoch; recover this batch's.
-            mean = float(logs["loss"])
+            mean = float(logs["loss"])  # (also waits for the step to finish)
             loss = (batch + 1) * mean - batch * self._previous_mean
             self._previous_mean = mean
+            now = time.perf_counter()
+            if self._first_done:
+                self._timed_steps += 1
+                self._timed_seconds += now - self._last
+            self._first_done, self._last = True, now
             self.step += 1
-            if self.data_error() is not None:
-                self._stop("bad_image", str(self.data_error()))
-                return
-            row = {"step": self.step, "epoch": self.epoch + 1, "loss": loss,
-                   "lr": self.lr_at(self.step - 1), "momentum": self.momentum_at(self.step - 1),
-                   "seconds": round(time.time() - self._started, 3)}
+            row = {"step": self.step, "epoch": self.epoch + 1,
+                   "loss": loss if math.isfinite(mean) else mean,
+                   "seconds": round(now - self._started, 3)}
+            self._merge_health(row)
             self.rows.append(row)
-            if not math.isfinite(loss) or not math.isfinite(mean):
-                self._stop("nonfinite_loss", f"non-finite loss ({loss}) at step {self.step}")
-                return
-            end_of_epoch = batch + 1 == self.steps_per_epoch
-            if self.step % self.monitor_every == 0 or end_of_epoch:
-                self._check_collapse(row)
             if self._bar is not None:
-                postfix = {"loss": f"{loss:.4f}", "lr": f"{row['lr']:.2e}",
-                           "ema": f"{row['momentum']:.5f}"}
-                if self.last_collapse is not None:
-                    postfix["std"] = f"{self.last_collapse['feature_std_mean']:.3f}"
+                postfix = {"loss": f"{loss:.4f}"}
+                checked = self.health.records[-1] if self.health.records else {}
+                for key, name, form in (("learning_rate", "lr", ".2e"),
+                                        ("ema_momentum", "ema", ".5f"),
+                                        ("feature_std", "std", ".3f")):
+                    if key in checked:
+                        postfix[name] = format(checked[key], form)
+                if self.images_per_second is not None:
+                    postfix["img/s"] = f"{self.images_per_second:.0f}"
                 self._bar.set_postfix(postfix, refresh=False)
                 self._bar.update(1)
 
         def on_epoch_end(self, epoch, logs=None):
-            if self.stop_reason is not None:
+            if self.rows:
+                self._merge_health(self.rows[-1])  # the epoch-end health check
+            if self.health.stop_kind is not None:
                 return  # an interrupted epoch: keep the last complete checkpoint
-            collapse = self.last_collapse or {}
+            last = self.rows[-1] if self.rows else {}
+            std, rank = (float("nan") if last.get(k) is None else last[k]
+                         for k in ("feature_std", "effective_rank"))
+            speed = self.images_per_second
             self._say(
                 f"epoch {epoch + 1}: step {self.step}/{self.total_steps}, "
-                f"loss {self._previous_mean:.4f} (epoch mean), "
-                f"target feature std {collapse.get('feature_std_mean', float('nan')):.3f}, "
-                f"effective rank {collapse.get('effective_rank', float('nan')):.1f}, "
-                f"{time.time() - self._epoch_started:.1f}s")
+                f"loss {self._previous_mean:.4f} (epoch mean), target feature std {std:.3f}, "
+                f"effective rank {rank:.1f}, "
+                + (f"{speed:.0f} img/s, " if speed is not None else "")
+                + f"{time.perf_counter() - self._epoch_started:.1f}s")
             save_checkpoint(self.model, self.output_dir, self.state_for(self.step))
             write_metrics(os.path.join(self.output_dir, "metrics.csv"), self.rows)
 
@@ -210,10 +228,4 @@ def make_monitor(**kwargs):
                 self._bar.close()
                 self._bar = None
 
-    return TrainingMonitor(**kwargs)
-
-
-def final_loss(rows, last=10):
-    """Mean loss of the last ``last`` steps (a single step is noisy)."""
-    losses = [r["loss"] for r in rows[-last:] if r.get("loss") is not None]
-    return float(np.mean(losses)) if losses else None
+    return RunLogger(**kwargs)

@@ -1,14 +1,24 @@
 """Train an I-JEPA end to end, evaluate its frozen features, resume it.
 
     KERAS_BACKEND=jax python examples/train_ijepa.py
+    KERAS_BACKEND=jax python examples/train_ijepa.py --dataset fashion-mnist
 
 With no arguments: scikit-learn's bundled handwritten digits (1,797 real
 8x8 images, no download) upsampled to 32x32, a small ViT (patch 4, an 8x8
 grid), the paper's multi-block masks, AdamW with warmup-cosine LR and
-cosine weight decay, and the EMA target encoder (Assran et al. 2023). At the
-end the trained target encoder, the same architecture at random
-initialization and raw pixels are compared with a linear probe and k-NN on
-a held-out split, and a short verdict says which is better.
+cosine weight decay, and the EMA target encoder (Assran et al. 2023).
+``--dataset fashion-mnist`` trains on Fashion-MNIST's official 60k/10k
+split from local IDX files (never downloaded) with that dataset's own
+defaults; ``--data PATH`` trains on a folder of images. At the end the
+trained target encoder, the same architecture at random initialization and
+raw pixels are compared with linear, k-NN and attentive probes on a
+held-out split, and a short verdict says which is better.
+
+It is a thin script over the library: ``MaskedImageDataset`` (batches,
+augmentation, resumable streams), ``IJEPA`` + ``TargetEMA`` + ``make_adamw``
+(the model and its schedules), ``HealthMonitor`` (collapse and NaN stop),
+``probes.encode_images`` and the probes (evaluation) and
+``distribution.data_parallel`` (``--distribute data``).
 
 Same script on ``KERAS_BACKEND=torch`` and ``tensorflow``. ``--help`` lists
 every option; ``--config FILE`` (YAML/TOML) takes the same names, and the
@@ -39,6 +49,7 @@ import _train_run as run  # noqa: E402
 from jepa_components import datasets  # noqa: E402
 
 PER_INVOCATION = ("resume", "no_eval", "stop_after_epochs", "output_dir")
+PROBE_BATCH = 128  # training images of the health checks
 
 
 class InputError(Exception):
@@ -94,11 +105,11 @@ def build_model(config, channels, steps_per_epoch):
     sizes = encoder_sizes(config)
     encoder = VisionTransformer(image_size=config["image_size"], patch_size=config["patch_size"],
                                 in_channels=channels, seed=config["seed"], name="encoder", **sizes)
+    # The predictor's MLP ratio is 4 whatever the encoder's (official vit_predictor).
     predictor = Predictor(
         num_patches=encoder.num_patches, embed_dim=sizes["embed_dim"],
         predictor_embed_dim=config["predictor_embed_dim"], depth=config["predictor_depth"],
-        num_heads=sizes["num_heads"], mlp_ratio=sizes["mlp_ratio"], seed=config["seed"] + 1,
-        name="predictor")
+        num_heads=sizes["num_heads"], mlp_ratio=4.0, seed=config["seed"] + 1, name="predictor")
     model = IJEPA(encoder=encoder, predictor=predictor, loss=config["loss"])
     model.compile(optimizer=make_adamw(
         steps_per_epoch=steps_per_epoch, epochs=config["epochs"],
@@ -120,11 +131,18 @@ def load_resumed(config, state, steps_per_epoch):
 
     import jepa_components.backends.keras  # noqa: F401  (registers the classes)
 
-    model = keras.saving.load_model(os.path.join(config["output_dir"], run.CHECKPOINT))
+    path = os.path.join(config["output_dir"], run.CHECKPOINT)
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as error:  # e.g. a checkpoint of the first release (other variables)
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InputError(f"cannot load {path} (written by another version?): "
+                         f"{first_line}") from None
     iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if iterations != state["step"] or state["steps_per_epoch"] != steps_per_epoch:
         raise InputError(f"checkpoint and {run.TRAIN_STATE} in {config['output_dir']} disagree "
-                         f"(optimizer step {iterations}, state step {state['step']}); "
+                         f"(optimizer step {iterations}, state step {state['step']}; "
+                         f"{state['steps_per_epoch']} vs {steps_per_epoch} steps per epoch); "
                          "was the directory edited?")
     return model
 
@@ -139,6 +157,30 @@ def steps_for(config, source):
     return available
 
 
+def make_sampler(config):
+    from jepa_components.masks import make_sampler as make
+
+    grid = config["image_size"] // config["patch_size"]
+    try:  # infeasible configurations are refused here, never mid-run
+        return make(config["masking"], (grid, grid), seed=config["seed"])
+    except ValueError as error:
+        raise InputError(f"--masking {config['masking']} cannot mask a {grid}x{grid} patch "
+                         f"grid: {str(error).splitlines()[0]}") from None
+
+
+def distribute(config):
+    """Set ``--distribute data``; returns the number of devices used."""
+    if config["distribute"] == "none":
+        return 1
+    from jepa_components.backends.keras.distribution import data_parallel
+
+    try:
+        distribution = data_parallel(global_batch_size=config["batch_size"])
+    except ValueError as error:
+        raise InputError(f"--distribute data: {str(error).splitlines()[0]}") from None
+    return int(distribution.device_mesh.devices.size)
+
+
 # ---------------------------------------------------------------- outputs
 def save_config(config):
     import yaml
@@ -151,7 +193,7 @@ def save_config(config):
         yaml.safe_dump(options, stream, sort_keys=True)
 
 
-def write_pictures(config, source, sampler, rows, masking):
+def write_pictures(config, source, sampler, rows):
     import _train_plots as plots
 
     if rows:
@@ -159,7 +201,7 @@ def write_pictures(config, source, sampler, rows, masking):
     shown = source.train_indices[:8]
     plots.plot_masks(source.load_batch(shown), sampler.sample(len(shown), start=0),
                      config["patch_size"], os.path.join(config["output_dir"], "masks.png"),
-                     f"{masking} masks, first batch of the run")
+                     f"{config['masking']} masks, first batch of the run")
 
 
 def evaluate(config, model, source):
@@ -167,20 +209,14 @@ def evaluate(config, model, source):
 
     train = data.subset(source.train_indices, config["eval_samples"], config["seed"])
     test = data.subset(source.test_indices, config["eval_samples"], config["seed"] + 1)
-    train_images = source.normalize(source.load_batch(train))
-    test_images = source.normalize(source.load_batch(test))
-    baseline = random_init_encoder(model)
-    if not source.labelled:
-        trained = evaluation.target_collapse_metrics(model.target_encoder, test_images[:256])
-        random = evaluation.target_collapse_metrics(baseline, test_images[:256])
-        result = {"feature_std": trained["feature_std_mean"],
-                  "effective_rank": trained["effective_rank"],
-                  "random_init_feature_std": random["feature_std_mean"],
-                  "random_init_effective_rank": random["effective_rank"]}
-        return result, ["No labels (need >= 2 class subfolders): probes skipped."]
+    normalize = source.normalize
     result = evaluation.evaluate(
-        model.target_encoder, baseline, train_images, source.labels[train], test_images,
-        source.labels[test], last_n=config["probe_layers"])
+        model.target_encoder, random_init_encoder(model), normalize(source.load_batch(train)),
+        source.labels[train], normalize(source.load_batch(test)), source.labels[test],
+        last_n=config["probe_layers"], seed=config["seed"], labelled=source.labelled)
+    if not source.labelled:
+        return result, ["No labels (need >= 2 class subfolders): probes skipped.",
+                        evaluation.spread_line(result)]
     return result, evaluation.verdict(result)
 
 
@@ -189,131 +225,129 @@ class Session:
     """Everything one invocation sets up before ``fit``."""
 
     def __init__(self, config, started):
-        from jepa_components.masks import make_sampler
-
         self.config, self.started = config, started
         self.source = data.make_source(config)
         self.steps_per_epoch = steps_for(config, self.source)
-        grid = config["image_size"] // config["patch_size"]
-        try:
-            self.sampler = make_sampler(config["masking"], (grid, grid), seed=config["seed"])
-            self.sampler.sample(config["batch_size"], start=0)
-        except (ValueError, RuntimeError) as error:
-            raise InputError(f"--masking {config['masking']} cannot mask a {grid}x{grid} patch "
-                             f"grid: {str(error).splitlines()[0]}") from None
-        # The fixed batch of the collapse checks; read first, so unreadable
+        self.sampler = make_sampler(config)
+        # The fixed batch of the health checks; read first, so unreadable
         # files with --on-bad-image stop fail before any expensive set-up.
         self.probe_images = self.source.normalize(
-            self.source.load_batch(self.source.train_indices[:128]))
+            self.source.load_batch(self.source.train_indices[:PROBE_BATCH]))
         import keras  # only now: bad input above fails fast, without a framework
 
         self.backend = keras.backend.backend()
+        self.devices = distribute(config)  # before any model is built or loaded
         self.total_steps = config["epochs"] * self.steps_per_epoch
         self.stop_epoch = min(config["epochs"], config["stop_after_epochs"] or config["epochs"])
+        encoder_sizes(config)  # bad sizes: one error line before any output
         os.makedirs(config["output_dir"], exist_ok=True)
-        # Every random choice is seeded explicitly (weights, data order, masks);
-        # keras.utils.set_random_seed is not needed (and would import torch and TF).
+        # Every random choice is seeded explicitly (weights, data order, crops,
+        # masks); keras.utils.set_random_seed is not needed.
         state = run.load_train_state(config["output_dir"]) if config["resume"] else None
         if state is None:
             self.model = build_model(config, self.source.channels, self.steps_per_epoch)
-            self.start_epoch, self.rows, self.previous_seconds = 0, [], 0.0
+            self.start_step, self.rows, self.previous_seconds = 0, [], 0.0
             save_config(config)
         else:
             self.model = load_resumed(config, state, self.steps_per_epoch)
-            self.start_epoch = state["epochs_done"]
+            self.start_step = state["step"]
             self.previous_seconds = state.get("train_seconds", 0.0)
-            self.sampler.set_state(state["sampler"])
             self.rows = run.read_metrics(os.path.join(config["output_dir"], "metrics.csv"),
                                          state["step"])
-            print(f"resuming {config['output_dir']} at epoch {self.start_epoch}, "
+            print(f"resuming {config['output_dir']} at epoch {state['epochs_done']}, "
                   f"step {state['step']}")
+        self.start_epoch = self.start_step // self.steps_per_epoch
 
     def state_for(self, step):
         """The ``train_state.json`` payload at optimizer step ``step``."""
-        self.sampler.set_state({"seed": self.sampler.seed,
-                                "next_index": step * self.config["batch_size"]})
         return {"epochs_done": step // self.steps_per_epoch, "step": step,
-                "steps_per_epoch": self.steps_per_epoch, "sampler": self.sampler.state(),
-                "backend": self.backend,
+                "steps_per_epoch": self.steps_per_epoch, "backend": self.backend,
                 "train_seconds": self.previous_seconds + time.time() - self.started}
 
     def describe(self):
         config, sizes = self.config, encoder_sizes(self.config)
         print(f"data: {self.source.name}; {len(self.source.train_indices)} train / "
-              f"{len(self.source.test_indices)} held-out images")
+              f"{len(self.source.test_indices)} held-out images"
+              + ("; random resized crops" if config["augment"] == "crop" else ""))
         print(f"model: {config['model']} (embed {sizes['embed_dim']}, depth {sizes['depth']}, "
               f"heads {sizes['num_heads']}) at {config['image_size']}px, patch "
-              f"{config['patch_size']}; {config['masking']} masks; backend {self.backend}")
+              f"{config['patch_size']}; {config['masking']} masks; backend {self.backend}"
+              + (f", data parallel over {self.devices} devices"
+                 if config["distribute"] == "data" else ""))
         print(f"training epochs {self.start_epoch + 1}..{self.stop_epoch} of {config['epochs']}, "
               f"{self.steps_per_epoch} steps of {config['batch_size']} images each; outputs in "
               f"{config['output_dir']}", flush=True)
 
     def fit(self):
-        """Train up to ``stop_epoch``; returns the monitor (steps, stop reason)."""
-        import _train_eval as evaluation
-        from jepa_components.backends.keras import TargetEMA
-        from jepa_components.schedules import ema_momentum, warmup_cosine_lr
+        """Train up to ``stop_epoch``; returns ``(health monitor, run logger)``."""
+        from jepa_components.backends.keras import HealthMonitor, TargetEMA
 
-        config, total = self.config, self.total_steps
-        lr_kwargs = dict(warmup_steps=int(config["warmup_epochs"] * self.steps_per_epoch),
-                         total_steps=total, start_lr=config["start_lr"], ref_lr=config["lr"],
-                         final_lr=min(config["final_lr"], config["lr"]))
-        batches = data.make_batches(self.source, self.sampler, config, self.steps_per_epoch,
-                                    self.start_epoch)
-        monitor = run.make_monitor(
-            rows=self.rows, start_step=self.start_epoch * self.steps_per_epoch,
-            steps_per_epoch=self.steps_per_epoch, total_steps=total,
-            # Optimizer step k (1-based) uses the official schedules' value at k
-            # (see backends/keras/optimizers.py) and is followed by EMA update k - 1.
-            lr_at=lambda i: float(warmup_cosine_lr(i + 1, **lr_kwargs)),
-            momentum_at=lambda i: float(ema_momentum(i, total, config["ema_start"],
-                                                     config["ema_end"])),
-            collapse_check=lambda encoder: evaluation.target_collapse_metrics(
-                encoder, self.probe_images),
-            collapse_threshold=config["collapse_threshold"],
-            monitor_every=config["monitor_every"], output_dir=config["output_dir"],
-            state_for=self.state_for, data_error=lambda: batches.error)
+        config = self.config
+        health = HealthMonitor(self.probe_images, every=config["monitor_every"],
+                               min_std_ratio=config["collapse_ratio"] or None, verbose=False)
+        logger = run.make_logger(
+            rows=self.rows, start_step=self.start_step, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps, batch_size=config["batch_size"], health=health,
+            output_dir=config["output_dir"], state_for=self.state_for)
         if self.start_epoch < self.stop_epoch:
+            dataset = data.make_dataset(config, self.source, self.sampler,
+                                        self.steps_per_epoch, self.start_epoch)
+            # The momentum schedule spans the whole run, also when it is split
+            # over invocations (--stop-after-epochs, --resume).
             ema = TargetEMA(momentum=config["ema_start"], final_momentum=config["ema_end"],
-                            total_steps=total)
-            self.model.fit(batches, epochs=self.stop_epoch, initial_epoch=self.start_epoch,
-                           shuffle=False, verbose=0, callbacks=[ema, monitor])
-        if batches.error is not None:
-            raise batches.error  # --on-bad-image stop: a clear one-line error, exit 2
-        if monitor.stop_reason is None:
+                            total_steps=self.total_steps)
+            # A reader error (--on-bad-image stop) leaves fit as the reader's
+            # own exception: main() turns it into one error line.
+            self.model.fit(dataset, epochs=self.stop_epoch, initial_epoch=self.start_epoch,
+                           shuffle=False, verbose=0, callbacks=[ema, health, logger])
+        if health.stop_kind is not None:
+            print(f"warning: stopping training: {health.stop_reason}", file=sys.stderr,
+                  flush=True)
+        else:
             # The final state, with the last EMA update applied.
-            run.save_checkpoint(self.model, config["output_dir"], self.state_for(monitor.step))
+            run.save_checkpoint(self.model, config["output_dir"], self.state_for(logger.step))
         run.write_metrics(os.path.join(config["output_dir"], "metrics.csv"), self.rows)
-        write_pictures(config, self.source, self.sampler, self.rows, config["masking"])
-        return monitor
+        write_pictures(config, self.source, self.sampler, self.rows)
+        return health, logger
 
-    def report(self, monitor):
+    def report(self, health, logger):
         """Evaluate (unless skipped), write ``report.json``, print the verdict."""
         import keras
 
         config, source = self.config, self.source
-        status = monitor.stop_reason or (
+        status = health.stop_kind or (
             "completed" if self.stop_epoch == config["epochs"] else "paused")
+        speed = logger.images_per_second
         report = {
-            "status": status, "stop_message": getattr(monitor, "stop_message", None),
+            "status": status, "stop_message": health.stop_reason,
             "backend": self.backend, "keras_version": keras.__version__,
-            "epochs": monitor.step // self.steps_per_epoch, "epochs_planned": config["epochs"],
-            "steps": monitor.step, "steps_per_epoch": self.steps_per_epoch,
+            "devices": self.devices,
+            "epochs": logger.step // self.steps_per_epoch, "epochs_planned": config["epochs"],
+            "steps": logger.step, "steps_per_epoch": self.steps_per_epoch,
             "batch_size": config["batch_size"], "final_loss": run.final_loss(self.rows),
-            "data": source.name, "num_train_images": int(len(source.train_indices)),
+            "images_per_second": None if speed is None else round(speed, 2),
+            "images_per_second_note": "steady state of this invocation's training: the first "
+                                      "(compiling) step and the epoch-end checkpoints excluded",
+            "dataset": config["dataset"], "data": source.name,
+            "num_train_images": int(len(source.train_indices)),
             "num_test_images": int(len(source.test_indices)),
             "model": {**encoder_sizes(config), "name": config["model"],
-                      "image_size": config["image_size"], "patch_size": config["patch_size"]},
+                      "image_size": config["image_size"], "patch_size": config["patch_size"],
+                      "predictor_embed_dim": config["predictor_embed_dim"],
+                      "predictor_depth": config["predictor_depth"], "predictor_mlp_ratio": 4.0},
             "config": cfg.saved_options(config),
         }
         verdict = []
         if config["no_eval"] or status == "paused":
             report["evaluation"] = "skipped"
-        elif monitor.stop_reason == "nonfinite_loss":
-            report["evaluation"] = "skipped (non-finite loss: the weights are not usable)"
+        elif status in ("nonfinite_loss", "nonfinite_features"):
+            report["evaluation"] = "skipped (non-finite values: the weights are not usable)"
         else:
-            print("evaluating frozen features (linear probe, k-NN, collapse figures)...",
-                  flush=True)
+            if config["distribute"] == "data":
+                # Evaluation batches need not split evenly over the devices: one device.
+                keras.distribution.set_distribution(None)
+            print("evaluating frozen features (linear, k-NN and attentive probes, collapse "
+                  "figures)...", flush=True)
             result, verdict = evaluate(config, self.model, source)
             report.update(result)
             report["verdict"] = verdict
@@ -328,13 +362,14 @@ class Session:
         run.write_json(os.path.join(config["output_dir"], "report.json"), report)
         for line in verdict:
             print(line)
-        print(f"{status}: {monitor.step} steps in {report['seconds']:.0f}s; outputs in "
-              f"{config['output_dir']} (report.json, metrics.csv, loss.png, masks.png, "
-              f"{run.CHECKPOINT})")
+        print(f"{status}: {logger.step} steps in {report['seconds']:.0f}s"
+              + (f" ({speed:.0f} img/s in training)" if speed is not None else "")
+              + f"; outputs in {config['output_dir']} (report.json, metrics.csv, loss.png, "
+              f"masks.png, {run.CHECKPOINT})")
         if status == "paused":
             print(f"continue with: python {sys.argv[0]} --resume --output-dir "
                   f"{config['output_dir']}")
-        return 1 if monitor.stop_reason else 0
+        return 1 if health.stop_kind else 0
 
 
 def main(argv=None):
@@ -342,7 +377,7 @@ def main(argv=None):
     try:
         session = Session(prepare_config(argv), started)
         session.describe()
-        return session.report(session.fit())
+        return session.report(*session.fit())
     except (cfg.ConfigError, InputError, datasets.DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

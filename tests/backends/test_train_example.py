@@ -1,7 +1,11 @@
-"""examples/train_ijepa.py on the current KERAS_BACKEND: outputs, resume, bad input.
+"""examples/train_ijepa.py on the current KERAS_BACKEND: outputs, resume, datasets, bad input.
 
 Tiny settings throughout (16 px images, patch 2, a 1-block ViT of width
-32, a few steps) so the whole module stays within seconds per backend.
+32, a few steps, a few dozen images evaluated) to keep the module short on
+every backend. Most runs call the script's main() in this process (a
+subprocess would pay the imports and every compilation again); the command
+line itself and the two-device run (XLA_FLAGS must be set before jax
+starts) are checked in subprocesses.
 """
 
 import contextlib
@@ -17,12 +21,18 @@ import warnings
 import numpy as np
 import pytest
 
+from jepa_components.fashion_mnist import fashion_mnist_search_paths, write_idx_fixture
+from jepa_components.schedules import ema_momentum, warmup_cosine_lr
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "examples", "train_ijepa.py")
+BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 
 TINY = ["--image-size", "16", "--patch-size", "2", "--embed-dim", "32", "--depth", "1",
         "--num-heads", "2", "--predictor-embed-dim", "16", "--predictor-depth", "1",
-        "--batch-size", "8", "--monitor-every", "1"]
+        "--batch-size", "8"]
+TINY_EVAL = ["--epochs", "1", "--steps-per-epoch", "2", "--warmup-epochs", "0.5",
+             "--eval-samples", "24", *TINY]
 
 
 def _load_script():
@@ -35,6 +45,7 @@ def _load_script():
 
 script = _load_script()
 import _train_config as cfg  # noqa: E402  (examples/ is on sys.path now)
+import _train_run as run  # noqa: E402
 
 
 def _image_folder(root, per_class=12, corrupt=0):
@@ -55,15 +66,6 @@ def _image_folder(root, per_class=12, corrupt=0):
     return root
 
 
-# ---------------------------------------------------------------- runs
-# Three short trainings shared by the tests below (compilation dominates
-# their cost): 2 epochs straight with evaluation; the same run stopped after
-# epoch 1, then resumed. They call the script's main() in this process (a
-# subprocess would pay the imports and every compilation again); the
-# command line itself is checked in a subprocess by a quick test below.
-COMMON = ["--epochs", "2", "--steps-per-epoch", "2", "--warmup-epochs", "1", *TINY]
-
-
 def _quiet_main(argv):
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -71,62 +73,86 @@ def _quiet_main(argv):
     return code, stdout.getvalue(), stderr.getvalue()
 
 
+def _env(**extra):
+    return dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", **extra)
+
+
+# ---------------------------------------------------------------- runs
+# Short trainings shared by the tests below (compilation dominates their
+# cost): digits 2 epochs straight with a tiny evaluation; the same run
+# stopped after epoch 1, then resumed; a Fashion-MNIST IDX fixture with a
+# tiny evaluation.
+COMMON = ["--epochs", "2", "--steps-per-epoch", "2", "--warmup-epochs", "1", *TINY]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_example")
-    data = _image_folder(root / "images", corrupt=1)
-    straight, split = root / "straight", root / "split"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        full = _quiet_main(["--data", data, "--output-dir", straight, *COMMON])
-        first = _quiet_main(["--data", data, "--output-dir", split, "--stop-after-epochs", "1",
-                             "--no-eval", *COMMON])
+    straight, split, fashion = root / "straight", root / "split", root / "fashion"
+    full = _quiet_main(["--output-dir", straight, "--eval-samples", "24", "--monitor-every", "1",
+                        *COMMON])
+    first = _quiet_main(["--output-dir", split, "--stop-after-epochs", "1", "--no-eval",
+                         *COMMON])
     paused_report = json.loads((split / "report.json").read_text())
     paused_state = json.loads((split / "train_state.json").read_text())
     second = _quiet_main(["--output-dir", split, "--resume", "--no-eval"])
-    return {"data": data, "straight": straight, "split": split, "full": full, "first": first,
-            "warnings": [str(w.message) for w in caught],
-            "second": second, "paused_report": paused_report, "paused_state": paused_state}
+    write_idx_fixture(root / "fmnist", num_train=40, num_test=24, seed=0)
+    fashion_run = _quiet_main(["--dataset", "fashion-mnist", "--data", root / "fmnist",
+                               "--augment", "crop", "--output-dir", fashion, *TINY_EVAL])
+    return {"straight": straight, "split": split, "fashion": fashion, "full": full,
+            "first": first, "second": second, "fashion_run": fashion_run,
+            "paused_report": paused_report, "paused_state": paused_state}
 
 
 def test_command_line__help_and_errors_in_a_subprocess(tmp_path):
     result = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0 and "--masking" in result.stdout and "--resume" in result.stdout
+                            timeout=300, env=_env())
+    assert result.returncode == 0
+    for flag in ("--masking", "--resume", "--dataset", "--augment", "--distribute",
+                 "--collapse-ratio"):
+        assert flag in result.stdout, flag
+    help_text = " ".join(result.stdout.split())
+    assert "fashion-mnist: 28" in help_text  # the per-dataset defaults are shown
+    assert "of its value at random initialization (relative, not absolute" in help_text
     result = subprocess.run([sys.executable, SCRIPT, "--data", str(tmp_path / "nope")],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env=_env())
     assert result.returncode == 2
     # one error line, no traceback (TensorFlow may log its own start-up lines before it)
-    assert result.stderr.strip().splitlines()[-1] == f"error: image folder not found: {tmp_path / 'nope'}"
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line == f"error: image folder not found: {tmp_path / 'nope'}"
     assert "Traceback" not in result.stderr
 
 
 def test_run__writes_outputs_that_parse(runs):
-    """A folder of images with one corrupt file (skipped and counted), a few
-    steps, evaluation, every output file."""
+    """Digits, 2 epochs of 2 steps, every output file."""
     (code, stdout, stderr), out = runs["full"], runs["straight"]
     assert code == 0, stderr[-3000:]
     for name in ("config.yaml", "metrics.csv", "checkpoint.keras", "train_state.json",
                  "loss.png", "masks.png", "report.json"):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
-    for key in ("linear_probe_accuracy", "random_init_probe_accuracy",
-                "raw_pixel_probe_accuracy", "knn_accuracy", "final_loss", "epochs", "backend",
-                "seconds", "feature_std", "random_init_feature_std", "effective_rank",
-                "random_init_effective_rank"):
-        assert key in report, key
-    assert report["backend"] == os.environ["KERAS_BACKEND"]
+    assert report["backend"] == BACKEND and report["devices"] == 1
     assert report["epochs"] == 2 and report["steps"] == 4 and report["status"] == "completed"
-    assert 0 <= report["linear_probe_accuracy"] <= 1 and np.isfinite(report["final_loss"])
-    assert report["skipped_images"] == 1
-    assert "skipped 1 unreadable image file(s)" in stderr and "broken0.jpg" in stderr
-    assert any("skipping unreadable image" in w and "broken0.jpg" in w for w in runs["warnings"])
-    assert "Linear probe on" in stdout  # the verdict
+    assert report["dataset"] == "digits" and np.isfinite(report["final_loss"])
+    assert report["images_per_second"] > 0 and "first (compiling) step" in (
+        report["images_per_second_note"])
+    assert report["skipped_images"] == 0
+    assert "img/s" in stdout  # epoch lines and the last line
     with open(out / "metrics.csv", newline="") as stream:
         rows = list(csv.DictReader(stream))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert all(np.isfinite(float(r["loss"])) and float(r["lr"]) > 0 for r in rows)
-    assert all(float(r["feature_std"]) > 0 for r in rows)  # --monitor-every 1
+    assert all(np.isfinite(float(r["loss"])) for r in rows)
+    # --monitor-every 1: every step has the health figures, read from the optimizer
+    # (after step k: the rate of update k + 1; warmup over 2 steps, then cosine) and
+    # from the model (the momentum of EMA update k - 1, 0-based, which follows step k).
+    assert all(float(r["feature_std"]) > 0 for r in rows)
+    schedule = dict(warmup_steps=2, total_steps=4, start_lr=2e-4, ref_lr=1e-3, final_lr=1e-6)
+    np.testing.assert_allclose([float(r["learning_rate"]) for r in rows],
+                               [warmup_cosine_lr(k + 1, **schedule) for k in (1, 2, 3, 4)],
+                               rtol=1e-5)
+    np.testing.assert_allclose([float(r["ema_momentum"]) for r in rows],
+                               [ema_momentum(k - 1, 4, 0.996, 1.0) for k in (1, 2, 3, 4)],
+                               rtol=1e-6)
     from PIL import Image
 
     for name in ("loss.png", "masks.png"):
@@ -134,8 +160,68 @@ def test_run__writes_outputs_that_parse(runs):
             assert image.size[0] > 100
     # The saved config reproduces the run's options.
     saved = cfg.read_config_file(str(out / "config.yaml"))
-    assert saved["epochs"] == 2 and saved["data"] == str(runs["data"]) and saved["depth"] == 1
+    assert saved["epochs"] == 2 and saved["depth"] == 1 and saved["data"] is None
+    assert saved["dataset"] == "digits" and saved["collapse_ratio"] == 0.01
     assert "output_dir" not in saved and "resume" not in saved
+
+
+def test_evaluation__probes_with_protocols_and_an_honest_verdict(runs):
+    (code, stdout, stderr), out = runs["full"], runs["straight"]
+    assert code == 0, stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["num_probe_train"] == 24 and report["num_probe_test"] == 24
+    for prefix in ("", "random_init_"):
+        for key in ("linear_probe_accuracy", "knn_accuracy", "attentive_probe_accuracy",
+                    "linear_probe_accuracy_last_layers", "knn_accuracy_last_layers"):
+            assert 0 <= report[prefix + key] <= 1, prefix + key
+        for key in ("feature_std", "effective_rank", "target_token_feature_std",
+                    "target_token_effective_rank"):
+            assert report[prefix + key] > 0, prefix + key
+    assert 0 <= report["raw_pixel_probe_accuracy"] <= 1
+    assert 0 <= report["raw_pixel_knn_accuracy"] <= 1
+    assert not any(k.startswith("raw_pixel_attentive") for k in report)
+    protocols = report["probe_protocols"]
+    assert {"linear", "knn", "attentive"} <= set(protocols)
+    assert "standardized with the train split" in protocols["knn"]
+    assert "raw pixels: not applicable" in protocols["attentive"]
+    lines = stdout.splitlines()
+    assert any(l.startswith("Linear probe (logistic regression") and "raw pixels" in l
+               for l in lines)
+    assert any(l.startswith("Attentive probe") and "raw pixels: not applicable" in l
+               for l in lines)
+    assert any(l.startswith(("Training helped", "Training hurt", "Training made no"))
+               for l in lines)
+    assert report["verdict"] == [l for l in lines if l in report["verdict"]]
+
+
+def test_fashion_mnist__same_report_keys_as_digits(runs):
+    """The DESIGN contract, on an IDX fixture (with --augment crop): report.json
+    holds the same keys as the digits run."""
+    code, stdout, stderr = runs["fashion_run"]
+    assert code == 0, stderr[-3000:]
+    assert "Fashion-MNIST" in stdout and "random resized crops" in stdout
+    digits = json.loads((runs["straight"] / "report.json").read_text())
+    fashion = json.loads((runs["fashion"] / "report.json").read_text())
+    assert fashion["dataset"] == "fashion-mnist" and fashion["num_train_images"] == 40
+    assert fashion["num_test_images"] == 24  # the official test split, not --test-fraction
+    assert set(fashion) == set(digits)
+    for key in ("model", "config", "probe_protocols"):
+        assert set(fashion[key]) == set(digits[key]), key
+
+
+@pytest.mark.skipif(not any(os.path.isfile(os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
+                            or os.path.isfile(os.path.join(folder, "t10k-labels-idx1-ubyte"))
+                            for folder in fashion_mnist_search_paths()),
+                    reason="the real Fashion-MNIST files are not installed")
+def test_fashion_mnist__real_files_smoke(tmp_path):
+    """One step on the real 60k/10k files (tiny model), no evaluation."""
+    code, stdout, stderr = _quiet_main(["--dataset", "fashion-mnist", "--steps-per-epoch",
+                                        "1", "--no-eval", "--output-dir", tmp_path / "run",
+                                        *TINY])
+    assert code == 0, stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["num_train_images"] == 60000 and report["num_test_images"] == 10000
+    assert report["steps"] == 1 and report["status"] == "completed"
 
 
 def _weights(output_dir):
@@ -154,6 +240,7 @@ def _weights(output_dir):
 
 
 def test_resume__one_plus_one_epoch_equals_two_straight(runs):
+    """fit(initial_epoch=1) on a fresh dataset continues its stream (order, masks)."""
     code, out, err = runs["first"]
     assert code == 0 and "--resume" in out, err
     assert runs["paused_report"]["status"] == "paused"
@@ -162,7 +249,8 @@ def test_resume__one_plus_one_epoch_equals_two_straight(runs):
     assert code == 0 and "resuming" in out, err
     split, straight = runs["split"], runs["straight"]
     state = json.loads((split / "train_state.json").read_text())
-    assert state["step"] == 4 and state["sampler"]["next_index"] == 4 * 8
+    assert state["step"] == 4 and state["epochs_done"] == 2
+    assert "sampler" not in state  # the mask stream position is the step: no extra state
     a, b = _weights(straight), _weights(split)
     assert a.keys() == b.keys() and len(a) > 20
     for key in a:
@@ -183,6 +271,60 @@ def test_resume__refuses_changed_options_and_reruns(runs):
     assert code == 0 and "completed: 4 steps" in out
 
 
+def test_collapse_stop__on_a_folder_with_a_bad_file(tmp_path, monkeypatch):
+    """The library's HealthMonitor stops the run; the script reports it (exit 1).
+    The data: a folder with one corrupt file (skipped and counted), read in two
+    worker threads."""
+    import jepa_components.backends.keras as library
+
+    class Collapsing(library.HealthMonitor):
+        def __init__(self, *args, **kwargs):
+            # A random-init reference far above any real value: collapse at the first check.
+            super().__init__(*args, **kwargs, reference={"feature_std_mean": 1e9,
+                                                         "effective_rank": 1e9})
+
+    monkeypatch.setattr(library, "HealthMonitor", Collapsing)
+    # 21 files: the broken one (last in file order) falls in the training split
+    # (seed 0), whose first images the health checks read at start-up.
+    data = _image_folder(tmp_path / "images", per_class=10, corrupt=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = _quiet_main(["--data", data, "--workers", "2", "--output-dir",
+                                    tmp_path / "run", "--no-eval", *COMMON])
+    assert code == 1
+    # The first check is at the end of epoch 1 (--monitor-every 50 > 2 steps).
+    assert "warning: stopping training: representation collapse at step 2" in err
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["status"] == "collapse" and report["steps"] == 2
+    assert report["dataset"] == "folder" and report["skipped_images"] == 1
+    assert "skipped 1 unreadable image file(s)" in err and "broken0.jpg" in err
+    assert any("skipping unreadable image" in str(w.message) and "broken0.jpg" in str(w.message)
+               for w in caught)
+    assert not (tmp_path / "run" / "checkpoint.keras").exists()  # no complete epoch to keep
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution needs jax")
+def test_distribute_data__two_cpu_devices_in_a_subprocess(tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--distribute", "data", "--output-dir", str(out),
+         "--no-eval", *TINY_EVAL],
+        capture_output=True, text=True, timeout=600,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "data parallel over 2 devices" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["devices"] == 2 and report["steps"] == 2 and report["status"] == "completed"
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="jax supports --distribute data")
+def test_distribute_data__other_backends_one_error_line():
+    code, out, err = _quiet_main(["--distribute", "data", *TINY])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: --distribute data:")
+    assert "KERAS_BACKEND=jax" in lines[0]
+
+
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     "argv, message",
@@ -190,8 +332,15 @@ def test_resume__refuses_changed_options_and_reruns(runs):
         (["--data", "{tmp}/missing"], "image folder not found"),
         (["--data", "{tmp}/empty"], "no images found"),
         (["--image-size", "30", "--patch-size", "4"], "not divisible by --patch-size"),
+        (["--image-size", "8", "--patch-size", "2"], "--masking multiblock cannot mask a 4x4"),
         (["--batch-size", "5000"], "larger than the training split"),
         (["--masking", "spiral"], "--masking must be one of"),
+        (["--dataset", "mnist"], "--dataset must be one of digits, fashion-mnist, folder"),
+        (["--dataset", "folder"], "--dataset folder needs --data"),
+        (["--dataset", "digits", "--data", "{tmp}"], "--data is for --dataset folder"),
+        (["--dataset", "fashion-mnist", "--data", "{tmp}/empty"], "Fashion-MNIST not found"),
+        (["--augment", "flip"], "--augment must be one of none, crop"),
+        (["--collapse-ratio", "1"], "--collapse-ratio must be in [0, 1)"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--epochs", "two"], "invalid int value"),
         (["--no-such-flag"], "unrecognized arguments"),
@@ -214,13 +363,23 @@ def test_bad_input__one_error_line_and_exit_2(tmp_path, argv, message):
     assert "Traceback" not in out + err
 
 
-def test_bad_image_stop__one_error_line_and_exit_2(tmp_path):
-    data = _image_folder(tmp_path / "images", per_class=3, corrupt=1)
-    code, _, err = _quiet_main(["--data", data, "--on-bad-image", "stop", "--output-dir",
-                                tmp_path / "run", "--epochs", "1", *TINY[:-4], "--batch-size", "4"])
+@pytest.mark.parametrize("where", ["start-up", "fit"])
+def test_bad_image_stop__one_error_line_and_exit_2(tmp_path, monkeypatch, where):
+    """Found while reading the health-check batch, or by a reader thread inside
+    fit (the library re-raises the reader's own exception)."""
+    if where == "fit":
+        # 21 files, 17 for training: the bad one is not among the first 2 (the
+        # health-check batch here) and is in the first batch of 9 (seed 0).
+        monkeypatch.setattr(script, "PROBE_BATCH", 2)
+    data = _image_folder(tmp_path / "images", per_class=10 if where == "fit" else 3,
+                         corrupt=1)
+    code, out, err = _quiet_main(["--data", data, "--on-bad-image", "stop", "--output-dir",
+                                  tmp_path / "run", "--epochs", "1", *TINY[:-2],
+                                  "--batch-size", "9" if where == "fit" else "4"])
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1
+    assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: cannot read image") and "broken0.jpg" in lines[0]
+    assert ("training epochs" in out) == (where == "fit")
 
 
 # ---------------------------------------------------------------- config
@@ -234,65 +393,77 @@ def test_config_file__same_names_as_flags_and_flags_win(tmp_path):
         assert given == {"epochs"}
 
 
+def test_config__dataset_defaults_under_config_file_and_flags(tmp_path):
+    config, _ = cfg.resolve([])
+    assert config["dataset"] == "digits" and config["image_size"] == 32
+    assert cfg.resolve(["--data", "x"])[0]["dataset"] == "folder"
+    fashion = cfg.DATASET_DEFAULTS["fashion-mnist"]
+    config, _ = cfg.resolve(["--dataset", "fashion-mnist"])
+    assert {k: config[k] for k in fashion} == fashion
+    (tmp_path / "run.yaml").write_text("dataset: fashion-mnist\nbatch_size: 16\n")
+    config, _ = cfg.resolve(["--config", str(tmp_path / "run.yaml"), "--epochs", "3"])
+    assert config["image_size"] == fashion["image_size"]  # the dataset's default
+    assert config["batch_size"] == 16 and config["epochs"] == 3  # file, then flag
+
+
 def test_config_file__every_option_round_trips(tmp_path):
     import yaml
 
-    config, _ = cfg.resolve([])
-    (tmp_path / "all.yaml").write_text(yaml.safe_dump(cfg.saved_options(config)))
-    again, _ = cfg.resolve(["--config", str(tmp_path / "all.yaml")])
-    assert cfg.saved_options(again) == cfg.saved_options(config)
+    for argv in ([], ["--dataset", "fashion-mnist"]):
+        config, _ = cfg.resolve(argv)
+        (tmp_path / "all.yaml").write_text(yaml.safe_dump(cfg.saved_options(config)))
+        again, _ = cfg.resolve(["--config", str(tmp_path / "all.yaml")])
+        assert cfg.saved_options(again) == cfg.saved_options(config)
 
 
-# ---------------------------------------------------------------- monitor
-class _FakeModel:
-    target_encoder = "encoder"
-    stop_training = False
+def test_build_model__predictor_mlp_ratio_is_always_4():
+    config, _ = cfg.resolve(["--model", "vit_giant", "--embed-dim", "32", "--depth", "1",
+                             "--num-heads", "2", "--predictor-embed-dim", "16",
+                             "--predictor-depth", "1", "--image-size", "16"])
+    model = script.build_model(config, channels=1, steps_per_epoch=1)
+    assert model.encoder.get_config()["mlp_ratio"] == pytest.approx(48 / 11)
+    assert model.predictor.get_config()["mlp_ratio"] == 4.0
 
 
-def _monitor(tmp_path, std=0.5, threshold=1e-2):
-    import _train_run as run
+# ---------------------------------------------------------------- run logger
+class _FakeHealth:
+    """The parts of HealthMonitor the logger reads."""
 
-    checks = []
-
-    def collapse_check(encoder):
-        checks.append(encoder)
-        return {"feature_std_mean": std, "effective_rank": 3.0}
-
-    monitor = run.make_monitor(
-        rows=[], start_step=0, steps_per_epoch=4, total_steps=8, lr_at=lambda i: 0.1 * i,
-        momentum_at=lambda i: 0.99, collapse_check=collapse_check,
-        collapse_threshold=threshold, monitor_every=2, output_dir=str(tmp_path),
-        state_for=lambda step: {"step": step}, quiet=True)
-    monitor.set_model(_FakeModel())
-    monitor.on_train_begin()
-    monitor.on_epoch_begin(0)
-    return monitor, checks
+    def __init__(self):
+        self.records, self.stop_kind = [], None
 
 
-def test_monitor__per_step_loss_from_running_mean_and_checks(tmp_path):
-    monitor, checks = _monitor(tmp_path)
+def _logger(tmp_path, health):
+    logger = run.make_logger(rows=[], start_step=0, steps_per_epoch=4, total_steps=8,
+                             batch_size=8, health=health, output_dir=str(tmp_path),
+                             state_for=lambda step: {"step": step}, quiet=True)
+    logger.on_train_begin()
+    logger.on_epoch_begin(0)
+    return logger
+
+
+def test_run_logger__per_step_loss_health_values_and_steady_throughput(tmp_path):
+    health = _FakeHealth()
+    logger = _logger(tmp_path, health)
     for batch, running_mean in enumerate([4.0, 3.0, 2.0]):  # batch losses 4, 2, 0
-        monitor.on_train_batch_end(batch, {"loss": running_mean})
-    assert [r["loss"] for r in monitor.rows] == pytest.approx([4.0, 2.0, 0.0])
-    assert [r["lr"] for r in monitor.rows] == pytest.approx([0.0, 0.1, 0.2])
-    assert len(checks) == 1 and monitor.rows[1]["feature_std"] == 0.5  # every 2 steps
-    assert monitor.stop_reason is None and not monitor.model.stop_training
+        logger.on_train_batch_begin(batch)
+        if batch == 1:  # the monitor checked step 2 (it runs before the logger)
+            health.records.append({"step": 2, "learning_rate": 0.5, "ema_momentum": 0.99,
+                                   "feature_std": 0.25, "effective_rank": 3.0})
+        logger.on_train_batch_end(batch, {"loss": running_mean})
+    assert [r["loss"] for r in logger.rows] == pytest.approx([4.0, 2.0, 0.0])
+    assert [r.get("learning_rate") for r in logger.rows] == [None, 0.5, None]
+    assert logger.rows[1]["feature_std"] == 0.25 and logger.rows[1]["ema_momentum"] == 0.99
+    # Steady state: the first (compiling) step is not timed, the two others are.
+    assert logger._timed_steps == 2 and logger.images_per_second > 0
 
 
-def test_monitor__stops_on_nonfinite_loss_with_step(tmp_path, capsys):
-    monitor, _ = _monitor(tmp_path)
-    monitor.on_train_batch_end(0, {"loss": 1.0})
-    monitor.on_train_batch_end(1, {"loss": float("inf")})
-    assert monitor.stop_reason == "nonfinite_loss" and monitor.model.stop_training
-    assert "non-finite loss" in capsys.readouterr().err and "step 2" in monitor.stop_message
-    monitor.on_epoch_end(0)  # no checkpoint of broken weights
+def test_run_logger__no_checkpoint_after_a_stop(tmp_path):
+    health = _FakeHealth()
+    logger = _logger(tmp_path, health)
+    logger.on_train_batch_begin(0)
+    logger.on_train_batch_end(0, {"loss": float("nan")})
+    health.stop_kind = "nonfinite_loss"
+    logger.on_epoch_end(0)  # no checkpoint of broken weights
     assert not (tmp_path / "checkpoint.keras").exists()
-
-
-def test_monitor__stops_on_collapse_with_step(tmp_path, capsys):
-    monitor, _ = _monitor(tmp_path, std=1e-4)
-    monitor.on_train_batch_end(0, {"loss": 1.0})
-    monitor.on_train_batch_end(1, {"loss": 0.5})
-    assert monitor.stop_reason == "collapse" and monitor.model.stop_training
-    err = capsys.readouterr().err
-    assert "representation collapse at step 2" in err and "1.00e-04" in err
+    assert logger.images_per_second is None  # one step: nothing steady to time
