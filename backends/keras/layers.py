@@ -33,6 +33,10 @@ from jepa_components._validation import (
     check_seed,
     invalid,
 )
+from jepa_components.backends.keras._backend_specific import (
+    residual_gradient_boundary,
+    torch_block_call,
+)
 
 __all__ = [
     "ACTIVATIONS", "Attention", "MLP", "PatchEmbed", "TransformerBlock", "derive_seed",
@@ -350,6 +354,10 @@ class TransformerBlock(keras.layers.Layer):
             layer.build(input_shape)
 
     def call(self, x, key_mask=None):
+        x = residual_gradient_boundary(x)  # jax: stops an O(depth^2) XLA fusion
+        fast = torch_block_call(self, x, key_mask)  # torch: no per-op Keras overhead
+        if fast is not None:
+            return fast
         x = x + self.attn(self.norm1(x), key_mask=key_mask)
         return x + self.mlp(self.norm2(x))
 
