@@ -74,7 +74,7 @@ def gather_tokens(x, indices, xp=np):
     _check_rank("indices", indices, (2, 3), "a rank-2 (B, K) or rank-3 (B, M, K) array")
     _check_numpy_indices(indices, x.shape[1])
     if _rank(indices) == 3:
-        num_blocks, block_size = indices.shape[1], indices.shape[2]
+        _, num_blocks, block_size = xp.shape(indices)  # dynamic where a compiler relaxed it
         flat = xp.reshape(indices, (-1, num_blocks * block_size))
         gathered = gather_tokens(x, flat, xp=xp)
         return xp.reshape(gathered, (-1, num_blocks, block_size, x.shape[-1]))

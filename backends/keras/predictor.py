@@ -159,8 +159,9 @@ class Predictor(keras.layers.Layer):
     def call(self, context_tokens, context_indices, target_indices,
              context_valid=None, targets_valid=None):
         width = self.predictor_embed_dim
-        num_blocks, block_size = target_indices.shape[1], target_indices.shape[2]
-        num_context = context_tokens.shape[1]
+        # ops.shape: a length tf.function relaxed to None (bucketed masks) stays dynamic.
+        _, num_blocks, block_size = ops.shape(target_indices)
+        num_context = ops.shape(context_tokens)[1]
         x = self.predictor_embed(context_tokens)  # (B, Kc, d)
         positions = ops.convert_to_tensor(self._pos_embed_numpy, dtype=x.dtype)  # (N, d)
         x = x + ops.take(positions, ops.cast(context_indices, "int32"), axis=0)
@@ -185,10 +186,10 @@ class Predictor(keras.layers.Layer):
             context_valid = ops.ones(ops.shape(context_indices), dtype="bool")
         if targets_valid is None:
             targets_valid = ops.ones(ops.shape(target_indices), dtype="bool")
-        num_blocks, block_size = target_indices.shape[1], target_indices.shape[2]
+        _, num_blocks, block_size = ops.shape(target_indices)
         context_valid = ops.repeat(
             ops.expand_dims(ops.cast(context_valid, "bool"), 1), num_blocks, axis=1)
-        context_valid = ops.reshape(context_valid, (-1, context_indices.shape[1]))
+        context_valid = ops.reshape(context_valid, (-1, ops.shape(context_indices)[1]))
         targets_valid = ops.reshape(ops.cast(targets_valid, "bool"), (-1, block_size))
         return ops.concatenate([context_valid, targets_valid], axis=1)
 

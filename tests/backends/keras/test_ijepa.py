@@ -178,3 +178,39 @@ def test_ijepa__invalid_arguments_raise(model):
         IJEPA(encoder=encoder, predictor=wide)
     with pytest.raises(ValueError, match="Invalid value for argument `inputs`"):
         model({"images": BATCH["images"]})
+
+
+@pytest.mark.skipif(keras.backend.backend() == "torch", reason="torch runs eagerly: no traces")
+def test_ijepa__bucketed_masks_compile_a_bounded_number_of_shapes():
+    """``ragged="bucket"``: a compiled step traces once per (context, target) bucket seen,
+    never once per batch, and never more than ``padded_lengths()`` allows."""
+    from jepa_components.backends.keras import MaskedImageDataset
+    from jepa_components.masks import MultiBlockMaskSampler
+
+    traces = []
+
+    class CountingIJEPA(IJEPA):
+        def train_step(self, *args, **kwargs):  # Python runs here only while tracing
+            traces.append(1)
+            return super().train_step(*args, **kwargs)
+
+    images = np.random.default_rng(0).random((48, 32, 32, 3), dtype=np.float32)
+    sampler = MultiBlockMaskSampler(grid_size=(8, 8), ragged="bucket", seed=0)  # paper's masks
+    data = MaskedImageDataset(images, sampler, batch_size=4, seed=0)
+    epochs = 3
+    shapes = set()
+    for epoch in range(epochs):
+        data.set_epoch(epoch)
+        shapes |= {(data[i]["context"].shape[1], data[i]["targets"].shape[2])
+                   for i in range(len(data))}
+    model = CountingIJEPA(
+        encoder=VisionTransformer(**dict(TINY_VIT, image_size=32), seed=0),
+        predictor=Predictor(**dict(TINY_PREDICTOR, num_patches=64), seed=1), momentum=0.99)
+    model.compile(optimizer="adamw")
+    model.fit(data, epochs=epochs, verbose=0)
+    context_lengths, target_lengths = sampler.padded_lengths()
+    assert 1 < len(shapes) <= len(context_lengths) * len(target_lengths) < epochs * len(data)
+    if keras.backend.backend() == "jax":
+        assert len(traces) == len(shapes)  # one compile per bucket pair, then cache hits
+    else:  # tf.function(reduce_retracing=True) may relax shapes: fewer traces still
+        assert 1 <= len(traces) <= len(shapes)
