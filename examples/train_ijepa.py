@@ -103,8 +103,10 @@ def build_model(config, channels, steps_per_epoch):
     from jepa_components.backends.keras.optimizers import make_adamw
 
     sizes = encoder_sizes(config)
-    encoder = VisionTransformer(image_size=config["image_size"], patch_size=config["patch_size"],
-                                in_channels=channels, seed=config["seed"], name="encoder", **sizes)
+    encoder = VisionTransformer(
+        image_size=config["image_size"], patch_size=config["patch_size"], in_channels=channels,
+        patch_init_std=cfg.PATCH_INIT_STDS[config["patch_init"]], seed=config["seed"],
+        name="encoder", **sizes)
     # The predictor's MLP ratio is 4 whatever the encoder's (official vit_predictor).
     predictor = Predictor(
         num_patches=encoder.num_patches, embed_dim=sizes["embed_dim"],

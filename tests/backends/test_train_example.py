@@ -340,6 +340,7 @@ def test_distribute_data__other_backends_one_error_line():
         (["--dataset", "digits", "--data", "{tmp}"], "--data is for --dataset folder"),
         (["--dataset", "fashion-mnist", "--data", "{tmp}/empty"], "Fashion-MNIST not found"),
         (["--augment", "flip"], "--augment must be one of none, crop"),
+        (["--patch-init", "xavier"], "--patch-init must be one of official, fan_in"),
         (["--collapse-ratio", "1"], "--collapse-ratio must be in [0, 1)"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--epochs", "two"], "invalid int value"),
@@ -423,6 +424,14 @@ def test_build_model__predictor_mlp_ratio_is_always_4():
     model = script.build_model(config, channels=1, steps_per_epoch=1)
     assert model.encoder.get_config()["mlp_ratio"] == pytest.approx(48 / 11)
     assert model.predictor.get_config()["mlp_ratio"] == 4.0
+
+
+@pytest.mark.parametrize("argv, expected", [([], None), (["--dataset", "fashion-mnist"], "fan_in"),
+                                            (["--patch-init", "fan_in"], "fan_in")])
+def test_build_model__patch_init(argv, expected):
+    config, _ = cfg.resolve(argv + ["--depth", "1", "--predictor-depth", "1"])
+    model = script.build_model(config, channels=1, steps_per_epoch=1)
+    assert model.encoder.patch_init_std == expected
 
 
 # ---------------------------------------------------------------- run logger
