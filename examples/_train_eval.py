@@ -167,6 +167,6 @@ def verdict(result):
                      f"random-init features are within noise (+-{margin:.1%}).")
     if raw >= trained:
         lines.append("Raw pixels are at least as good as the trained features on this data: "
-                     "the encoder has not learned anything a linear probe needs beyond the pixels.")
+                     "a linear probe gains nothing from the encoder over the pixels.")
     lines.append(spread_line(result))
     return lines
