@@ -30,7 +30,7 @@ scalar ``m`` would be equally fast on CPU but needs ``.item()`` there, and
 import keras
 
 __all__ = ["fused_blend", "no_autocast", "residual_gradient_boundary", "torch_block_call",
-           "torch_fused_adamw"]
+           "torch_fused_adamw", "torch_fused_adamw_supported"]
 
 
 def fused_blend(pairs, momentum):
@@ -186,8 +186,23 @@ def torch_block_call(block, x, key_mask=None):
 
 
 # ----------------------------------------------------------------- torch: fused AdamW
+def torch_fused_adamw_supported(optimizer):
+    """Whether :func:`torch_fused_adamw` can run ``optimizer``'s update (weight decay included).
+
+    Torch backend, no AMSGrad, and torch >= 2.4 (the first with a CPU kernel
+    of ``_fused_adamw_``). The optimizer asks once, for both its update and
+    its weight decay, so they never disagree.
+    """
+    if keras.backend.backend() != "torch" or getattr(optimizer, "amsgrad", False):
+        return False
+    import torch
+
+    release = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
+    return release >= (2, 4)
+
+
 def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, use_decay):
-    """One Adam(W) update as ``torch._fused_adamw_``, Keras' formula; False if not torch.
+    """One Adam(W) update as ``torch._fused_adamw_``, Keras' formula.
 
     Keras: ``w -= lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps)``; the torch
     kernel: ``w -= lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps')``; with
@@ -196,6 +211,7 @@ def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, 
     calls (with and without decay) replace a Python loop of ~10 Keras ops
     per variable: vit_tiny + predictor (~9.7M parameters), 1 thread:
     54.7 -> 9.2 ms per update, weights equal to 7e-7 after 12 updates.
+    Only where :func:`torch_fused_adamw_supported` says so.
 
     Args:
         optimizer: a ``keras.optimizers.Adam``-family optimizer (its
@@ -205,15 +221,9 @@ def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, 
             read on the host: one sync per step on GPU).
         use_decay: callable ``variable -> bool``.
     """
-    if keras.backend.backend() != "torch" or getattr(optimizer, "amsgrad", False):
-        return False
     import math
 
     import torch
-
-    release = tuple(int(part) for part in torch.__version__.split("+")[0].split(".")[:2])
-    if release < (2, 4):  # no CPU kernel of _fused_adamw_ before torch 2.4
-        return False
 
     step = int(keras.ops.convert_to_numpy(optimizer.iterations)) + 1  # a Variable or a tensor
     eps = optimizer.epsilon / math.sqrt(1.0 - optimizer.beta_2 ** step)
@@ -235,4 +245,3 @@ def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, 
                                 [steps] * len(params), lr=lr, beta1=optimizer.beta_1,
                                 beta2=optimizer.beta_2, weight_decay=wd if decay else 0.0,
                                 eps=eps, amsgrad=False, maximize=False)
-    return True

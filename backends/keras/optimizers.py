@@ -36,7 +36,10 @@ import keras
 from keras import ops
 
 from jepa_components._validation import check_float, check_int, invalid, is_real
-from jepa_components.backends.keras._backend_specific import torch_fused_adamw
+from jepa_components.backends.keras._backend_specific import (
+    torch_fused_adamw,
+    torch_fused_adamw_supported,
+)
 from jepa_components.schedules import cosine_weight_decay, warmup_cosine_lr
 
 __all__ = ["CosineWeightDecay", "ScheduledAdamW", "WarmupCosine", "make_adamw",
@@ -231,18 +234,15 @@ class ScheduledAdamW(keras.optimizers.AdamW):
             self.exclude_from_weight_decay(var_list=[v for v in variables if _is_excluded(v)])
         super().build(variables)
 
-    def _fused(self):
-        """True where the update runs as one torch kernel, weight decay included."""
-        return keras.backend.backend() == "torch" and not self.amsgrad
-
     def _apply_weight_decay(self, variables):
-        if not self._fused():  # else inside `_backend_update_step`
+        if not torch_fused_adamw_supported(self):  # else inside `_backend_update_step`
             super()._apply_weight_decay(variables)
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if not (self._fused() and torch_fused_adamw(
-                self, grads, trainable_variables, learning_rate, self.weight_decay,
-                self._use_weight_decay)):
+        if torch_fused_adamw_supported(self):
+            torch_fused_adamw(self, grads, trainable_variables, learning_rate,
+                              self.weight_decay, self._use_weight_decay)
+        else:
             super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def get_config(self):

@@ -12,6 +12,7 @@ from keras import ops
 from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer, make_adamw
 from jepa_components.backends.keras import _backend_specific as specific
 from jepa_components.backends.keras import layers as layers_module
+from jepa_components.backends.keras import optimizers as optimizers_module
 from jepa_components.backends.keras.layers import TransformerBlock
 from harness import TINY_PREDICTOR, TINY_VIT, to_numpy, training_batch
 
@@ -76,9 +77,13 @@ def test_residual_gradient_boundary__identity_value_and_gradient():
             np.testing.assert_array_equal(np.asarray(with_boundary), np.asarray(without))
 
 
-def test_scheduled_adamw__fused_torch_update_equals_keras_adamw():
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_scheduled_adamw__fused_torch_update_equals_keras_adamw(fast_path, monkeypatch):
     """``make_adamw``'s optimizer (fused kernel on torch) against Keras' own AdamW with the
-    same constant LR and weight decay, weights excluded from decay included."""
+    same constant LR and weight decay, weights excluded from decay included; also where the
+    fused kernel is unavailable (the generic update must then apply the weight decay)."""
+    if not fast_path:
+        monkeypatch.setattr(optimizers_module, "torch_fused_adamw_supported", lambda opt: False)
     rng = np.random.default_rng(0)
     shapes = {"kernel": (6, 4), "bias": (4,)}  # bias: excluded from weight decay (official)
     values = {name: rng.normal(size=shape).astype("float32") for name, shape in shapes.items()}
