@@ -352,21 +352,27 @@ def summarize(times):
             "min_s": float(arr.min()), "n": int(arr.size)}
 
 
-def official_time_worker(args):
-    """The official step alone (``--interleave no``)."""
-    setup_threads(args)
+def warmed_up_official(args, images):
+    """(official step, its feed, first-step seconds) after ``--warmup`` steps; feed restarted."""
     import torch
 
     torch.set_num_threads(args.threads or os.cpu_count())
     from _official import OfficialStep
 
-    images, _ = make_inputs(args)
     official = OfficialStep(**official_kwargs(args))
     feed = OfficialFeed(args, official, images)
     first = official.timed_step(*feed.next())[0]
     for _ in range(args.warmup - 1):
         official.timed_step(*feed.next())
     feed.reset()
+    return official, feed, first
+
+
+def official_time_worker(args):
+    """The official step alone (``--interleave no``)."""
+    setup_threads(args)
+    images, _ = make_inputs(args)
+    official, feed, first = warmed_up_official(args, images)
     runs = [official.timed_step(*feed.next()) for _ in range(args.steps)]
     result = {"official": summarize([r[0] for r in runs]),
               "cpu_official_median_s": float(np.median([r[2] for r in runs])),
@@ -382,17 +388,7 @@ def time_worker(args):
     images, _ = make_inputs(args)
     official = feed = first_official = None
     if args.interleaved:
-        import torch
-
-        torch.set_num_threads(args.threads or os.cpu_count())
-        from _official import OfficialStep
-
-        official = OfficialStep(**official_kwargs(args))
-        feed = OfficialFeed(args, official, images)
-        first_official = official.timed_step(*feed.next())[0]
-        for _ in range(args.warmup - 1):
-            official.timed_step(*feed.next())
-        feed.reset()
+        official, feed, first_official = warmed_up_official(args, images)
 
     total = args.warmup + args.steps
     spe = args.steps_per_execution

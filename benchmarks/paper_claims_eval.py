@@ -34,16 +34,15 @@ import time
 import numpy as np
 
 from jepa_components import diagnostics
+from jepa_components.augment import Normalize
 from jepa_components.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from jepa_components.pixels import patchify
 
 LAST_N = 4
 
 
-def normalize(images):
-    """[0, 1] images -> standardized float32 (Fashion-MNIST train mean / std)."""
-    return ((np.asarray(images, np.float32) - FASHION_MNIST_MEAN)
-            / FASHION_MNIST_STD).astype(np.float32)
+# [0, 1] images -> standardized float32 (Fashion-MNIST train mean / std), as for training.
+normalize = Normalize(FASHION_MNIST_MEAN, FASHION_MNIST_STD)
 
 
 class ProbeData:

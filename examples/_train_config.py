@@ -26,8 +26,8 @@ LOSSES = ("l2", "smooth_l1")
 DATASETS = ("digits", "fashion-mnist", "folder")
 AUGMENTS = ("none", "crop")
 DISTRIBUTES = ("none", "data")
-PATCH_INITS = ("official", "fan_in")
 PATCH_INIT_STDS = {"official": None, "fan_in": "fan_in"}  # VisionTransformer(patch_init_std=)
+PATCH_INITS = tuple(PATCH_INIT_STDS)
 
 # name: (default, type, help). Defaults suit the bundled digits on a 2-core CPU;
 # DATASET_DEFAULTS overrides some of them per dataset.
