@@ -24,8 +24,9 @@ Loading is strict and all-or-nothing: every key is checked (missing,
 unexpected, shape) before the first weight is written. The optimizer state
 (``opt``) is not converted in either direction.
 
-Reading ``.pth`` / ``.pth.tar`` files and writing them needs torch, on any
-Keras backend; state dicts already in memory (torch tensors or numpy
+Reading ``.pth`` / ``.pth.tar`` files needs no torch (``torch_save_format``
+reads the zip archive ``torch.save`` writes); writing them needs torch, on
+any Keras backend. State dicts already in memory (torch tensors or numpy
 arrays) need nothing beyond Keras.
 """
 
@@ -40,10 +41,10 @@ from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras.ijepa import IJEPA
 from jepa_components.backends.keras.layers import check_seed, derive_seed
 from jepa_components.backends.keras.predictor import Predictor
+from jepa_components.backends.keras.torch_save_format import import_torch
 from jepa_components.backends.keras.official_format import (
     PARTS,
     DDP_PREFIX,
-    import_torch,
     infer_kwargs,
     split_checkpoint,
     infer_official_architecture,
@@ -80,7 +81,7 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
     here: ``(B, H, W, C)``, the official NCHW transposed.
 
     Args:
-        path_or_state: a ``.pth`` / ``.pth.tar`` file (needs torch), or a dict:
+        path_or_state: a ``.pth`` / ``.pth.tar`` file (no torch needed), or a dict:
             an official training checkpoint (``encoder``, ``predictor``,
             ``target_encoder``; other keys such as ``opt`` and ``epoch`` are
             ignored), or a bare encoder state dict, which then fills both the
@@ -95,7 +96,8 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
             An ``image_size`` other than the checkpoint's uses the fixed
             sin-cos positions of the new grid (refused for a learned table:
             tables are not interpolated).
-        weights_only: passed to ``torch.load`` (True: refuse pickled code).
+        weights_only: True refuses pickled code (read without torch); False
+            trusts the file and reads it with ``torch.load`` (needs torch).
         seed: None or int, seeds the initializers of weights the checkpoint
             does not hold (a new predictor).
         model_kwargs: dict of extra ``IJEPA`` arguments (``loss``,

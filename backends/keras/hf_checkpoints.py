@@ -218,7 +218,7 @@ def load_hf_checkpoint(source, *, config=None, predictor_embed_dim=384, predicto
     Args:
         source: a local folder written by ``save_pretrained``
             (``config.json`` plus ``model.safetensors``, its shards, or
-            ``pytorch_model.bin``, which needs torch); a
+            ``pytorch_model.bin``, read without torch); a
             ``transformers.IJepaModel``; or a state dict (tensors or numpy
             arrays, either key layout, optionally ``ijepa.``-prefixed) with
             ``config``. A hub name is not a folder: the error says how to
@@ -231,7 +231,8 @@ def load_hf_checkpoint(source, *, config=None, predictor_embed_dim=384, predicto
         predictor_num_heads: None (the encoder's, as ``init_model``) or an
             int dividing ``predictor_embed_dim``.
         seed: None or int, seeds the new predictor's initializers.
-        weights_only: passed to ``torch.load`` for ``.bin`` files.
+        weights_only: for ``.bin`` files: True refuses pickled code (read
+            without torch), False reads with ``torch.load`` (needs torch).
         model_kwargs: dict of extra ``IJEPA`` arguments (``loss``, ...).
 
     Returns:

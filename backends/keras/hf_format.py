@@ -28,7 +28,8 @@ the 4.x one to disk, which is also the only one 4.x reads.
 safetensors files are read and written here directly (the format is a
 JSON header and raw little-endian arrays), so neither torch nor the
 ``safetensors`` package is needed, and ``bfloat16`` files read as float32.
-``pytorch_model.bin`` files need torch.
+``pytorch_model.bin`` files need no torch either (see
+:mod:`~jepa_components.backends.keras.torch_save_format`).
 """
 
 import json
@@ -39,11 +40,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jepa_components.backends.keras.official_format import (
-    _mlp_ratio,
-    _to_numpy,
-    import_torch,
-)
+from jepa_components.backends.keras.official_format import _mlp_ratio, _to_numpy
+from jepa_components.backends.keras.torch_save_format import load_torch_file
 
 __all__ = ["read_hf_checkpoint", "read_safetensors", "write_safetensors"]
 
@@ -222,13 +220,7 @@ def _hub_hint(source):
 
 
 def _read_bin(path, weights_only):
-    torch = import_torch("Reading a pytorch_model.bin file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=bool(weights_only))
-    except Exception as error:  # torch raises many types on corrupt files
-        raise ValueError(f"Could not read {os.fspath(path)!r} with torch.load "
-                         f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
-                         ) from error
+    state = load_torch_file(path, weights_only)
     if not isinstance(state, Mapping):
         raise ValueError(f"{os.fspath(path)!r} holds a {type(state).__name__}, not a state dict.")
     return {k: _to_numpy(v, f"{os.fspath(path)}[{k!r}]") for k, v in state.items()}
@@ -259,9 +251,10 @@ def read_hf_checkpoint(folder, weights_only=True):
     Args:
         folder: str or path-like of a local folder with ``config.json`` and
             ``model.safetensors`` (or ``model.safetensors.index.json`` and its
-            shards, or ``pytorch_model.bin`` / its index, which need torch).
+            shards, or ``pytorch_model.bin`` / its index, read without torch).
             safetensors are preferred when both are present.
-        weights_only: passed to ``torch.load`` for ``.bin`` files.
+        weights_only: for ``.bin`` files: True refuses pickled code (read
+            without torch), False reads with ``torch.load`` (needs torch).
 
     Returns:
         ``config``: the ``config.json`` dict; ``state``: ``{key: np.ndarray}``

@@ -1,8 +1,8 @@
 """Reading official I-JEPA checkpoints and inferring their architecture.
 
 The file side of :mod:`jepa_components.backends.keras.checkpoints`: open a
-facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (torch needed, with a clear
-error without it), split it into encoder / predictor / target-encoder state
+facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (no torch needed: see
+:mod:`~jepa_components.backends.keras.torch_save_format`), split it into encoder / predictor / target-encoder state
 dicts (with or without DDP's ``module.`` prefix), and read the model sizes off
 the tensor shapes. Nothing here touches Keras weights.
 """
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from jepa_components.positional import sincos_2d_positions
+from jepa_components.backends.keras.torch_save_format import load_torch_file
 from jepa_components.backends.keras.vit import VIT_SIZES
 
 __all__ = ["infer_official_architecture", "read_official_checkpoint"]
@@ -23,21 +24,9 @@ OFFICIAL_NUM_HEADS = {dim: heads for dim, _, heads, _ in VIT_SIZES.values()}
 # Defaults of the official ``helper.init_model`` for a predictor built from scratch.
 DEFAULT_PREDICTOR_EMBED_DIM, DEFAULT_PREDICTOR_DEPTH = 384, 6
 DDP_PREFIX = "module."
-_INSTALL_HINT = 'pip install "jepa-components[torch]"'
-_ZIP_MAGIC, _PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save >= 1.6, legacy
 # A position table within this max abs difference of the 2-D sin-cos one is that
 # table (float32 rounding and float32-vs-float64 evaluation stay below 1e-6).
 SINCOS_TOLERANCE = 1e-5
-
-
-def import_torch(purpose):
-    try:
-        import torch
-    except ImportError as error:
-        raise ImportError(
-            f"{purpose} needs PyTorch, which is not installed (whatever the Keras "
-            f"backend). Install it with: {_INSTALL_HINT}") from error
-    return torch
 
 
 def sincos_difference(table, grid):
@@ -110,20 +99,26 @@ def split_checkpoint(checkpoint):
 
 
 def read_official_checkpoint(path, weights_only=True):
-    """Read an official ``.pth`` / ``.pth.tar`` file (needs torch).
+    """Read an official ``.pth`` / ``.pth.tar`` file; no torch needed.
+
+    Files ``torch.save`` wrote (torch >= 1.6, as every official checkpoint)
+    are read by :func:`~jepa_components.backends.keras.torch_save_format.read_torch_save`,
+    so torch is never imported: on ``KERAS_BACKEND=tensorflow`` that matters,
+    as torch imported after tensorflow can crash it.
 
     Args:
         path: str or path-like.
-        weights_only: passed to ``torch.load``; True (default) refuses files
-            that would run arbitrary code when unpickled. Official
-            checkpoints load with True.
+        weights_only: True (default) refuses files that would run arbitrary
+            code when unpickled. Official checkpoints read with True. False
+            trusts the file and reads it with ``torch.load`` (torch needed),
+            as do files from torch < 1.6.
 
     Returns:
         The checkpoint dict; the state dicts (``encoder``, ``predictor``,
         ``target_encoder`` or a bare encoder) as ``{key: np.ndarray}``, other
-        entries (``epoch``, ``opt``, ...) as stored.
+        entries (``epoch``, ``opt``, ...) as stored, tensors as NumPy arrays.
 
-    Example (a file as the official ``train.py`` saves it; needs torch):
+    Example (a file as the official ``train.py`` saves it; torch writes it):
         >>> import tempfile, torch
         >>> path = os.path.join(tempfile.mkdtemp(), "latest.pth.tar")
         >>> encoder = {"module.patch_embed.proj.weight": torch.zeros(8, 3, 4, 4)}
@@ -133,27 +128,7 @@ def read_official_checkpoint(path, weights_only=True):
         >>> checkpoint["epoch"], checkpoint["encoder"]["patch_embed.proj.weight"].shape
         (3, (8, 3, 4, 4))
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise ValueError("Invalid value for argument `path`. Expected a str or path-like. "
-                         f"Received: path={path!r}")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No checkpoint file at {os.fspath(path)!r}")
-    with open(path, "rb") as handle:
-        head = handle.read(4)
-    if not (head.startswith(_ZIP_MAGIC) or head[:1] == _PICKLE_MAGIC):
-        raise ValueError(
-            f"{os.fspath(path)!r} is not a PyTorch checkpoint file: torch.save writes a zip "
-            f"archive (or, before torch 1.6, a pickle); this file starts with {head!r}.")
-    torch = import_torch("Reading a PyTorch checkpoint file (.pth, .pth.tar)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=bool(weights_only))
-    except Exception as error:  # torch raises many types on corrupt files
-        hint = (" If you trust this file, pass weights_only=False."
-                if "weights_only" in str(error).lower() else "")
-        raise ValueError(
-            f"Could not read {os.fspath(path)!r} as a PyTorch checkpoint: the file is not a "
-            f"torch.save file or is truncated ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}).{hint}") from error
+    checkpoint = load_torch_file(path, weights_only)
     if not isinstance(checkpoint, Mapping):
         raise ValueError(f"{os.fspath(path)!r} holds a {type(checkpoint).__name__}, not an "
                          "official I-JEPA checkpoint dict.")

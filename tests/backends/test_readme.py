@@ -80,7 +80,15 @@ def test_readme_has_examples():
     assert sum(len(blocks) for _, blocks in SECTIONS) >= 5
 
 
-@pytest.mark.parametrize("title, blocks", SECTIONS, ids=[title for title, _ in SECTIONS])
+def _uses_torch(blocks):
+    """A section whose blocks need torch or write a .pth file (marked ``torch``)."""
+    return any(d.get("needs") == "torch" or d.get("setup") == "official_checkpoint"
+               for _, d in blocks)
+
+
+@pytest.mark.parametrize("title, blocks", [
+    pytest.param(title, blocks, id=title, marks=[pytest.mark.torch] if _uses_torch(blocks) else [])
+    for title, blocks in SECTIONS])
 def test_readme_section_runs(title, blocks, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     namespace = {"__name__": f"readme_{re.sub(r'[^a-z0-9]+', '_', title.lower())}"}

@@ -51,9 +51,21 @@ def test_every_backend_module_is_listed():
     assert "jepa_components.backends.keras.ijepa" in names
     assert set(GLUE_FRAMEWORKS) <= names
     assert set(EXCLUDED) <= names, "an exclusion names a module that does not exist"
+    assert TORCH_EXAMPLES <= names, "TORCH_EXAMPLES names a module that does not exist"
 
 
-@pytest.mark.parametrize("name", MODULES)
+# Modules whose examples import torch (marked ``torch``: see tests/backends/conftest.py).
+TORCH_EXAMPLES = {
+    "jepa_components.backends.torch",
+    "jepa_components.backends.keras.checkpoints",
+    "jepa_components.backends.keras.official_format",
+    "jepa_components.backends.keras.torch_save_format",
+}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=[pytest.mark.torch] if name in TORCH_EXAMPLES else [])
+    for name in MODULES])
 def test_docstring_examples(name):
     if name in EXCLUDED:
         pytest.skip(EXCLUDED[name])

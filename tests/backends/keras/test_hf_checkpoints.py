@@ -5,11 +5,12 @@ Fixture: ``tests/fixtures/hf_ijepa_tiny.npz``, written by
 ``transformers.IJepaModel`` (random position table and LayerNorm parameters
 included). The fixture tests need neither torch nor transformers; the tests
 that run transformers itself (live parity, ``from_pretrained`` of the
-export, ``.bin`` files) skip without them.
+export) skip without them; writing a ``.bin`` file needs torch, reading it not.
 """
 
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -371,6 +372,7 @@ LIVE_CONFIGS = {
 }
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("name", sorted(LIVE_CONFIGS))
 def test_transformers__model_and_folder_parity(name, tmp_path):
     transformers = transformers_or_skip()
@@ -389,6 +391,7 @@ def test_transformers__model_and_folder_parity(name, tmp_path):
         assert max_abs(loaded.encoder(images), expected) < TOLERANCE
 
 
+@pytest.mark.torch
 def test_transformers__reads_the_v5_layout_too(tmp_path, fixture, v5_state, config):
     transformers = transformers_or_skip()
     if int(transformers.__version__.split(".")[0]) < 5:
@@ -402,6 +405,7 @@ def test_transformers__reads_the_v5_layout_too(tmp_path, fixture, v5_state, conf
     assert max_abs(loaded.target_encoder(images), fixture["out_learned"]) < TOLERANCE
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("table", ["learned", "sincos"])
 def test_transformers__loads_the_export_strictly(table, tmp_path):
     transformers = transformers_or_skip()
@@ -422,8 +426,9 @@ def test_transformers__loads_the_export_strictly(table, tmp_path):
     assert max_abs(model.target_encoder(images), run_hf(hf, images)) < TOLERANCE
 
 
-def test_transformers__pytorch_model_bin(tmp_path, v4_state, config, fixture):
-    transformers_or_skip()
+@pytest.mark.torch
+def test_pytorch_model_bin__read_without_torch(tmp_path, v4_state, config, fixture,
+                                              monkeypatch):
     import torch
 
     folder = tmp_path / "bin"
@@ -431,5 +436,8 @@ def test_transformers__pytorch_model_bin(tmp_path, v4_state, config, fixture):
     torch.save({k: torch.from_numpy(v.copy()) for k, v in v4_state.items()},
                folder / "pytorch_model.bin")
     (folder / "config.json").write_text(json.dumps(config))
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+        read_hf_checkpoint(folder)
     loaded = load_hf_checkpoint(folder, **SMALL_PREDICTOR)
     assert max_abs(loaded.target_encoder(nhwc(fixture["images"])), fixture["out_learned"]) < TOLERANCE
