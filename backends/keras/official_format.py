@@ -1,10 +1,11 @@
 """Reading official I-JEPA checkpoints and inferring their architecture.
 
 The file side of :mod:`jepa_components.backends.keras.checkpoints`: open a
-facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (no torch needed: see
-:mod:`~jepa_components.backends.keras.torch_save_format`), split it into encoder / predictor / target-encoder state
-dicts (with or without DDP's ``module.`` prefix), and read the model sizes off
-the tensor shapes. Nothing here touches Keras weights.
+facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (no torch needed, see
+:mod:`~jepa_components.backends.keras.torch_save_format`), split it into
+encoder / predictor / target-encoder state dicts (with or without DDP's
+``module.`` prefix), and read the model sizes off the tensor shapes. Nothing
+here touches Keras weights.
 """
 
 import os
@@ -116,7 +117,8 @@ def read_official_checkpoint(path, weights_only=True):
     Returns:
         The checkpoint dict; the state dicts (``encoder``, ``predictor``,
         ``target_encoder`` or a bare encoder) as ``{key: np.ndarray}``, other
-        entries (``epoch``, ``opt``, ...) as stored, tensors as NumPy arrays.
+        entries (``epoch``, ``opt``, ...) as stored (their tensors as NumPy
+        arrays, or as torch tensors when ``torch.load`` read the file).
 
     Example (a file as the official ``train.py`` saves it; torch writes it):
         >>> import tempfile, torch
