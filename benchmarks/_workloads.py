@@ -132,6 +132,20 @@ def peak_tflops(device_name, dtype):
     return None
 
 
+def trim_heap():
+    """glibc ``malloc_trim(0)`` (no-op elsewhere): a baseline without leftover free heap.
+
+    The library's own ``release_free_heap`` is not imported: the official
+    side's process never imports Keras.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
+
+
 def rss_bytes():
     """Resident set size of this process (Linux ``/proc/self/statm``)."""
     with open("/proc/self/statm") as f:

@@ -35,8 +35,9 @@ Two workloads (``--masks``):
 
 Peak memory (``--memory``, on by default) is measured in separate processes,
 one per side, so the two do not mix: on CPU the peak resident set size
-(RSS, polled every 5 ms) above the process's RSS after imports and input
-creation, for the first (compiling) step and for the steady steps; on GPU
+(RSS, polled every 5 ms) above the process's RSS after imports, input
+creation and a ``malloc_trim`` (free heap left by the warm-up is not
+baseline), for the first (compiling) step and for the steady steps; on GPU
 the framework's peak device allocation (torch ``max_memory_allocated``, jax
 ``memory_stats()["peak_bytes_in_use"]``, tensorflow
 ``get_memory_info()["peak"]``).
@@ -75,6 +76,7 @@ from _workloads import (  # noqa: E402
     peak_tflops,
     rss_bytes,
     step_flops,
+    trim_heap,
 )
 
 RESULT = "RESULT "
@@ -531,6 +533,7 @@ def memory_worker(args):
         from _official import OfficialStep
 
         _warm_up_imports(args, None)
+        trim_heap()  # the warm-up's freed heap would otherwise hide in the baseline
         base = rss_bytes()
         poller = RSSPoller().start("build")
         official = OfficialStep(**official_kwargs(args))
@@ -545,6 +548,7 @@ def memory_worker(args):
         keras = import_keras(args, args._backend)
         total = 1 + args.memory_steps
         _warm_up_imports(args, keras)
+        trim_heap()  # the warm-up's freed heap would otherwise hide in the baseline
         base = rss_bytes()
         poller = RSSPoller().start("build")
         model, ema = build_keras(args, keras, total)

@@ -67,7 +67,11 @@ from keras import ops
 from jepa_components._validation import check_choice, check_float, check_int
 from jepa_components.context import make_targets
 from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
-from jepa_components.backends.keras._backend_specific import fused_blend, no_autocast
+from jepa_components.backends.keras._backend_specific import (
+    fused_blend,
+    no_autocast,
+    release_heap_after_first_call,
+)
 from jepa_components.backends.keras.data import MaskedImageDataset
 
 __all__ = ["IJEPA", "BATCH_KEYS"]
@@ -356,6 +360,20 @@ class IJEPA(keras.Model):
             jit_compile = True
         super().compile(*args, jit_compile=jit_compile, **kwargs)
         self.accumulation_step.assign(0)  # a new optimizer counts micro-batches from 0
+
+    def make_train_function(self, force=False):
+        """Keras' train function; on jax and tensorflow one ``malloc_trim`` follows its first call.
+
+        The first call compiles, and XLA's compile leaves freed heap that glibc
+        keeps mapped: releasing it once cuts vit_tiny's steady resident memory
+        by about 300 MiB on jax and 260 MiB on tensorflow
+        (``_backend_specific.release_heap_after_first_call``).
+        """
+        fresh = force or self.train_function is None
+        super().make_train_function(force=force)
+        if fresh:
+            self.train_function = release_heap_after_first_call(self.train_function)
+        return self.train_function
 
     def compile_from_config(self, config):
         """As ``keras.Model.compile_from_config`` (needed since ``compile`` is overridden)."""

@@ -117,3 +117,24 @@ def test_ijepa_compile__xla_by_default_on_tensorflow():
     assert model.jit_compile is False
     history = model.fit(training_batch(4), batch_size=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_release_free_heap__runs_on_glibc():
+    import platform
+
+    released = specific.release_free_heap()
+    assert released is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
+
+
+def test_ijepa_train_function__releases_the_heap_once_after_the_first_step(monkeypatch):
+    calls = []
+    monkeypatch.setattr(specific, "release_free_heap", lambda: calls.append(1) or True)
+    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=0),
+                  predictor=Predictor(**TINY_PREDICTOR, seed=1), momentum=0.99)
+    model.compile(optimizer="adamw")
+    history = model.fit(training_batch(4), batch_size=2, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert len(calls) == (1 if BACKEND in ("jax", "tensorflow") else 0)  # 4 steps, one release
+    model.compile(optimizer="adamw")  # a new train function compiles, and releases, again
+    model.fit(training_batch(4), batch_size=2, epochs=1, verbose=0)
+    assert len(calls) == (2 if BACKEND in ("jax", "tensorflow") else 0)
