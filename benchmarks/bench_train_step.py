@@ -46,6 +46,8 @@ Examples::
 
     # the setting (vit_tiny/16, 96 px, batch 16, 20 ctx / 4 x 5, fp32, 2 threads)
     python benchmarks/bench_train_step.py --backends jax,torch,tensorflow
+    # less memory: our predictor's blocks recomputed in the backward pass (remat=True)
+    python benchmarks/bench_train_step.py --backends torch --remat predictor
     # what a user sees: real masks with padding, a few hundred steps
     python benchmarks/bench_train_step.py --masks sampler --image-size 224 --steps 200
     # GPU (see benchmarks/gpu_train_step.sh): ViT-H/14, 224 px, batch 128, bf16
@@ -105,6 +107,9 @@ def parse_args(argv=None, description=None, extra=None):
                    help="ragged mode of our sampler with --masks sampler (pad, truncate, ...)")
     p.add_argument("--valid-flags", action="store_true",
                    help="fixed masks: also feed all-True context_valid/targets_valid")
+    p.add_argument("--remat", default="", choices=["", "encoder", "predictor", "both"],
+                   help="our encoder, predictor or both built with remat=True (blocks "
+                        "recomputed in the backward pass)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
                    help="bf16: Keras 'mixed_bfloat16' policy / official bf16 autocast")
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
@@ -289,10 +294,12 @@ def build_keras(args, keras, total_steps):
         IJEPA, Predictor, TargetEMA, VisionTransformer, make_adamw)
 
     encoder = VisionTransformer(image_size=args.image_size, patch_size=args.patch_size,
-                                seed=args.seed, **args.arch)
+                                remat=args.remat in ("encoder", "both"), seed=args.seed,
+                                **args.arch)
     predictor = Predictor(num_patches=args.num_patches, embed_dim=args.arch["embed_dim"],
                           predictor_embed_dim=args.pred_dim, depth=args.pred_depth,
-                          num_heads=args.arch["num_heads"], seed=args.seed + 1)
+                          num_heads=args.arch["num_heads"],
+                          remat=args.remat in ("predictor", "both"), seed=args.seed + 1)
     model = IJEPA(encoder=encoder, predictor=predictor, loss="smooth_l1")
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
     model.compile(optimizer=make_adamw(steps_per_epoch=1000, epochs=10, warmup_epochs=1),
@@ -592,7 +599,8 @@ def describe(args):
     return (f"vit_{args.model}/{args.patch_size} at {args.image_size} px "
             f"(D={a['embed_dim']}, depth {a['depth']}, heads {a['num_heads']}), predictor "
             f"{args.pred_dim}x{args.pred_depth}, batch {args.batch}, masks {masks}, "
-            f"{args.dtype}, {args.device}, threads {args.threads or os.cpu_count()}, "
+            f"{args.dtype}{f', ours remat {args.remat}' if args.remat else ''}, {args.device}, "
+            f"threads {args.threads or os.cpu_count()}, "
             f"{args.steps} steps per side after {args.warmup} warm-up, turns of {args.chunk}"
             + (f", env {' '.join(args.env)}" if args.env else "")
             + (f", patches {' '.join(args.patch)}" if args.patch else "")

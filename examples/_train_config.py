@@ -28,6 +28,7 @@ AUGMENTS = ("none", "crop")
 DISTRIBUTES = ("none", "data")
 PATCH_INIT_STDS = {"official": None, "fan_in": "fan_in"}  # VisionTransformer(patch_init_std=)
 PATCH_INITS = tuple(PATCH_INIT_STDS)
+REMATS = ("none", "predictor", "encoder", "both")
 
 # name: (default, type, help). Defaults suit the bundled digits on a 2-core CPU;
 # DATASET_DEFAULTS overrides some of them per dataset.
@@ -54,6 +55,9 @@ OPTIONS = {
     "patch_init": ("official", str, f"patch-embedding init, one of {', '.join(PATCH_INITS)}: "
                    "official (truncated normal, std 0.02) or fan_in (std 1/sqrt(p*p*C), so "
                    "small grayscale patches are not drowned by the position table)"),
+    "remat": ("none", str, f"one of {', '.join(REMATS)}: the networks whose blocks are "
+              "recomputed in the backward pass instead of kept (remat=True: the same "
+              "training, less memory, one more forward of those blocks)"),
     "epochs": (5, int, "training epochs (the schedules span all of them)"),
     "steps_per_epoch": (None, int, "cap on optimizer steps per epoch (quick runs, tests)"),
     "stop_after_epochs": (None, int, "stop (with a checkpoint) after this many epochs "
@@ -245,6 +249,7 @@ def validate(config):
     choice("augment", AUGMENTS)
     choice("distribute", DISTRIBUTES)
     choice("patch_init", PATCH_INITS)
+    choice("remat", REMATS)
     need(config["on_bad_image"] in ("skip", "stop"),
          f"--on-bad-image must be skip or stop, got {config['on_bad_image']!r}")
     need(config["dataset"] != "folder" or config["data"] is not None,

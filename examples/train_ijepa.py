@@ -105,13 +105,16 @@ def build_model(config, channels, steps_per_epoch):
     sizes = encoder_sizes(config)
     encoder = VisionTransformer(
         image_size=config["image_size"], patch_size=config["patch_size"], in_channels=channels,
-        patch_init_std=cfg.PATCH_INIT_STDS[config["patch_init"]], seed=config["seed"],
-        name="encoder", **sizes)
+        patch_init_std=cfg.PATCH_INIT_STDS[config["patch_init"]],
+        remat=config["remat"] in ("encoder", "both"), seed=config["seed"], name="encoder",
+        **sizes)
     # The predictor's MLP ratio is 4 whatever the encoder's (official vit_predictor).
     predictor = Predictor(
         num_patches=encoder.num_patches, embed_dim=sizes["embed_dim"],
         predictor_embed_dim=config["predictor_embed_dim"], depth=config["predictor_depth"],
-        num_heads=sizes["num_heads"], mlp_ratio=4.0, seed=config["seed"] + 1, name="predictor")
+        num_heads=sizes["num_heads"], mlp_ratio=4.0,
+        remat=config["remat"] in ("predictor", "both"), seed=config["seed"] + 1,
+        name="predictor")
     model = IJEPA(encoder=encoder, predictor=predictor, loss=config["loss"])
     model.compile(optimizer=make_adamw(
         steps_per_epoch=steps_per_epoch, epochs=config["epochs"],

@@ -10,6 +10,8 @@ and returns a "not handled" value elsewhere, so callers keep one generic ``keras
   per-op ``keras.ops`` / ``Layer.__call__`` overhead in eager torch).
 - :func:`torch_fused_adamw`: AdamW as ``torch._fused_adamw_`` (one kernel per
   parameter group instead of a Python loop of Keras ops per variable).
+- :func:`jax_train_step_jit`: on jax's CPU, the train step compiled with
+  XLA's memory-ordered scheduler (what makes ``remat`` save memory there).
 - :func:`release_heap_after_first_call`: on jax and tensorflow, gives the heap
   that XLA's compile freed back to the OS once the first (compiling) train
   step has run.
@@ -35,7 +37,8 @@ import functools
 
 import keras
 
-__all__ = ["fused_blend", "no_autocast", "release_free_heap", "release_heap_after_first_call",
+__all__ = ["JAX_CPU_COMPILER_OPTIONS", "fused_blend", "jax_train_step_jit", "no_autocast",
+           "release_free_heap", "release_heap_after_first_call",
            "residual_gradient_boundary", "torch_block_call", "torch_fused_adamw",
            "torch_fused_adamw_supported"]
 
@@ -295,3 +298,52 @@ def release_heap_after_first_call(function):
         return result
 
     return call
+
+
+# ------------------------------------------------------ jax: the train step's compile options
+#: XLA:CPU schedules for concurrency by default, which starts every
+#: recomputation of a rematerialized block as early as its inputs allow, so
+#: ``jax.checkpoint`` saves nothing (vit_tiny/16 at 96 px, batch 16, every
+#: block ``remat=True``: XLA's preallocated temp 222 MiB, against 197 MiB
+#: without remat). The memory-ordered scheduler keeps recomputations next to
+#: their use: 29 MiB with remat, 176 MiB without, and the step is no slower
+#: (one run each: 1.81x the official step against 1.79x without remat,
+#: 2.15x with it). ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``
+#: sets the same for a whole process.
+JAX_CPU_COMPILER_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
+def jax_train_step_jit(model):
+    """Keras' jitted jax train step with :data:`JAX_CPU_COMPILER_OPTIONS`, or None.
+
+    ``jax.jit(model.train_step, donate_argnums=0)``, what Keras' jax trainer
+    compiles, plus the CPU compile options. None (the caller keeps Keras'
+    own) off jax, off the CPU, when eager or not jit-compiled, under a
+    ``keras.distribution`` (Keras adds output shardings there) or Flax NNX,
+    and on a jax that does not take the options.
+    """
+    if keras.backend.backend() != "jax" or model.run_eagerly or not model.jit_compile:
+        return None
+    import jax
+    from keras.src.backend.config import is_nnx_enabled
+    from keras.src.distribution import distribution_lib
+
+    if (jax.default_backend() != "cpu" or distribution_lib.distribution() is not None
+            or is_nnx_enabled() or not _jax_accepts_cpu_compiler_options()):
+        return None
+    return jax.jit(model.train_step, donate_argnums=0, compiler_options=JAX_CPU_COMPILER_OPTIONS)
+
+
+@functools.cache
+def _jax_accepts_cpu_compiler_options():
+    """Whether this jax compiles with :data:`JAX_CPU_COMPILER_OPTIONS` (``jit(compiler_options=)``
+    came in jax 0.4.36, the scheduler option in later jaxlibs)."""
+    import jax
+    import numpy as np
+
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=JAX_CPU_COMPILER_OPTIONS).lower(
+            np.float32(0)).compile()
+    except Exception:  # noqa: BLE001 - TypeError (old jit) or an unknown-option error
+        return False
+    return True

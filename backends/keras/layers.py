@@ -314,17 +314,27 @@ class TransformerBlock(keras.layers.Layer):
     ``init_std / sqrt(2 * layer_id)`` when asked for the official model's
     ``fix_init_weight`` (``depth_scaled_init=True``).
 
+    ``remat=True`` recomputes the block's activations in the backward pass
+    instead of keeping them (``keras.remat``: ``jax.checkpoint``,
+    ``torch.utils.checkpoint``, ``tf.recompute_grad``): the same outputs and
+    gradients, one more forward of the block per step, and only the block's
+    input kept for the backward pass. On jax's CPU compiler the saving needs
+    the memory-ordered scheduler that :class:`IJEPA`'s train step asks for
+    (``_backend_specific.jax_train_step_jit``).
+
     Call: ``block(x, key_mask=None)`` with ``x`` ``(B, T, D)`` and an
     optional ``(B, T)`` bool key mask (see :class:`Attention`).
 
     Example:
         >>> tuple(TransformerBlock(8, num_heads=2)(np.zeros((1, 3, 8))).shape)
         (1, 3, 8)
+        >>> tuple(TransformerBlock(8, num_heads=2, remat=True)(np.zeros((1, 3, 8))).shape)
+        (1, 3, 8)
     """
 
     def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True,
                  layer_norm_epsilon=1e-6, init_std=0.02, output_init_std=None,
-                 activation="gelu", seed=None, **kwargs):
+                 activation="gelu", remat=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.dim = check_int("dim", dim, low=1)
         self.num_heads = check_int("num_heads", num_heads, low=1)
@@ -335,6 +345,7 @@ class TransformerBlock(keras.layers.Layer):
         self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
         self.output_init_std = _check_output_init_std(output_init_std)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
+        self.remat = check_bool("remat", remat)
         self.seed = check_seed(seed)
         self.norm1 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, name="norm1", dtype=self.dtype_policy)
@@ -354,6 +365,12 @@ class TransformerBlock(keras.layers.Layer):
             layer.build(input_shape)
 
     def call(self, x, key_mask=None):
+        if not self.remat:
+            return self._forward(x, key_mask)
+        # The mask is closed over: tf.recompute_grad differentiates every argument.
+        return keras.remat(lambda h: self._forward(h, key_mask))(x)
+
+    def _forward(self, x, key_mask=None):
         x = residual_gradient_boundary(x)  # jax: stops an O(depth^2) XLA fusion
         fast = torch_block_call(self, x, key_mask)  # torch: no per-op Keras overhead
         if fast is not None:

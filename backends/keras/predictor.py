@@ -80,6 +80,8 @@ class Predictor(keras.layers.Layer):
             with ``H * W = N`` for non-square images.
         depth_scaled_init, activation: as the ViT (official predictor: no
             rescaling in a real run, exact GELU).
+        remat: bool, recompute each block's activations in the backward
+            pass instead of keeping them (:class:`TransformerBlock`).
         seed: None or int, seeds every weight initializer.
 
     Call: ``predictor(context_tokens, context_indices, target_indices,
@@ -104,7 +106,7 @@ class Predictor(keras.layers.Layer):
     def __init__(self, num_patches, embed_dim=768, predictor_embed_dim=384, depth=6,
                  num_heads=12, mlp_ratio=4.0, qkv_bias=True, layer_norm_epsilon=1e-6,
                  init_std=0.02, grid_size=None, depth_scaled_init=False, activation="gelu",
-                 seed=None, **kwargs):
+                 remat=False, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.num_patches = check_int("num_patches", num_patches, low=1)
         self.embed_dim = check_int("embed_dim", embed_dim, low=1)
@@ -124,6 +126,7 @@ class Predictor(keras.layers.Layer):
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         grid = _grid_for(self.num_patches, grid_size)
         self.grid_size = None if grid_size is None else grid
+        self.remat = check_bool("remat", remat)
         self.seed = check_seed(seed)
         width = self.predictor_embed_dim
         self.predictor_embed = dense(width, std=self.init_std, seed=derive_seed(seed, 0),
@@ -133,7 +136,7 @@ class Predictor(keras.layers.Layer):
             TransformerBlock(
                 width, self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
                 layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
-                output_init_std=output_stds[i], activation=self.activation,
+                output_init_std=output_stds[i], activation=self.activation, remat=self.remat,
                 seed=derive_seed(seed, 1, i), name=f"predictor_blocks_{i}",
                 dtype=self.dtype_policy)
             for i in range(self.depth)
@@ -201,6 +204,6 @@ class Predictor(keras.layers.Layer):
             num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
             layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
             depth_scaled_init=self.depth_scaled_init, activation=self.activation,
-            grid_size=self.grid_size, seed=self.seed,
+            grid_size=self.grid_size, remat=self.remat, seed=self.seed,
         )
         return config

@@ -116,6 +116,11 @@ class VisionTransformer(keras.layers.Layer):
         activation: MLP nonlinearity, a name in ``layers.ACTIVATIONS``:
             ``"gelu"`` (default, exact erf GELU, official), ``"gelu_tanh"``,
             ``"quick_gelu"``, ``"relu"``, ``"silu"`` / ``"swish"``.
+        remat: bool (default False), recompute each block's activations in
+            the backward pass instead of keeping them
+            (:class:`~jepa_components.backends.keras.layers.TransformerBlock`):
+            less memory for one more forward of the blocks. Nothing changes
+            without gradients (the target encoder).
         seed: None or int, seeds every weight initializer (same seed, same
             weights on a backend).
 
@@ -150,8 +155,8 @@ class VisionTransformer(keras.layers.Layer):
     def __init__(self, image_size=224, patch_size=16, in_channels=3, embed_dim=768,
                  depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True,
                  layer_norm_epsilon=1e-6, init_std=0.02, depth_scaled_init=False,
-                 pos_embed="sincos", activation="gelu", patch_init_std=None, seed=None,
-                 **kwargs):
+                 pos_embed="sincos", activation="gelu", patch_init_std=None, remat=False,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         height, width = check_pair("image_size", image_size)
         self.patch_size = check_int("patch_size", patch_size, low=1)
@@ -180,6 +185,7 @@ class VisionTransformer(keras.layers.Layer):
             self.patch_init_std = float(patch_init_std)
         else:
             raise invalid("patch_init_std", 'None, "fan_in" or a float > 0', patch_init_std)
+        self.remat = check_bool("remat", remat)
         self.seed = check_seed(seed)
         self.image_size = height if is_int(image_size) else (height, width)
         self.grid_size = (height // self.patch_size, width // self.patch_size)
@@ -194,7 +200,7 @@ class VisionTransformer(keras.layers.Layer):
                 self.embed_dim, self.num_heads, mlp_ratio=self.mlp_ratio,
                 qkv_bias=self.qkv_bias, layer_norm_epsilon=self.layer_norm_epsilon,
                 init_std=self.init_std, output_init_std=output_stds[i],
-                activation=self.activation, seed=derive_seed(seed, 1, i),
+                activation=self.activation, remat=self.remat, seed=derive_seed(seed, 1, i),
                 name=f"blocks_{i}", dtype=self.dtype_policy)
             for i in range(self.depth)
         ]
@@ -326,7 +332,8 @@ class VisionTransformer(keras.layers.Layer):
             num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
             layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
             depth_scaled_init=self.depth_scaled_init, pos_embed=self.pos_embed,
-            activation=self.activation, patch_init_std=self.patch_init_std, seed=self.seed,
+            activation=self.activation, patch_init_std=self.patch_init_std, remat=self.remat,
+            seed=self.seed,
         )
         return config
 

@@ -341,6 +341,7 @@ def test_distribute_data__other_backends_one_error_line():
         (["--dataset", "fashion-mnist", "--data", "{tmp}/empty"], "Fashion-MNIST not found"),
         (["--augment", "flip"], "--augment must be one of none, crop"),
         (["--patch-init", "xavier"], "--patch-init must be one of official, fan_in"),
+        (["--remat", "all"], "--remat must be one of none, predictor, encoder, both"),
         (["--collapse-ratio", "1"], "--collapse-ratio must be in [0, 1)"),
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--epochs", "two"], "invalid int value"),
@@ -432,6 +433,15 @@ def test_build_model__patch_init(argv, expected):
     config, _ = cfg.resolve(argv + ["--depth", "1", "--predictor-depth", "1"])
     model = script.build_model(config, channels=1, steps_per_epoch=1)
     assert model.encoder.patch_init_std == expected
+
+
+@pytest.mark.parametrize("remat, encoder, predictor", [
+    ("none", False, False), ("predictor", False, True), ("encoder", True, False),
+    ("both", True, True)])
+def test_build_model__remat(remat, encoder, predictor):
+    config, _ = cfg.resolve(["--remat", remat, "--depth", "1", "--predictor-depth", "1"])
+    model = script.build_model(config, channels=1, steps_per_epoch=1)
+    assert (model.encoder.remat, model.predictor.remat) == (encoder, predictor)
 
 
 # ---------------------------------------------------------------- run logger

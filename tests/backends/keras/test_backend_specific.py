@@ -138,3 +138,93 @@ def test_ijepa_train_function__releases_the_heap_once_after_the_first_step(monke
     model.compile(optimizer="adamw")  # a new train function compiles, and releases, again
     model.fit(training_batch(4), batch_size=2, epochs=1, verbose=0)
     assert len(calls) == (2 if BACKEND in ("jax", "tensorflow") else 0)
+
+
+# ------------------------------------------------------------------ remat and jax's scheduler
+DEEP_VIT = dict(image_size=32, patch_size=4, embed_dim=32, depth=4, num_heads=2)
+DEEP_PREDICTOR = dict(num_patches=64, embed_dim=32, predictor_embed_dim=32, depth=3, num_heads=2)
+
+
+def _deep_model(remat):
+    model = IJEPA(encoder=VisionTransformer(**DEEP_VIT, remat=remat, seed=0),
+                  predictor=Predictor(**DEEP_PREDICTOR, remat=remat, seed=1), momentum=0.99)
+    model.compile(optimizer="adamw")
+    return model
+
+
+def _deep_batch(batch_size=8):
+    rng = np.random.default_rng(0)
+    order = np.argsort(rng.random((batch_size, 64)), axis=1).astype("int32")
+    return {"images": rng.normal(size=(batch_size, 32, 32, 3)).astype("float32"),
+            "context": order[:, :40], "targets": order[:, 40:].reshape(batch_size, 4, 6)}
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="jax's compiled train step")
+def test_jax_train_step_jit__remat_saves_memory_only_with_the_memory_ordered_scheduler(
+        monkeypatch):
+    """The compiled step's scratch memory (XLA's preallocated temp): rematerialized blocks
+    need the memory-ordered scheduler, and IJEPA's train function uses it."""
+    import jax
+
+    from jepa_components.backends.keras import ijepa as ijepa_module
+
+    def temp_bytes(remat, with_options):
+        seen = {}
+
+        def recording(model):
+            step = specific.jax_train_step_jit(model)
+            seen["plain"] = jax.jit(model.train_step, donate_argnums=0)
+            seen["ours"] = step
+
+            def call(state, data):
+                seen["args"] = jax.tree_util.tree_map(
+                    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (state, data))
+                return step(state, data)
+            return call
+
+        monkeypatch.setattr(ijepa_module, "jax_train_step_jit", recording)
+        model = _deep_model(remat)
+        model.fit(_deep_batch(), batch_size=8, epochs=1, verbose=0)
+        step = seen["ours" if with_options else "plain"]
+        return step.lower(*seen["args"]).compile().memory_analysis().temp_size_in_bytes
+
+    assert specific.jax_train_step_jit(_deep_model(False)) is not None  # CPU here
+    plain, remat = temp_bytes(False, True), temp_bytes(True, True)
+    remat_default_scheduler = temp_bytes(True, False)
+    assert remat < 0.6 * plain, (remat, plain)
+    assert remat < 0.6 * remat_default_scheduler, (remat, remat_default_scheduler)
+
+
+def test_jax_train_step_jit__declines_where_keras_step_must_stay():
+    model = _deep_model(False)
+    assert (specific.jax_train_step_jit(model) is None) == (BACKEND != "jax")
+    model.compile(optimizer="adamw", run_eagerly=True)
+    assert specific.jax_train_step_jit(model) is None
+    model.compile(optimizer="adamw", jit_compile=False)
+    assert specific.jax_train_step_jit(model) is None
+
+
+@pytest.mark.skipif(BACKEND != "torch", reason="torch autograd's saved tensors")
+def test_transformer_block__remat_keeps_only_its_input_for_the_backward_pass():
+    import torch
+
+    def saved_bytes(remat):
+        block = TransformerBlock(8, num_heads=2, remat=remat, seed=0)
+        block.build(X.shape)
+        sizes = []
+
+        def pack(tensor):
+            sizes.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        x = torch.tensor(X, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = block(x, key_mask=torch.tensor(KEY_MASK))
+        (out ** 2).sum().backward()
+        return sum(sizes), to_numpy(out.detach()), to_numpy(x.grad)
+
+    plain, plain_out, plain_grad = saved_bytes(False)
+    remat, remat_out, remat_grad = saved_bytes(True)
+    np.testing.assert_allclose(remat_out, plain_out, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(remat_grad, plain_grad, rtol=1e-5, atol=1e-6)
+    assert remat < 0.5 * plain, (remat, plain)

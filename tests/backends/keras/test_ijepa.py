@@ -214,3 +214,22 @@ def test_ijepa__bucketed_masks_compile_a_bounded_number_of_shapes():
         assert len(traces) == len(shapes)  # one compile per bucket pair, then cache hits
     else:  # tf.function(reduce_retracing=True) may relax shapes: fewer traces still
         assert 1 <= len(traces) <= len(shapes)
+
+
+def test_ijepa__remat_trains_as_without_it():
+    """Blocks recomputed in the backward pass (``remat=True`` on both networks, padded keys
+    included): the same losses and weights after two steps. (SGD: AdamW's first step,
+    ``g / |g|``, would amplify float rounding in near-zero gradients.)"""
+    runs = []
+    for remat in (False, True):
+        model = IJEPA(encoder=VisionTransformer(**TINY_VIT, remat=remat, seed=21),
+                      predictor=Predictor(**TINY_PREDICTOR, remat=remat, seed=22),
+                      momentum=0.9)
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+        history = model.fit(pad(BATCH), batch_size=2, epochs=1, verbose=0, shuffle=False)
+        runs.append((history.history["loss"], weights_numpy(model)))
+    (plain_loss, plain_weights), (remat_loss, remat_weights) = runs
+    np.testing.assert_allclose(remat_loss, plain_loss, rtol=1e-5)
+    assert len(remat_weights) == len(plain_weights)
+    for a, b in zip(remat_weights, plain_weights):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

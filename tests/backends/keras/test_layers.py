@@ -158,6 +158,7 @@ def test_derive_seed__deterministic_and_path_dependent():
         (lambda: Attention(8, 2, qkv_bias="yes"), "qkv_bias"),
         (lambda: MLP(8, 16, output_init_std=0.0), "output_init_std"),
         (lambda: TransformerBlock(8, 2, layer_norm_epsilon=0), "layer_norm_epsilon"),
+        (lambda: TransformerBlock(8, 2, remat="yes"), "remat"),
     ],
 )
 def test_layers__invalid_arguments_raise(make, match):

@@ -152,6 +152,7 @@ def test_predictor__non_square_grid():
         (dict(grid_size=4), "grid_size"),
         (dict(activation="gelu_new"), "activation"),
         (dict(depth_scaled_init="no"), "depth_scaled_init"),
+        (dict(remat=1), "remat"),
     ],
 )
 def test_predictor__invalid_arguments_raise(kwargs, match):
@@ -160,12 +161,14 @@ def test_predictor__invalid_arguments_raise(kwargs, match):
 
 
 def test_predictor__options_in_config_and_blocks():
-    layer = Predictor(**TINY_PREDICTOR, activation="silu", depth_scaled_init=True, seed=0)
+    layer = Predictor(**TINY_PREDICTOR, activation="silu", depth_scaled_init=True, remat=True,
+                      seed=0)
     config = layer.get_config()
-    assert (config["activation"], config["depth_scaled_init"]) == ("silu", True)
-    assert all(b.mlp.activation == "silu" for b in layer.predictor_blocks)
+    assert (config["activation"], config["depth_scaled_init"], config["remat"]) == (
+        "silu", True, True)
+    assert all(b.mlp.activation == "silu" and b.remat for b in layer.predictor_blocks)
     assert layer.predictor_blocks[0].attn.output_init_std == pytest.approx(0.02 / np.sqrt(2))
     assert Predictor.from_config(config).get_config() == config
     default = Predictor(**TINY_PREDICTOR)
-    assert (default.activation, default.depth_scaled_init) == ("gelu", False)
+    assert (default.activation, default.depth_scaled_init, default.remat) == ("gelu", False, False)
     assert default.predictor_blocks[0].attn.output_init_std is None

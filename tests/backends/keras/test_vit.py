@@ -287,6 +287,7 @@ def test_vit_sizes__match_official_table():
         (dict(pos_embed="interpolated"), "pos_embed"),
         (dict(activation="gelu_new"), "activation"),
         (dict(depth_scaled_init=1), "depth_scaled_init"),
+        (dict(remat=None), "remat"),
         (dict(layer_norm_epsilon=0.0), "layer_norm_epsilon"),
     ],
 )
@@ -297,15 +298,15 @@ def test_vit__invalid_arguments_raise(kwargs, match):
 
 def test_vit__options_in_config_and_blocks():
     layer = VisionTransformer(**TINY_VIT, activation="gelu_tanh", depth_scaled_init=True,
-                              pos_embed="learned", seed=0)
+                              pos_embed="learned", remat=True, seed=0)
     config = layer.get_config()
-    assert (config["activation"], config["depth_scaled_init"], config["pos_embed"]) == (
-        "gelu_tanh", True, "learned")
-    assert all(block.mlp.activation == "gelu_tanh" for block in layer.blocks)
+    assert (config["activation"], config["depth_scaled_init"], config["pos_embed"],
+            config["remat"]) == ("gelu_tanh", True, "learned", True)
+    assert all(block.mlp.activation == "gelu_tanh" and block.remat for block in layer.blocks)
     assert VisionTransformer.from_config(config).get_config() == config
     defaults = VisionTransformer(**TINY_VIT).get_config()
-    assert (defaults["activation"], defaults["depth_scaled_init"], defaults["pos_embed"]) == (
-        "gelu", False, "sincos")
+    assert (defaults["activation"], defaults["depth_scaled_init"], defaults["pos_embed"],
+            defaults["remat"]) == ("gelu", False, "sincos", False)
 
 
 # ------------------------------------------------------------ intermediate layers
