@@ -107,7 +107,7 @@ def parse_args(argv=None, description=None, extra=None):
                    help="ragged mode of our sampler with --masks sampler (pad, truncate, ...)")
     p.add_argument("--valid-flags", action="store_true",
                    help="fixed masks: also feed all-True context_valid/targets_valid")
-    p.add_argument("--remat", default="", choices=["", "encoder", "predictor", "both"],
+    p.add_argument("--remat", default="none", choices=["none", "encoder", "predictor", "both"],
                    help="our encoder, predictor or both built with remat=True (blocks "
                         "recomputed in the backward pass)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
@@ -599,7 +599,8 @@ def describe(args):
     return (f"vit_{args.model}/{args.patch_size} at {args.image_size} px "
             f"(D={a['embed_dim']}, depth {a['depth']}, heads {a['num_heads']}), predictor "
             f"{args.pred_dim}x{args.pred_depth}, batch {args.batch}, masks {masks}, "
-            f"{args.dtype}{f', ours remat {args.remat}' if args.remat else ''}, {args.device}, "
+            f"{args.dtype}{f', ours remat {args.remat}' if args.remat != 'none' else ''}, "
+            f"{args.device}, "
             f"threads {args.threads or os.cpu_count()}, "
             f"{args.steps} steps per side after {args.warmup} warm-up, turns of {args.chunk}"
             + (f", env {' '.join(args.env)}" if args.env else "")
