@@ -47,7 +47,7 @@ def _protocols(last_n):
 
 def _encoder_figures(encoder, images, labels, num_train, last_n, seed, labelled):
     """Probe accuracies and collapse figures of one encoder, from one feature pass."""
-    from jepa_components.backends.keras.probes import attentive_probe_accuracy, encode_images
+    from jepa_components.backends.keras.evaluation.probes import attentive_probe_accuracy, encode_images
 
     features = encode_images(encoder, images, last_n=last_n, tokens=True)
     pooled = features["pooled"]

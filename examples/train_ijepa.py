@@ -100,7 +100,7 @@ def encoder_sizes(config):
 
 def build_model(config, channels, steps_per_epoch):
     from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
-    from jepa_components.backends.keras.optimizers import make_adamw
+    from jepa_components.backends.keras.training.optimizers import make_adamw
 
     sizes = encoder_sizes(config)
     encoder = VisionTransformer(
@@ -177,7 +177,7 @@ def distribute(config):
     """Set ``--distribute data``; returns the number of devices used."""
     if config["distribute"] == "none":
         return 1
-    from jepa_components.backends.keras.distribution import data_parallel
+    from jepa_components.backends.keras.training.distribution import data_parallel
 
     try:
         distribution = data_parallel(global_batch_size=config["batch_size"])

@@ -24,7 +24,7 @@ for that (collapse metrics), and two probes say what the features are worth
   the encoder once, probe many times); :data:`PROBE_PROTOCOLS` says in words
   what each figure is, for reports. The attentive probe over patch tokens
   (V-JEPA's evaluation) needs training with a framework: it lives in
-  ``jepa_components.backends.keras.probes``.
+  ``jepa_components.backends.keras.evaluation.probes``.
 - :func:`mean_pool`: I-JEPA's ViT has no class token, so image-level
   features are the mean over patch tokens (taking token 0 is a known
   mistake of probes written for class-token models).

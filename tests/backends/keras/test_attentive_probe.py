@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from jepa_components.backends.keras.attentive_probe import (
+from jepa_components.backends.keras.evaluation.attentive_probe import (
     AttentivePooler,
     AttentiveProbe,
     attentive_probe_accuracy,

@@ -48,7 +48,7 @@ def _needed_framework(name):
 
 def test_every_backend_module_is_listed():
     names = set(MODULES)
-    assert "jepa_components.backends.keras.ijepa" in names
+    assert "jepa_components.backends.keras.models.ijepa" in names
     assert set(GLUE_FRAMEWORKS) <= names
     assert set(EXCLUDED) <= names, "an exclusion names a module that does not exist"
     assert TORCH_EXAMPLES <= names, "TORCH_EXAMPLES names a module that does not exist"
@@ -57,9 +57,9 @@ def test_every_backend_module_is_listed():
 # Modules whose examples import torch (marked ``torch``: see tests/backends/conftest.py).
 TORCH_EXAMPLES = {
     "jepa_components.backends.torch",
-    "jepa_components.backends.keras.checkpoints",
-    "jepa_components.backends.keras.official_format",
-    "jepa_components.backends.keras.torch_save_format",
+    "jepa_components.backends.keras.convert.checkpoints",
+    "jepa_components.backends.keras.convert.official_format",
+    "jepa_components.backends.keras.convert.torch_save",
 }
 
 

@@ -1,4 +1,4 @@
-"""The per-backend fast paths of ``_backend_specific`` compute what the generic path computes.
+"""The per-backend fast paths of ``compat`` compute what the generic path computes.
 
 Each fast path is checked against the ``keras.ops`` path it replaces, on the
 backend it serves (elsewhere it must decline, so the generic path runs).
@@ -10,9 +10,9 @@ import pytest
 from keras import ops
 
 from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer, make_adamw
-from jepa_components.backends.keras import _backend_specific as specific
+from jepa_components.backends.keras import compat as specific
 from jepa_components.backends.keras import layers as layers_module
-from jepa_components.backends.keras import optimizers as optimizers_module
+from jepa_components.backends.keras.training import optimizers as optimizers_module
 from jepa_components.backends.keras.layers import TransformerBlock
 from harness import TINY_PREDICTOR, TINY_VIT, images, to_numpy, training_batch
 
@@ -166,7 +166,7 @@ def test_jax_train_step_jit__remat_saves_memory_only_with_the_memory_ordered_sch
     need the memory-ordered scheduler, and IJEPA's train function uses it."""
     import jax
 
-    from jepa_components.backends.keras import ijepa as ijepa_module
+    from jepa_components.backends.keras.models import ijepa as ijepa_module
 
     def temp_bytes(remat, with_options):
         seen = {}

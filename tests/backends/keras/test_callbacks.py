@@ -17,7 +17,7 @@ import pytest
 
 from jepa_components.schedules import ema_momentum
 from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
-from jepa_components.backends.keras.optimizers import make_adamw, total_optimizer_steps
+from jepa_components.backends.keras.training.optimizers import make_adamw, total_optimizer_steps
 from harness import TINY_PREDICTOR, TINY_VIT, to_numpy, training_batch, weights_numpy
 
 BATCH = training_batch(4)

@@ -18,7 +18,7 @@ import pytest
 from keras import ops
 
 from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
-from jepa_components.backends.keras.checkpoints import (
+from jepa_components.backends.keras.convert.checkpoints import (
     export_official_checkpoint,
     infer_official_architecture,
     load_official_checkpoint,

@@ -9,7 +9,7 @@ import textwrap
 import keras
 import pytest
 
-from jepa_components.backends.keras.distribution import data_parallel, process_mask_start
+from jepa_components.backends.keras.training.distribution import data_parallel, process_mask_start
 
 # Runs in a fresh process: XLA_FLAGS must be set before jax starts.
 SCRIPT = textwrap.dedent("""
@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent("""
     import numpy as np
     import jax, keras
     from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
-    from jepa_components.backends.keras.distribution import data_parallel
+    from jepa_components.backends.keras.training.distribution import data_parallel
     from jepa_components.masks import MultiBlockMaskSampler
 
     seen = []

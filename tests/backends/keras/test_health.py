@@ -7,8 +7,8 @@ import pytest
 from jepa_components import diagnostics
 from jepa_components.schedules import ema_momentum, warmup_cosine_lr
 from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
-from jepa_components.backends.keras.health import HealthMonitor
-from jepa_components.backends.keras.optimizers import make_adamw
+from jepa_components.backends.keras.training.health import HealthMonitor
+from jepa_components.backends.keras.training.optimizers import make_adamw
 from harness import TINY_PREDICTOR, TINY_VIT, images, to_numpy, training_batch
 
 BATCH = training_batch(4)

@@ -20,7 +20,7 @@ from jepa_components.backends.keras import (
     WarmupCosine,
     make_adamw,
 )
-from jepa_components.backends.keras.optimizers import total_optimizer_steps
+from jepa_components.backends.keras.training.optimizers import total_optimizer_steps
 from harness import to_numpy
 
 FIXTURE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "fixtures",

@@ -10,7 +10,7 @@ from jepa_components.losses import jepa_loss
 from jepa_components.masks import MultiBlockMaskSampler
 from jepa_components.pixels import make_pixel_targets
 from jepa_components.backends.keras import MaskedImageDataset, Predictor, VisionTransformer
-from jepa_components.backends.keras.pixel_baseline import PixelBaseline
+from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
 from harness import TINY_PREDICTOR, TINY_VIT, mask_batch, pad, to_numpy, weights_numpy
 
 

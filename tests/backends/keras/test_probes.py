@@ -6,8 +6,8 @@ import pytest
 
 from jepa_components import diagnostics
 from jepa_components.backends.keras import VisionTransformer
-from jepa_components.backends.keras import attentive_probe
-from jepa_components.backends.keras.probes import encode_images, probe_encoder
+from jepa_components.backends.keras.evaluation import attentive_probe
+from jepa_components.backends.keras.evaluation.probes import encode_images, probe_encoder
 from harness import to_numpy
 
 
@@ -89,7 +89,7 @@ def test_probe_encoder__attentive_probe_on_the_cached_last_layer_tokens():
 
 
 def test_probes__reexports_the_attentive_probe():
-    from jepa_components.backends.keras import probes
+    from jepa_components.backends.keras.evaluation import probes
 
     for name in ("AttentivePooler", "AttentiveProbe", "attentive_probe_accuracy",
                  "train_attentive_probe", "token_statistics"):

@@ -1,6 +1,6 @@
 """Official I-JEPA state dict keys <-> Keras weights: the mapping and the load plan.
 
-Used by :mod:`jepa_components.backends.keras.checkpoints` (the public
+Used by :mod:`jepa_components.backends.keras.convert.checkpoints` (the public
 load / export functions; see its docstring for the conventions). Each
 official key maps to one Keras variable and a layout change; :func:`load_plan`
 validates a whole checkpoint against a model (missing, unexpected and
@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 
-from jepa_components.backends.keras.official_format import (
+from jepa_components.backends.keras.convert.official_format import (
     SINCOS_TOLERANCE,
     sincos_difference,
     square_side,

@@ -67,7 +67,7 @@ from keras import ops
 from jepa_components._validation import check_choice, check_float, check_int
 from jepa_components.context import make_targets
 from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
-from jepa_components.backends.keras._backend_specific import (
+from jepa_components.backends.keras.compat import (
     fused_blend,
     jax_train_step_jit,
     no_autocast,
@@ -366,13 +366,13 @@ class IJEPA(keras.Model):
         """Keras' train function; on jax and tensorflow one ``malloc_trim`` follows its first call.
 
         On jax's CPU the step is compiled with XLA's memory-ordered scheduler
-        (``_backend_specific.jax_train_step_jit``): without it, blocks built
+        (``compat.jax_train_step_jit``): without it, blocks built
         with ``remat=True`` would save no memory there.
 
         The first call compiles, and XLA's compile leaves freed heap that glibc
         keeps mapped: releasing it once cuts vit_tiny's steady resident memory
         by about 300 MiB on jax and 260 MiB on tensorflow
-        (``_backend_specific.release_heap_after_first_call``).
+        (``compat.release_heap_after_first_call``).
         """
         fresh = force or self.train_function is None
         step = jax_train_step_jit(self) if fresh else None

@@ -2,7 +2,7 @@
 
 The hub's I-JEPA models (``facebook/ijepa_vith14_1k`` and siblings) are the
 official checkpoints' encoders in transformers' ``IJepaModel`` layout (see
-:mod:`~jepa_components.backends.keras.hf_format` for the two key layouts).
+:mod:`~jepa_components.backends.keras.convert.hf_format` for the two key layouts).
 Mapped onto :class:`VisionTransformer`:
 
 - ``embeddings.patch_embeddings.projection`` -> ``patch_embed.proj`` (Conv2D
@@ -20,7 +20,7 @@ Mapped onto :class:`VisionTransformer`:
 Same network: pre-norm blocks, no class token, attention scaled by
 ``head_dim ** -0.5``, the activation, epsilon, qkv bias, image and patch
 size of ``config.json``. Loading is strict and all-or-nothing, like
-:func:`~jepa_components.backends.keras.checkpoints.load_official_checkpoint`:
+:func:`~jepa_components.backends.keras.convert.checkpoints.load_official_checkpoint`:
 every tensor is used exactly once; missing, unexpected (e.g. ``pooler.*``)
 or mis-shaped tensors are errors naming the keys, raised before any weight
 is written.
@@ -40,7 +40,7 @@ from jepa_components._validation import (
     check_seed,
     invalid,
 )
-from jepa_components.backends.keras.hf_format import (
+from jepa_components.backends.keras.convert.hf_format import (
     BIN_FILE,
     BIN_INDEX,
     CONFIG_FILE,
@@ -55,12 +55,12 @@ from jepa_components.backends.keras.hf_format import (
     to_v4_key,
     write_safetensors,
 )
-from jepa_components.backends.keras.ijepa import IJEPA
+from jepa_components.backends.keras.models.ijepa import IJEPA
 from jepa_components.backends.keras.layers import derive_seed
-from jepa_components.backends.keras.official_format import SINCOS_TOLERANCE, sincos_difference
-from jepa_components.backends.keras.official_mapping import keras_variable
-from jepa_components.backends.keras.predictor import Predictor
-from jepa_components.backends.keras.vit import VisionTransformer
+from jepa_components.backends.keras.convert.official_format import SINCOS_TOLERANCE, sincos_difference
+from jepa_components.backends.keras.convert.official_mapping import keras_variable
+from jepa_components.backends.keras.models.predictor import Predictor
+from jepa_components.backends.keras.models.vit import VisionTransformer
 
 __all__ = ["export_hf_checkpoint", "hf_state_dict", "load_hf_checkpoint"]
 

@@ -57,7 +57,7 @@ from keras import ops
 
 from jepa_components import diagnostics
 from jepa_components._validation import check_bool, check_float, check_int, invalid
-from jepa_components.backends.keras.ijepa import IJEPA
+from jepa_components.backends.keras.models.ijepa import IJEPA
 
 __all__ = ["HealthMonitor"]
 

@@ -1,6 +1,6 @@
 """Hugging Face ``IJepaModel`` weights: folders, safetensors, key layouts, config.
 
-The file side of :mod:`jepa_components.backends.keras.hf_checkpoints`:
+The file side of :mod:`jepa_components.backends.keras.convert.hf_checkpoints`:
 read a folder written by ``save_pretrained`` (``config.json`` plus
 ``model.safetensors``, sharded safetensors, or ``pytorch_model.bin``), a
 live ``transformers.IJepaModel`` or a state dict, and bring the keys to one
@@ -29,7 +29,7 @@ safetensors files are read and written here directly (the format is a
 JSON header and raw little-endian arrays), so neither torch nor the
 ``safetensors`` package is needed, and ``bfloat16`` files read as float32.
 ``pytorch_model.bin`` files need no torch either (see
-:mod:`~jepa_components.backends.keras.torch_save_format`).
+:mod:`~jepa_components.backends.keras.convert.torch_save`).
 """
 
 import json
@@ -40,8 +40,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jepa_components.backends.keras.official_format import _mlp_ratio, _to_numpy
-from jepa_components.backends.keras.torch_save_format import load_torch_file
+from jepa_components.backends.keras.convert.official_format import _mlp_ratio, _to_numpy
+from jepa_components.backends.keras.convert.torch_save import load_torch_file
 
 __all__ = ["read_hf_checkpoint", "read_safetensors", "write_safetensors"]
 

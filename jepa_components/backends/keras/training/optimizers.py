@@ -24,7 +24,7 @@ its weight-decay schedule the same way.
 Schedule length: :func:`total_optimizer_steps` is the one definition of the
 number of optimizer updates the schedules run over (the official
 ``ipe * num_epochs * ipe_scale``); :func:`make_adamw` and
-:class:`~jepa_components.backends.keras.callbacks.TargetEMA` both use it, so
+:class:`~jepa_components.backends.keras.training.target_ema.TargetEMA` both use it, so
 the learning-rate, weight-decay and EMA-momentum schedules end together.
 
 Weight decay is decoupled as in ``torch.optim.AdamW``: ``w -= lr * wd * w``
@@ -36,7 +36,7 @@ import keras
 from keras import ops
 
 from jepa_components._validation import check_float, check_int, invalid, is_real
-from jepa_components.backends.keras._backend_specific import (
+from jepa_components.backends.keras.compat import (
     torch_fused_adamw,
     torch_fused_adamw_supported,
 )

@@ -24,7 +24,7 @@ from keras import ops
 
 from jepa_components._validation import check_int, invalid
 from jepa_components.diagnostics import PROBE_PROTOCOLS, probe_accuracies
-from jepa_components.backends.keras.attentive_probe import (
+from jepa_components.backends.keras.evaluation.attentive_probe import (
     AttentivePooler,
     AttentiveProbe,
     attentive_probe_accuracy,

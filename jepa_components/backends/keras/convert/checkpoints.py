@@ -38,11 +38,11 @@ import numpy as np
 from keras import ops
 
 from jepa_components.positional import sincos_2d_positions
-from jepa_components.backends.keras.ijepa import IJEPA
+from jepa_components.backends.keras.models.ijepa import IJEPA
 from jepa_components.backends.keras.layers import check_seed, derive_seed
-from jepa_components.backends.keras.predictor import Predictor
-from jepa_components.backends.keras.torch_save_format import import_torch
-from jepa_components.backends.keras.official_format import (
+from jepa_components.backends.keras.models.predictor import Predictor
+from jepa_components.backends.keras.convert.torch_save import import_torch
+from jepa_components.backends.keras.convert.official_format import (
     PARTS,
     DDP_PREFIX,
     infer_kwargs,
@@ -50,13 +50,13 @@ from jepa_components.backends.keras.official_format import (
     infer_official_architecture,
     read_official_checkpoint,
 )
-from jepa_components.backends.keras.official_mapping import (
+from jepa_components.backends.keras.convert.official_mapping import (
     LAYOUTS,
     is_learned_table,
     load_plan,
     model_parts,
 )
-from jepa_components.backends.keras.vit import VisionTransformer
+from jepa_components.backends.keras.models.vit import VisionTransformer
 
 __all__ = [
     "export_official_checkpoint",
@@ -136,7 +136,7 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
         import numpy as np
         from jepa_components.backends.keras import (
             MaskedImageDataset, TargetEMA, load_official_checkpoint, make_adamw)
-        from jepa_components.backends.keras.checkpoints import read_official_checkpoint
+        from jepa_components.backends.keras.convert.checkpoints import read_official_checkpoint
         from jepa_components.masks import MultiBlockMaskSampler
 
         path = "IN1K-vit.h.14-300e.pth.tar"

@@ -33,7 +33,7 @@ from jepa_components._validation import (
     check_seed,
     invalid,
 )
-from jepa_components.backends.keras._backend_specific import (
+from jepa_components.backends.keras.compat import (
     residual_gradient_boundary,
     torch_block_call,
 )
@@ -320,7 +320,7 @@ class TransformerBlock(keras.layers.Layer):
     gradients, one more forward of the block per step, and only the block's
     input kept for the backward pass. On jax's CPU compiler the saving needs
     the memory-ordered scheduler that :class:`IJEPA`'s train step asks for
-    (``_backend_specific.jax_train_step_jit``).
+    (``compat.jax_train_step_jit``).
 
     Call: ``block(x, key_mask=None)`` with ``x`` ``(B, T, D)`` and an
     optional ``(B, T)`` bool key mask (see :class:`Attention`).

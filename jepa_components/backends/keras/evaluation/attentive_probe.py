@@ -8,7 +8,7 @@ values layer-normed), a residual MLP, a LayerNorm, then a linear
 classifier, trained with AdamW on cached tokens
 (:func:`attentive_probe_accuracy`). Seeded (weights from ``seed``, batch
 order from ``seed`` and the epoch), a fixed number of epochs, nothing tuned
-on the test split. ``jepa_components.backends.keras.probes`` runs it next
+on the test split. ``jepa_components.backends.keras.evaluation.probes`` runs it next
 to the linear and k-NN probes from one feature pass.
 """
 
@@ -18,7 +18,7 @@ from keras import ops
 
 from jepa_components._validation import check_float, check_int, check_seed, invalid
 from jepa_components.backends.keras.layers import MLP, dense, derive_seed, normal_init
-from jepa_components.backends.keras.optimizers import WarmupCosine
+from jepa_components.backends.keras.training.optimizers import WarmupCosine
 
 __all__ = [
     "AttentivePooler",

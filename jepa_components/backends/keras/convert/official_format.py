@@ -1,8 +1,8 @@
 """Reading official I-JEPA checkpoints and inferring their architecture.
 
-The file side of :mod:`jepa_components.backends.keras.checkpoints`: open a
+The file side of :mod:`jepa_components.backends.keras.convert.checkpoints`: open a
 facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (no torch needed, see
-:mod:`~jepa_components.backends.keras.torch_save_format`), split it into
+:mod:`~jepa_components.backends.keras.convert.torch_save`), split it into
 encoder / predictor / target-encoder state dicts (with or without DDP's
 ``module.`` prefix), and read the model sizes off the tensor shapes. Nothing
 here touches Keras weights.
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from jepa_components.positional import sincos_2d_positions
-from jepa_components.backends.keras.torch_save_format import load_torch_file
-from jepa_components.backends.keras.vit import VIT_SIZES
+from jepa_components.backends.keras.convert.torch_save import load_torch_file
+from jepa_components.backends.keras.models.vit import VIT_SIZES
 
 __all__ = ["infer_official_architecture", "read_official_checkpoint"]
 
@@ -103,7 +103,7 @@ def read_official_checkpoint(path, weights_only=True):
     """Read an official ``.pth`` / ``.pth.tar`` file; no torch needed.
 
     Files ``torch.save`` wrote (torch >= 1.6, as every official checkpoint)
-    are read by :func:`~jepa_components.backends.keras.torch_save_format.read_torch_save`,
+    are read by :func:`~jepa_components.backends.keras.convert.torch_save.read_torch_save`,
     so torch is never imported: on ``KERAS_BACKEND=tensorflow`` that matters,
     as torch imported after tensorflow can crash it.
 

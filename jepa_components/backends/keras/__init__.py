@@ -12,8 +12,8 @@ from jepa_components.backends.keras.layers import (
     PatchEmbed,
     TransformerBlock,
 )
-from jepa_components.backends.keras.predictor import Predictor
-from jepa_components.backends.keras.vit import (
+from jepa_components.backends.keras.models.predictor import Predictor
+from jepa_components.backends.keras.models.vit import (
     POS_EMBEDS,
     VIT_SIZES,
     VisionTransformer,
@@ -24,27 +24,27 @@ from jepa_components.backends.keras.vit import (
     vit_small,
     vit_tiny,
 )
-from jepa_components.backends.keras.ijepa import IJEPA
-from jepa_components.backends.keras.callbacks import TargetEMA
-from jepa_components.backends.keras.checkpoints import (
+from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.training.target_ema import TargetEMA
+from jepa_components.backends.keras.convert.checkpoints import (
     export_official_checkpoint,
     load_official_checkpoint,
 )
-from jepa_components.backends.keras.hf_checkpoints import (
+from jepa_components.backends.keras.convert.hf_checkpoints import (
     export_hf_checkpoint,
     load_hf_checkpoint,
 )
 from jepa_components.backends.keras.data import MaskedImageDataset
-from jepa_components.backends.keras.health import HealthMonitor
-from jepa_components.backends.keras.pixel_baseline import PixelBaseline
-from jepa_components.backends.keras.attentive_probe import (
+from jepa_components.backends.keras.training.health import HealthMonitor
+from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
+from jepa_components.backends.keras.evaluation.attentive_probe import (
     AttentivePooler,
     AttentiveProbe,
     attentive_probe_accuracy,
     train_attentive_probe,
 )
-from jepa_components.backends.keras.probes import encode_images, probe_encoder
-from jepa_components.backends.keras.optimizers import (
+from jepa_components.backends.keras.evaluation.probes import encode_images, probe_encoder
+from jepa_components.backends.keras.training.optimizers import (
     CosineWeightDecay,
     ScheduledAdamW,
     WarmupCosine,

@@ -4,13 +4,13 @@ The schedule itself lives in the model: :class:`IJEPA` keeps its start,
 end and length in saved variables, applies the target update
 ``target = m * target + (1 - m) * online`` inside its compiled training
 step, and applies the update still pending at the end of ``fit`` and before
-``evaluate`` (see :mod:`~jepa_components.backends.keras.ijepa`). This
+``evaluate`` (see :mod:`~jepa_components.backends.keras.models.ijepa`). This
 callback only writes the schedule, once, in ``on_train_begin``:
 
 - a float ``momentum`` with ``final_momentum``: the paper's linear schedule
   ``schedules.ema_momentum`` (0.996 -> 1.0 by default) over ``total_steps``
   optimizer updates; by default the whole run,
-  :func:`~jepa_components.backends.keras.optimizers.total_optimizer_steps`
+  :func:`~jepa_components.backends.keras.training.optimizers.total_optimizer_steps`
   of the ``fit`` call (the same definition as ``make_adamw``: give both the
   same ``ipe_scale``). No per-batch work at all, on any backend.
 - ``final_momentum=None``: a constant ``momentum``.
@@ -35,8 +35,8 @@ import warnings
 import keras
 
 from jepa_components._validation import check_float, check_int, invalid
-from jepa_components.backends.keras.ijepa import IJEPA
-from jepa_components.backends.keras.optimizers import total_optimizer_steps
+from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.training.optimizers import total_optimizer_steps
 
 __all__ = ["TargetEMA"]
 

@@ -1,0 +1,1 @@
+"""Frozen-feature evaluation: linear / k-NN probes and the attentive probe."""

@@ -1,0 +1,1 @@
+"""Keras models: the ViT encoder, the predictor and the JEPA methods built on them."""
