@@ -1,46 +1,116 @@
-"""Backend-specific code of the Keras I-JEPA: each function is a fast path for one backend
-and returns a "not handled" value elsewhere, so callers keep one generic ``keras.ops`` path.
+"""Every private framework access of the Keras backends, each behind a feature probe.
 
-- :func:`fused_blend`: the EMA update as one multi-tensor kernel on torch.
-- :func:`no_autocast`: float variables read as stored under a mixed-precision policy.
-- :func:`residual_gradient_boundary`: on jax, makes XLA materialize the gradient
-  of the residual stream at every block input (else XLA CPU re-computes the
-  whole backward add chain inside every consumer: O(depth^2)).
-- :func:`torch_block_call`: a transformer block in ``torch.nn.functional`` (no
-  per-op ``keras.ops`` / ``Layer.__call__`` overhead in eager torch).
-- :func:`torch_fused_adamw`: AdamW as ``torch._fused_adamw_`` (one kernel per
-  parameter group instead of a Python loop of Keras ops per variable).
-- :func:`jax_train_step_jit`: on jax's CPU, the train step compiled with
-  XLA's memory-ordered scheduler (what makes ``remat`` save memory there).
-- :func:`release_heap_after_first_call`: on jax and tensorflow, gives the heap
-  that XLA's compile freed back to the OS once the first (compiling) train
-  step has run.
+Two kinds of code live here and nowhere else in the package:
 
-**Fused EMA on torch.**
+1. **Fast paths** for one backend that return a "not handled" value
+   elsewhere, so callers keep one generic ``keras.ops`` path:
 
-On jax and tensorflow the target update ``target = m * target + (1 - m) *
-online`` runs inside the compiled train step, where XLA fuses the
-per-variable expressions into a few kernels. The torch backend runs the step
-eagerly: the same expression written with ``keras.ops`` costs ~8 dispatched
-ops per variable (vit_tiny, 152 variables, 2-core CPU: 9-190 ms per update,
-depending on load). This module does it with one multi-tensor kernel,
-``torch._foreach_lerp_(targets, onlines, 1 - m)`` (~1 ms), i.e.
-``t + (1 - m) * (o - t)``: the same update up to float rounding, and exactly
-``t`` when ``m = 1``. The weight is passed as (expanded) 0-d tensors, so the
-momentum never leaves the device (no host sync per step on GPU); a python
-scalar ``m`` would be equally fast on CPU but needs ``.item()`` there, and
-``_foreach_mul_`` with a 0-d tensor is ~10x slower (measured).
+   - :func:`fused_blend`: the EMA update as one multi-tensor kernel on torch
+     (``torch._foreach_lerp_``, ``t + (1 - m) * (o - t)``: the same update up
+     to float rounding, exactly ``t`` when ``m = 1``; the weight stays a 0-d
+     device tensor, so no host sync per step).
+   - :func:`residual_gradient_boundary`: on jax, makes XLA materialize the
+     gradient of the residual stream at every block input (else XLA CPU
+     recomputes the whole backward add chain inside every consumer:
+     O(depth^2)).
+   - :func:`torch_block_call`: a transformer block in ``torch.nn.functional``
+     (no per-op ``keras.ops`` / ``Layer.__call__`` overhead in eager torch).
+   - :class:`TorchFusedAdamWHooks` and :func:`torch_fused_adamw`: AdamW as
+     ``torch._fused_adamw_`` (one kernel per parameter group instead of a
+     Python loop of Keras ops per variable).
+   - :func:`jax_train_step_jit`: on jax's CPU, the train step compiled with
+     XLA's memory-ordered scheduler (what makes ``remat`` save memory there).
+   - :func:`release_heap_after_first_call`: on jax and tensorflow, gives the
+     heap that XLA's compile freed back to the OS once the first (compiling)
+     train step has run.
+
+2. **Keras internals** with no public equivalent: :func:`no_autocast`
+   (``AutocastScope``), :func:`callback_model` (a callback's model without
+   the jax state sync of ``Callback.model``), the optimizer hooks above.
+
+**Probes.** Each private name is looked up once (:data:`PROBES` lists them,
+with whether this installation has it). Where one is missing (a Keras or
+torch release that moved it), the function takes the public path: the
+generic ``keras.ops`` update, Keras' own train function, ``Callback.model``;
+:func:`no_autocast` warns once under a mixed-precision policy, where the
+public path rounds the EMA's reads to the compute dtype. The tests run every
+function both ways (``tests/backends/keras/test_compat.py``), and a test fails
+if a private framework name is used anywhere else in the package. The
+figures behind each fast path are in the docs' performance page.
 """
 
+import contextlib
 import ctypes
 import functools
+import importlib
+import warnings
 
 import keras
 
-__all__ = ["JAX_CPU_COMPILER_OPTIONS", "fused_blend", "jax_train_step_jit", "no_autocast",
+__all__ = ["JAX_CPU_COMPILER_OPTIONS", "PROBES", "TorchFusedAdamWHooks", "callback_model",
+           "fused_blend", "jax_train_step_jit", "no_autocast", "private_api",
            "release_free_heap", "release_heap_after_first_call",
            "residual_gradient_boundary", "torch_block_call", "torch_fused_adamw",
            "torch_fused_adamw_supported"]
+
+
+# ------------------------------------------------------------------------ probes
+#: Every private framework name the package uses: ``name -> (module, attribute)``.
+#: :func:`private_api` looks each up once and returns None where it is missing.
+PROBES = {
+    "stateless_scope": ("keras.src.backend.common.stateless_scope", "in_stateless_scope"),
+    "autocast_scope": ("keras.src.backend.common.variables", "AutocastScope"),
+    "torch_foreach_lerp": ("torch", "_foreach_lerp_"),
+    "torch_fused_adamw": ("torch", "_fused_adamw_"),
+}
+
+#: Private methods of ``keras.optimizers.Optimizer`` that :class:`TorchFusedAdamWHooks`
+#: overrides or calls, and the optimizer state it reads.
+OPTIMIZER_METHODS = ("_backend_update_step", "_apply_weight_decay", "_use_weight_decay",
+                     "_get_variable_index")
+OPTIMIZER_STATE = ("_momentums", "_velocities")
+
+_disabled = set()  # probe names switched off (tests of the public paths)
+
+
+@functools.cache
+def _lookup(name):
+    module, attribute = PROBES[name]
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError):
+        return None
+
+
+def private_api(name):
+    """The private object probed as ``name`` (a key of :data:`PROBES`), or None if missing.
+
+    Importing the module is deferred to the first call, so a backend's
+    framework is imported only where that backend runs.
+    """
+    return None if name in _disabled else _lookup(name)
+
+
+@contextlib.contextmanager
+def public_paths(*names):
+    """Context (for tests): the probes ``names`` report missing, so callers take the public path.
+
+    ``"optimizer"`` switches off :class:`TorchFusedAdamWHooks`' use of the
+    optimizer internals, ``"model_train_function"`` and ``"callback_model"``
+    the Keras model / callback internals.
+    """
+    unknown = set(names) - set(PROBES) - {"optimizer", "callback_model", "model_train_function",
+                                           "model_distribute_strategy"}
+    if unknown:
+        raise ValueError(f"Invalid value for argument `names`. Expected names of PROBES or "
+                         f"'optimizer', 'callback_model', 'model_train_function', "
+                         f"'model_distribute_strategy'. Received: {sorted(unknown)}")
+    added = set(names) - _disabled
+    _disabled.update(added)
+    try:
+        yield
+    finally:
+        _disabled.difference_update(added)
 
 
 def fused_blend(pairs, momentum):
@@ -57,9 +127,9 @@ def fused_blend(pairs, momentum):
     """
     if keras.backend.backend() != "torch" or not pairs:
         return False
-    from keras.src.backend.common.stateless_scope import in_stateless_scope
-
-    if in_stateless_scope():
+    in_stateless_scope = private_api("stateless_scope")
+    lerp = private_api("torch_foreach_lerp")
+    if in_stateless_scope is None or lerp is None or in_stateless_scope():
         return False  # e.g. `stateless_call`: assignments must go through Keras
     import torch
 
@@ -70,7 +140,7 @@ def fused_blend(pairs, momentum):
     with torch.no_grad():
         m = torch.as_tensor(momentum, dtype=targets[0].dtype, device=targets[0].device)
         weight = 1.0 - m
-        torch._foreach_lerp_(targets, onlines, [weight.expand_as(t) for t in targets])
+        lerp(targets, onlines, [weight.expand_as(t) for t in targets])
     return True
 
 
@@ -80,11 +150,40 @@ def no_autocast():
     ``Layer.__call__`` of a ``mixed_bfloat16`` layer opens an autocast scope
     in which every float variable reads as bfloat16; bookkeeping that must
     stay float32 inside ``call`` (the EMA) runs under this. Keras has no
-    public API for it: ``AutocastScope(None)`` is the internal one.
+    public API for it: ``AutocastScope(None)`` is the internal one. Where
+    it is missing, a null context, with a warning (once) under a
+    mixed-precision policy, whose variable reads are then rounded.
     """
-    from keras.src.backend.common.variables import AutocastScope
+    scope = private_api("autocast_scope")
+    if scope is not None:
+        return scope(None)
+    policy = keras.config.dtype_policy()
+    if policy.compute_dtype != policy.variable_dtype:
+        _warn_once("autocast_scope",
+                   "This Keras has no AutocastScope: under the mixed-precision policy "
+                   f"{policy.name!r} the EMA target update reads its float32 variables in "
+                   f"{policy.compute_dtype}. Use a float32 policy for exact EMA updates.")
+    return contextlib.nullcontext()
 
-    return AutocastScope(None)
+
+_warned = set()
+
+
+def _warn_once(key, message):
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+def callback_model(callback):
+    """``callback``'s model without the jax state sync of ``Callback.model`` (writes only).
+
+    ``Callback.model`` on jax first copies the training state back into the
+    model's variables; a callback that only sets ``stop_training`` needs
+    none of it. The internal ``_model`` where Keras has it, else ``.model``.
+    """
+    model = None if "callback_model" in _disabled else getattr(callback, "_model", None)
+    return callback.model if model is None else model
 
 
 # --------------------------------------------------------------- jax: gradient boundary
@@ -126,12 +225,7 @@ def _make_jax_boundary():
 
 
 def residual_gradient_boundary(x):
-    """``x`` unchanged; on jax its gradient is materialized here (see :func:`_make_jax_boundary`).
-
-    Measured (vit_tiny/16, 96 px, batch 16, 1 thread, CPU time): forward +
-    backward of the I-JEPA loss 356 -> 213 ms (with
-    ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``), first (compiling) step 62 -> 33 s.
-    """
+    """``x`` unchanged; on jax its gradient is materialized here (see :func:`_make_jax_boundary`)."""
     global _BOUNDARY
     if keras.backend.backend() != "jax":
         return x
@@ -159,9 +253,7 @@ def torch_block_call(block, x, key_mask=None):
     the ``(in, out)`` kernel, ``F.scaled_dot_product_attention`` with the
     boolean key mask, the block's activation. Eager torch pays Python
     overhead per ``keras.ops`` call and per ``Layer.__call__`` (~10 per
-    block); this path has none of it: Keras-torch forward 210 -> 156 ms,
-    forward + backward 354 -> 297 ms (official: 149 / 291 ms; vit_tiny/16,
-    96 px, batch 16, 1 thread, CPU time).
+    block); this path has none of it.
 
     Returns None (caller runs the generic path) on other backends, for
     symbolic inputs, or for an activation without a torch equivalent here.
@@ -203,7 +295,9 @@ def torch_fused_adamw_supported(optimizer):
     of ``_fused_adamw_``). The optimizer asks once, for both its update and
     its weight decay, so they never disagree.
     """
-    if keras.backend.backend() != "torch" or getattr(optimizer, "amsgrad", False):
+    if (keras.backend.backend() != "torch" or getattr(optimizer, "amsgrad", False)
+            or "optimizer" in _disabled or private_api("torch_fused_adamw") is None
+            or not all(hasattr(optimizer, name) for name in OPTIMIZER_METHODS + OPTIMIZER_STATE)):
         return False
     import torch
 
@@ -219,9 +313,9 @@ def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, 
     ``eps' = eps / sqrt(bc2)`` they are the same expression (``bc = 1 -
     beta^t``). Decoupled decay ``w *= 1 - lr * wd`` is in both. Two kernel
     calls (with and without decay) replace a Python loop of ~10 Keras ops
-    per variable: vit_tiny + predictor (~9.7M parameters), 1 thread:
-    54.7 -> 9.2 ms per update, weights equal to 7e-7 after 12 updates.
-    Only where :func:`torch_fused_adamw_supported` says so.
+    per variable (the tests check the weights against Keras' update).
+    Only where :func:`torch_fused_adamw_supported` says so (after the
+    optimizer is built: it reads the moment variables).
 
     Args:
         optimizer: a ``keras.optimizers.Adam``-family optimizer (its
@@ -251,11 +345,35 @@ def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, 
             if not params:
                 continue
             steps = torch.full((), float(step), dtype=torch.float32, device=params[0].device)
-            torch._fused_adamw_(params, group_grads, moments, velocities, [],
+            private_api("torch_fused_adamw")(params, group_grads, moments, velocities, [],
                                 [steps] * len(params), lr=lr, beta1=optimizer.beta_1,
                                 beta2=optimizer.beta_2, weight_decay=wd if decay else 0.0,
                                 eps=eps, amsgrad=False, maximize=False)
 
+
+
+class TorchFusedAdamWHooks:
+    """Mixin for a ``keras.optimizers.AdamW`` subclass: its update as :func:`torch_fused_adamw`.
+
+    Overrides two private methods of ``keras.optimizers.Optimizer``:
+    ``_backend_update_step`` (the update of all variables) runs the fused
+    kernel, and ``_apply_weight_decay`` is skipped since the kernel applies
+    the decay. Where :func:`torch_fused_adamw_supported` is False (other
+    backends, AMSGrad, an older torch, or a Keras without these internals)
+    both are Keras' own. Put it first in the bases:
+    ``class MyAdamW(TorchFusedAdamWHooks, keras.optimizers.AdamW)``.
+    """
+
+    def _apply_weight_decay(self, variables):
+        if not torch_fused_adamw_supported(self):  # else inside `_backend_update_step`
+            super()._apply_weight_decay(variables)
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if torch_fused_adamw_supported(self):
+            torch_fused_adamw(self, grads, trainable_variables, learning_rate,
+                              self.weight_decay, self._use_weight_decay)
+        else:
+            super()._backend_update_step(grads, trainable_variables, learning_rate)
 
 def release_free_heap():
     """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``).
@@ -276,14 +394,9 @@ def release_heap_after_first_call(function):
     """``function``, calling :func:`release_free_heap` once after its first call (jax, tensorflow).
 
     XLA's compile of the train step frees hundreds of MiB that glibc keeps
-    mapped, so the process's resident memory stays high for the whole run.
-    ``python benchmarks/bench_train_step.py --memory-only --backends
-    jax,tensorflow --threads 2`` (vit_tiny/16, 96 px, batch 16; peak RSS of
-    the steady steps above the post-import baseline), two runs each: jax
-    890 / 869 MiB without the release, 582 / 578 MiB with it; tensorflow
-    1870 / 1875 against 1608 / 1612 MiB. The step time is unchanged within
-    noise (jax 156 vs 160 ms); the call itself takes 25-140 ms, once. On
-    torch nothing is compiled and ``function`` is returned as is.
+    mapped, so the process's resident memory would stay high for the whole
+    run. The release runs once, after the compiling call. On torch nothing
+    is compiled and ``function`` is returned as is.
     """
     if keras.backend.backend() not in ("jax", "tensorflow"):
         return function
@@ -303,12 +416,9 @@ def release_heap_after_first_call(function):
 # ------------------------------------------------------ jax: the train step's compile options
 #: XLA:CPU schedules for concurrency by default, which starts every
 #: recomputation of a rematerialized block as early as its inputs allow, so
-#: ``jax.checkpoint`` saves nothing (vit_tiny/16 at 96 px, batch 16, every
-#: block ``remat=True``: XLA's preallocated temp 222 MiB, against 197 MiB
-#: without remat). The memory-ordered scheduler keeps recomputations next to
-#: their use: 29 MiB with remat, 176 MiB without, and the step is no slower
-#: (one run each: 1.81x the official step against 1.79x without remat,
-#: 2.15x with it). ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``
+#: ``jax.checkpoint`` saves almost nothing. The memory-ordered scheduler
+#: keeps recomputations next to their use, at no cost in speed (the docs'
+#: performance page has the figures). ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``
 #: sets the same for a whole process.
 JAX_CPU_COMPILER_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
@@ -325,11 +435,10 @@ def jax_train_step_jit(model):
     if keras.backend.backend() != "jax" or model.run_eagerly or not model.jit_compile:
         return None
     import jax
-    from keras.src.backend.config import is_nnx_enabled
-    from keras.src.distribution import distribution_lib
 
-    if (jax.default_backend() != "cpu" or distribution_lib.distribution() is not None
-            or is_nnx_enabled() or not _jax_accepts_cpu_compiler_options()):
+    nnx = getattr(keras.config, "is_nnx_enabled", lambda: False)  # before Keras 3.11: no NNX
+    if (jax.default_backend() != "cpu" or keras.distribution.distribution() is not None
+            or nnx() or not _jax_accepts_cpu_compiler_options()):
         return None
     return jax.jit(model.train_step, donate_argnums=0, compiler_options=JAX_CPU_COMPILER_OPTIONS)
 
@@ -347,3 +456,41 @@ def _jax_accepts_cpu_compiler_options():
     except Exception:  # noqa: BLE001 - TypeError (old jit) or an unknown-option error
         return False
     return True
+
+
+# ------------------------------------------------ keras.Model internals of the JEPA base
+__all__ += ["model_distribute_strategy", "model_train_function"]
+
+_NOT_FOUND = object()
+
+
+def model_train_function(model, step):
+    """The function ``fit`` calls, made by Keras around the compiled train ``step``, or None.
+
+    ``keras.Model`` wraps a compiled step (the loop over
+    ``steps_per_execution``, the state passed in and out) with its internal
+    ``_make_function``; the JEPA base hands it the jax CPU step of
+    :func:`jax_train_step_jit`. None where this Keras has no such method (or
+    ``public_paths("model_train_function")``): the caller then keeps
+    ``keras.Model.make_train_function``, Keras' own step.
+    """
+    make = None if "model_train_function" in _disabled else getattr(model, "_make_function", None)
+    return None if make is None else make(step)
+
+
+def model_distribute_strategy(model):
+    """The ``tf.distribute`` strategy ``model`` runs under, or None (no strategy, or not tensorflow).
+
+    Keras' tensorflow trainer keeps it in the internal ``_distribute_strategy``.
+    Where that is missing (or ``public_paths("model_distribute_strategy")``):
+    the strategy of the current ``tf.distribute`` scope, if any.
+    """
+    strategy = (_NOT_FOUND if "model_distribute_strategy" in _disabled
+                else getattr(model, "_distribute_strategy", _NOT_FOUND))
+    if strategy is not _NOT_FOUND:
+        return strategy
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None

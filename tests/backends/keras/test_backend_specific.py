@@ -11,8 +11,7 @@ from keras import ops
 
 from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer, make_adamw
 from jepa_components.backends.keras import compat as specific
-from jepa_components.backends.keras import layers as layers_module
-from jepa_components.backends.keras.training import optimizers as optimizers_module
+from jepa_components.backends.keras.layers import block as block_module
 from jepa_components.backends.keras.layers import TransformerBlock
 from harness import TINY_PREDICTOR, TINY_VIT, images, to_numpy, training_batch
 
@@ -24,7 +23,7 @@ KEY_MASK = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], bool)
 def _block_outputs_and_grads(block, generic, monkeypatch):
     """Output and input gradient of ``sum(block(x) ** 2)``, fast or generic path."""
     if generic:
-        monkeypatch.setattr(layers_module, "torch_block_call", lambda *args: None)
+        monkeypatch.setattr(block_module, "torch_block_call", lambda *args: None)
     if BACKEND == "torch":
         import torch
 
@@ -83,7 +82,7 @@ def test_scheduled_adamw__fused_torch_update_equals_keras_adamw(fast_path, monke
     same constant LR and weight decay, weights excluded from decay included; also where the
     fused kernel is unavailable (the generic update must then apply the weight decay)."""
     if not fast_path:
-        monkeypatch.setattr(optimizers_module, "torch_fused_adamw_supported", lambda opt: False)
+        monkeypatch.setattr(specific, "torch_fused_adamw_supported", lambda opt: False)
     rng = np.random.default_rng(0)
     shapes = {"kernel": (6, 4), "bias": (4,)}  # bias: excluded from weight decay (official)
     values = {name: rng.normal(size=shape).astype("float32") for name, shape in shapes.items()}

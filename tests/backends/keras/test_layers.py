@@ -165,18 +165,3 @@ def test_layers__invalid_arguments_raise(make, match):
     with pytest.raises(ValueError, match=f"Invalid value for argument `{match}`"):
         make()
 
-
-def test_layers__old_check_names_stay_importable():
-    # backends/keras/checkpoints.py imports check_seed from here (to be moved
-    # to jepa_components._validation); the aliases keep the project message.
-    from jepa_components.backends.keras.layers import (
-        check_positive_float,
-        check_positive_int,
-        check_seed,
-    )
-
-    assert check_positive_int("depth", 2) == 2 and check_positive_float("eps", 0.5) == 0.5
-    assert check_seed(None) is None
-    for check, value in ((check_positive_int, 0), (check_positive_float, 0.0)):
-        with pytest.raises(ValueError, match="Invalid value for argument `x`"):
-            check("x", value)

@@ -57,6 +57,7 @@ from keras import ops
 
 from jepa_components import diagnostics
 from jepa_components._validation import check_bool, check_float, check_int, invalid
+from jepa_components.backends.keras.compat import callback_model
 from jepa_components.backends.keras.models.ijepa import IJEPA
 
 __all__ = ["HealthMonitor"]
@@ -297,4 +298,4 @@ class HealthMonitor(keras.callbacks.Callback):
             self.stop_kind, self.stop_reason, self.stop_step = kind, message, self._step
             if self.verbose:
                 print(f"HealthMonitor: stopping training: {message}")
-        self._model.stop_training = True  # not `self.model`: no jax state sync needed
+        callback_model(self).stop_training = True  # no jax state sync needed

@@ -36,10 +36,7 @@ import keras
 from keras import ops
 
 from jepa_components._validation import check_float, check_int, invalid, is_real
-from jepa_components.backends.keras.compat import (
-    torch_fused_adamw,
-    torch_fused_adamw_supported,
-)
+from jepa_components.backends.keras.compat import TorchFusedAdamWHooks
 from jepa_components.schedules import cosine_weight_decay, warmup_cosine_lr
 
 __all__ = ["CosineWeightDecay", "ScheduledAdamW", "WarmupCosine", "make_adamw",
@@ -175,7 +172,7 @@ def _is_excluded(variable):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ScheduledAdamW(keras.optimizers.AdamW):
+class ScheduledAdamW(TorchFusedAdamWHooks, keras.optimizers.AdamW):
     """``keras.optimizers.AdamW`` whose weight decay may follow a schedule.
 
     Args:
@@ -189,6 +186,9 @@ class ScheduledAdamW(keras.optimizers.AdamW):
             ``exclude_from_weight_decay`` calls.
         epsilon: Adam epsilon (default 1e-8, as ``torch.optim.AdamW``).
         **kwargs: any other ``keras.optimizers.AdamW`` argument.
+
+    On torch the update of all variables runs as one fused kernel per
+    parameter group (``compat.TorchFusedAdamWHooks``), the same formula.
 
     Example:
         >>> opt = ScheduledAdamW(
@@ -233,17 +233,6 @@ class ScheduledAdamW(keras.optimizers.AdamW):
         if self.exclude_biases_and_1d:
             self.exclude_from_weight_decay(var_list=[v for v in variables if _is_excluded(v)])
         super().build(variables)
-
-    def _apply_weight_decay(self, variables):
-        if not torch_fused_adamw_supported(self):  # else inside `_backend_update_step`
-            super()._apply_weight_decay(variables)
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if torch_fused_adamw_supported(self):
-            torch_fused_adamw(self, grads, trainable_variables, learning_rate,
-                              self.weight_decay, self._use_weight_decay)
-        else:
-            super()._backend_update_step(grads, trainable_variables, learning_rate)
 
     def get_config(self):
         config = super().get_config()
