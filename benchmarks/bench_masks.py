@@ -4,7 +4,8 @@ Same configuration (14x14 grid, 4 targets of scale 0.15-0.2 and aspect
 0.75-1.5, one context block of scale 0.85-1.0, min_keep 10), batch 256, one
 thread, mask generation only (the official collator is called on a batch of
 plain ints so image collation costs nothing). Prints microseconds per sample
-for both and the ratio. Needs torch and ../shared/anchors/ijepa.
+for both and the ratio. Needs torch and a checkout of facebookresearch/ijepa
+(``--official-code PATH`` or ``$IJEPA_OFFICIAL_CODE``; see docs/performance.md).
 
     python benchmarks/bench_masks.py [--batch-size 256] [--repeats 20]
 """
@@ -23,8 +24,6 @@ import numpy as np
 
 from jepa_components.masks import MultiBlockMaskSampler
 
-ANCHORS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "anchors", "ijepa")
-
 
 def best_time(fn, repeats):
     times = []
@@ -39,14 +38,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--anchors", default=ANCHORS, help="path to facebookresearch/ijepa")
+    parser.add_argument(
+        "--official-code",
+        "--anchors",
+        dest="anchors",
+        default=None,
+        metavar="PATH",
+        help="checkout of facebookresearch/ijepa (default: $IJEPA_OFFICIAL_CODE)",
+    )
     args = parser.parse_args()
     B = args.batch_size
 
     import torch
+    from _official import official_code_dir  # where the official code is
 
     torch.set_num_threads(1)
-    sys.path.insert(0, os.path.abspath(args.anchors))
+    sys.path.insert(0, official_code_dir(args.anchors))
     from src.masks.multiblock import MaskCollator
 
     logging.getLogger().setLevel(logging.ERROR)  # its retry warnings

@@ -41,39 +41,55 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
 
-import paper_claims_eval as evaluation  # noqa: E402
-import paper_claims_report as report  # noqa: E402
-import paper_claims_train as training  # noqa: E402
+import paper_claims_eval as evaluation
+import paper_claims_report as report
+import paper_claims_train as training
 
 MAIN_ARMS = ("ijepa_multiblock", "pixel_multiblock")
 MASK_ARMS = ("ijepa_block", "ijepa_raster", "ijepa_random")
 CURVE_FRACTIONS = (0.2, 0.4, 0.6, 0.8)
 COMMON_FRACTION = 0.8
-DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                              "paper_claims")
+DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "paper_claims")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=10.0,
-                        help="training wall-clock budget per trained arm (default 10)")
-    parser.add_argument("--seeds", type=int, default=3,
-                        help="seeds of I-JEPA multi-block and the pixel baseline (default 3)")
-    parser.add_argument("--mask-seeds", type=int, default=1,
-                        help="seeds of the block / raster / random arms (default 1)")
-    parser.add_argument("--no-masks", action="store_true",
-                        help="skip the block / raster / random arms")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=10.0,
+        help="training wall-clock budget per trained arm (default 10)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=3,
+        help="seeds of I-JEPA multi-block and the pixel baseline (default 3)",
+    )
+    parser.add_argument(
+        "--mask-seeds",
+        type=int,
+        default=1,
+        help="seeds of the block / raster / random arms (default 1)",
+    )
+    parser.add_argument(
+        "--no-masks", action="store_true", help="skip the block / raster / random arms"
+    )
     parser.add_argument("--data", default=None, help="Fashion-MNIST folder (default: search)")
     parser.add_argument("--output-dir", default=DEFAULT_OUTPUT)
-    parser.add_argument("--chunk", type=int, default=25,
-                        help="steps per fit call; snapshots fall on multiples of it")
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=25,
+        help="steps per fit call; snapshots fall on multiples of it",
+    )
     parser.add_argument("--calibration-steps", type=int, default=12)
     parser.add_argument("--probe-train", type=int, default=10_000)
     parser.add_argument("--probe-test", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke test: tiny model, 2,000 images, seconds per arm")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke test: tiny model, 2,000 images, seconds per arm"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes, args.seeds, args.mask_seeds = 0.08, 1, 1
@@ -120,31 +136,46 @@ def main(argv=None):
 
     recipe = training.QUICK_RECIPE if args.quick else training.RECIPE
     split = datasets.load_fashion_mnist(args.data)
-    train_images = evaluation.normalize(split.train_images[:2000] if args.quick
-                                        else split.train_images)
+    train_images = evaluation.normalize(
+        split.train_images[:2000] if args.quick else split.train_images
+    )
     data = evaluation.ProbeData(split, args.probe_train, args.probe_test)
     attentive = {"epochs": 2} if args.quick else {}
     budget = 60.0 * args.minutes
     arms = list(MAIN_ARMS) + ([] if args.no_masks else list(MASK_ARMS))
-    results = {"meta": {
-        "budget_minutes": args.minutes, "seeds": args.seeds, "mask_seeds": args.mask_seeds,
-        "machine": _machine(), "backend": keras.backend.backend(),
-        "keras": keras.__version__, "python": platform.python_version(),
-        "quick": args.quick, "probe_train": data.num_train, "probe_test": data.num_test,
-        "train_images": len(train_images), "batch_size": recipe["batch_size"],
-        "chunk": args.chunk, "recipe": {k: list(v) if isinstance(v, tuple) else v
-                                        for k, v in recipe.items()},
-        "command": " ".join(["python", "benchmarks/paper_claims.py"] + sys.argv[1:]),
-        "protocols": evaluation.__doc__}, "runs": [], "random_init": []}
+    results = {
+        "meta": {
+            "budget_minutes": args.minutes,
+            "seeds": args.seeds,
+            "mask_seeds": args.mask_seeds,
+            "machine": _machine(),
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+            "python": platform.python_version(),
+            "quick": args.quick,
+            "probe_train": data.num_train,
+            "probe_test": data.num_test,
+            "train_images": len(train_images),
+            "batch_size": recipe["batch_size"],
+            "chunk": args.chunk,
+            "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()},
+            "command": " ".join(["python", "benchmarks/paper_claims.py"] + sys.argv[1:]),
+            "protocols": evaluation.__doc__,
+        },
+        "runs": [],
+        "random_init": [],
+    }
 
     _say(started, "raw pixels")
     results["raw_pixels"] = evaluation.evaluate_pixels(
-        data, patch_size=recipe["patch_size"], attentive=attentive)
+        data, patch_size=recipe["patch_size"], attentive=attentive
+    )
     for seed in range(args.seeds):
         _say(started, f"random init, seed {seed}")
         encoder = training.random_init_encoder(recipe, seed)
-        results["random_init"].append({"seed": seed, **evaluation.evaluate_encoder(
-            encoder, data, attentive=attentive)})
+        results["random_init"].append(
+            {"seed": seed, **evaluation.evaluate_encoder(encoder, data, attentive=attentive)}
+        )
     _write(results, args.output_dir)
 
     calibration = {}
@@ -152,55 +183,78 @@ def main(argv=None):
         if args.quick and calibration:  # one compile less per arm: --quick shares the first
             calibration[arm] = dict(calibration[arms[0]], shared_with=arms[0])
         else:
-            calibration[arm] = training.calibrate(arm, recipe, train_images,
-                                                  args.calibration_steps)
+            calibration[arm] = training.calibrate(arm, recipe, train_images, args.calibration_steps)
         _say(started, f"calibrated {arm}: {calibration[arm]['seconds_per_step']:.3f} s/step")
-    planned = {arm: training.plan_steps(budget, c["seconds_per_step"], args.chunk)
-               for arm, c in calibration.items()}
+    planned = {
+        arm: training.plan_steps(budget, c["seconds_per_step"], args.chunk)
+        for arm, c in calibration.items()
+    }
     # Equal steps: a step every arm reaches even when it runs up to 20% slower than
     # calibrated (the slowest arm's run stops at its budget, not at its planned steps).
-    common_step = max(args.chunk, int(COMMON_FRACTION * min(planned.values()))
-                      // args.chunk * args.chunk)
+    common_step = max(
+        args.chunk, int(COMMON_FRACTION * min(planned.values())) // args.chunk * args.chunk
+    )
     results.update(calibration=calibration, planned_steps=planned, common_step=common_step)
 
-    schedule = [(seed, arm) for seed in range(max(args.seeds, args.mask_seeds))
-                for arm in arms
-                if seed < (args.seeds if arm in MAIN_ARMS else args.mask_seeds)]
+    schedule = [
+        (seed, arm)
+        for seed in range(max(args.seeds, args.mask_seeds))
+        for arm in arms
+        if seed < (args.seeds if arm in MAIN_ARMS else args.mask_seeds)
+    ]
     for seed, arm in schedule:
         snapshot_steps = set()
         if arm in MAIN_ARMS:
-            snapshot_steps = {max(args.chunk, round(f * planned[arm] / args.chunk) * args.chunk)
-                              for f in CURVE_FRACTIONS} - {planned[arm]}
+            snapshot_steps = {
+                max(args.chunk, round(f * planned[arm] / args.chunk) * args.chunk)
+                for f in CURVE_FRACTIONS
+            } - {planned[arm]}
 
-        def on_snapshot(encoder, step, seconds):
-            point = {"step": step, "train_seconds": round(seconds, 1),
-                     **evaluation.snapshot(encoder, data)}
+        def on_snapshot(encoder, step, seconds, *, arm=arm, seed=seed):  # this run's arm and seed
+            point = {
+                "step": step,
+                "train_seconds": round(seconds, 1),
+                **evaluation.snapshot(encoder, data),
+            }
             _say(started, f"  {arm} seed {seed} step {step}: linear {point['linear']:.4f}")
             return point
 
         def on_common(encoder):
             return evaluation.evaluate_encoder(encoder, data, with_attentive=False)
 
-        _say(started, f"train {arm} seed {seed}: plan {planned[arm]} steps, "
-                      f"budget {budget:.0f} s")
+        _say(started, f"train {arm} seed {seed}: plan {planned[arm]} steps, budget {budget:.0f} s")
         encoder, run = training.train_arm(
-            arm, recipe, seed, train_images, budget_seconds=budget,
-            planned_steps=planned[arm], chunk=args.chunk, snapshot_steps=snapshot_steps,
-            common_step=common_step, on_snapshot=on_snapshot, on_common=on_common)
+            arm,
+            recipe,
+            seed,
+            train_images,
+            budget_seconds=budget,
+            planned_steps=planned[arm],
+            chunk=args.chunk,
+            snapshot_steps=snapshot_steps,
+            common_step=common_step,
+            on_snapshot=on_snapshot,
+            on_common=on_common,
+        )
         run["final"] = evaluation.evaluate_encoder(encoder, data, attentive=attentive)
         run["load_after"] = os.getloadavg()[0]
         results["runs"].append(run)
-        _say(started, f"  {arm} seed {seed}: {run['steps']} steps in "
-                      f"{run['train_seconds']:.0f} s, linear {run['final']['linear']:.4f}, "
-                      f"linear last 4 {run['final']['linear_last4']:.4f}")
+        _say(
+            started,
+            f"  {arm} seed {seed}: {run['steps']} steps in "
+            f"{run['train_seconds']:.0f} s, linear {run['final']['linear']:.4f}, "
+            f"linear last 4 {run['final']['linear_last4']:.4f}",
+        )
         _write(results, args.output_dir)
         keras.backend.clear_session()
 
     results["meta"]["total_minutes"] = (time.perf_counter() - started) / 60
     summary = _write(results, args.output_dir, final=True)
     print(report.markdown(results, summary))
-    print(f"total wall time: {results['meta']['total_minutes']:.1f} min "
-          f"(outputs in {args.output_dir})")
+    print(
+        f"total wall time: {results['meta']['total_minutes']:.1f} min "
+        f"(outputs in {args.output_dir})"
+    )
     return results
 
 

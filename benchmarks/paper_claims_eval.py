@@ -49,19 +49,24 @@ class ProbeData:
     """The fixed probe split: normalized images and labels, train rows first."""
 
     def __init__(self, split, num_train=10_000, num_test=10_000):
-        rows = np.sort(np.random.default_rng(0).choice(len(split.train_images), num_train,
-                                                       replace=False))
-        self.num_train, self.num_test = int(num_train), int(min(num_test,
-                                                                len(split.test_images)))
-        self.images = np.concatenate([normalize(split.train_images[rows]),
-                                      normalize(split.test_images[:self.num_test])])
+        rows = np.sort(
+            np.random.default_rng(0).choice(len(split.train_images), num_train, replace=False)
+        )
+        self.num_train, self.num_test = int(num_train), int(min(num_test, len(split.test_images)))
+        self.images = np.concatenate(
+            [normalize(split.train_images[rows]), normalize(split.test_images[: self.num_test])]
+        )
         self.train_labels = np.asarray(split.train_labels[rows])
-        self.test_labels = np.asarray(split.test_labels[:self.num_test])
+        self.test_labels = np.asarray(split.test_labels[: self.num_test])
 
     def split(self, values):
         """(train values, train labels, test values, test labels) of row-aligned values."""
-        return (values[:self.num_train], self.train_labels, values[self.num_train:],
-                self.test_labels)
+        return (
+            values[: self.num_train],
+            self.train_labels,
+            values[self.num_train :],
+            self.test_labels,
+        )
 
 
 def _blas_one_thread():
@@ -83,9 +88,8 @@ def _attentive(tokens, data, attentive):
 
 
 def _collapse(pooled, data):
-    metrics = diagnostics.collapse_metrics(pooled[data.num_train:])
-    return {"feature_std": metrics["feature_std_mean"],
-            "effective_rank": metrics["effective_rank"]}
+    metrics = diagnostics.collapse_metrics(pooled[data.num_train :])
+    return {"feature_std": metrics["feature_std_mean"], "effective_rank": metrics["effective_rank"]}
 
 
 def evaluate_encoder(encoder, data, *, attentive=None, with_attentive=True):

@@ -25,21 +25,43 @@ import numpy as np
 
 # The recipe of the recipe search (issue 12; see the benchmark's README section).
 RECIPE = {
-    "image_size": 28, "patch_size": 4, "embed_dim": 96, "depth": 4, "num_heads": 3,
+    "image_size": 28,
+    "patch_size": 4,
+    "embed_dim": 96,
+    "depth": 4,
+    "num_heads": 3,
     "patch_init_std": "fan_in",
-    "predictor_embed_dim": 96, "predictor_depth": 4, "predictor_heads": 3,
-    "batch_size": 64, "start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6, "warmup": 0.1,
-    "weight_decay": 0.04, "final_weight_decay": 0.4,
+    "predictor_embed_dim": 96,
+    "predictor_depth": 4,
+    "predictor_heads": 3,
+    "batch_size": 64,
+    "start_lr": 2e-4,
+    "ref_lr": 1e-3,
+    "final_lr": 1e-6,
+    "warmup": 0.1,
+    "weight_decay": 0.04,
+    "final_weight_decay": 0.4,
     # EMA 0.99 -> 0.999 (paper: 0.996 -> 1.0, tuned for ~100k steps, not ~600)
-    "ema": 0.99, "final_ema": 0.999, "loss": "l2",
+    "ema": 0.99,
+    "final_ema": 0.999,
+    "loss": "l2",
     # multi-block masks: the paper's settings (on the 7x7 grid: targets of 7-10 patches)
-    "num_targets": 4, "target_scale": (0.15, 0.2), "context_scale": (0.85, 1.0),
+    "num_targets": 4,
+    "target_scale": (0.15, 0.2),
+    "context_scale": (0.85, 1.0),
     "min_context": 10,
 }
 # --quick: a smoke test of the whole pipeline, not a measurement.
-QUICK_RECIPE = {**RECIPE, "embed_dim": 32, "depth": 2, "num_heads": 2,
-                "predictor_embed_dim": 32, "predictor_depth": 1, "predictor_heads": 2,
-                "batch_size": 16}
+QUICK_RECIPE = {
+    **RECIPE,
+    "embed_dim": 32,
+    "depth": 2,
+    "num_heads": 2,
+    "predictor_embed_dim": 32,
+    "predictor_depth": 1,
+    "predictor_heads": 2,
+    "batch_size": 16,
+}
 
 ARMS = {  # name -> (model kind, mask strategy)
     "ijepa_multiblock": ("ijepa", "multiblock"),
@@ -55,42 +77,70 @@ def make_sampler(masking, recipe, seed):
 
     grid = recipe["image_size"] // recipe["patch_size"]
     if masking == "multiblock":
-        return library_sampler("multiblock", (grid, grid), seed=seed,
-                               num_targets=recipe["num_targets"],
-                               target_scale=recipe["target_scale"],
-                               context_scale=recipe["context_scale"],
-                               min_context=recipe["min_context"])
+        return library_sampler(
+            "multiblock",
+            (grid, grid),
+            seed=seed,
+            num_targets=recipe["num_targets"],
+            target_scale=recipe["target_scale"],
+            context_scale=recipe["context_scale"],
+            min_context=recipe["min_context"],
+        )
     # the paper's Table 6 settings of the other strategies (the library defaults)
     return library_sampler(masking, (grid, grid), seed=seed)
 
 
 def build_model(kind, recipe, seed, total_steps):
     """(compiled model, the encoder to evaluate, its training callbacks)."""
-    from jepa_components.backends.keras import (IJEPA, PixelBaseline, Predictor, TargetEMA,
-                                                VisionTransformer, make_adamw)
+    from jepa_components.backends.keras import (
+        IJEPA,
+        PixelBaseline,
+        Predictor,
+        TargetEMA,
+        VisionTransformer,
+        make_adamw,
+    )
 
     grid = recipe["image_size"] // recipe["patch_size"]
     encoder = VisionTransformer(
-        image_size=recipe["image_size"], patch_size=recipe["patch_size"], in_channels=1,
-        embed_dim=recipe["embed_dim"], depth=recipe["depth"], num_heads=recipe["num_heads"],
-        patch_init_std=recipe["patch_init_std"], seed=seed)
+        image_size=recipe["image_size"],
+        patch_size=recipe["patch_size"],
+        in_channels=1,
+        embed_dim=recipe["embed_dim"],
+        depth=recipe["depth"],
+        num_heads=recipe["num_heads"],
+        patch_init_std=recipe["patch_init_std"],
+        seed=seed,
+    )
     predictor = Predictor(
-        num_patches=grid * grid, embed_dim=recipe["embed_dim"],
-        predictor_embed_dim=recipe["predictor_embed_dim"], depth=recipe["predictor_depth"],
-        num_heads=recipe["predictor_heads"], seed=seed + 1000)
+        num_patches=grid * grid,
+        embed_dim=recipe["embed_dim"],
+        predictor_embed_dim=recipe["predictor_embed_dim"],
+        depth=recipe["predictor_depth"],
+        num_heads=recipe["predictor_heads"],
+        seed=seed + 1000,
+    )
     if kind == "ijepa":
         model = IJEPA(encoder=encoder, predictor=predictor, loss=recipe["loss"])
         evaluated = model.target_encoder  # the official code evaluates the target encoder
-        callbacks = [TargetEMA(recipe["ema"], final_momentum=recipe["final_ema"],
-                               total_steps=total_steps)]
+        callbacks = [
+            TargetEMA(recipe["ema"], final_momentum=recipe["final_ema"], total_steps=total_steps)
+        ]
     else:
-        model = PixelBaseline(encoder=encoder, predictor=predictor, loss=recipe["loss"],
-                              seed=seed + 2000)
+        model = PixelBaseline(
+            encoder=encoder, predictor=predictor, loss=recipe["loss"], seed=seed + 2000
+        )
         evaluated, callbacks = model.encoder, []
     optimizer = make_adamw(
-        steps_per_epoch=total_steps, epochs=1, warmup_epochs=recipe["warmup"],
-        start_lr=recipe["start_lr"], ref_lr=recipe["ref_lr"], final_lr=recipe["final_lr"],
-        weight_decay=recipe["weight_decay"], final_weight_decay=recipe["final_weight_decay"])
+        steps_per_epoch=total_steps,
+        epochs=1,
+        warmup_epochs=recipe["warmup"],
+        start_lr=recipe["start_lr"],
+        ref_lr=recipe["ref_lr"],
+        final_lr=recipe["final_lr"],
+        weight_decay=recipe["weight_decay"],
+        final_weight_decay=recipe["final_weight_decay"],
+    )
     model.compile(optimizer=optimizer)
     return model, evaluated, callbacks
 
@@ -145,9 +195,14 @@ def make_clock(budget_seconds, max_steps):
 def _dataset(train_images, masking, recipe, seed, chunk):
     from jepa_components.backends.keras import MaskedImageDataset
 
-    return MaskedImageDataset(train_images, make_sampler(masking, recipe, seed),
-                              batch_size=recipe["batch_size"], shuffle=True, seed=seed,
-                              steps_per_epoch=chunk)
+    return MaskedImageDataset(
+        train_images,
+        make_sampler(masking, recipe, seed),
+        batch_size=recipe["batch_size"],
+        shuffle=True,
+        seed=seed,
+        steps_per_epoch=chunk,
+    )
 
 
 def calibrate(arm, recipe, train_images, steps, seed=0):
@@ -166,8 +221,11 @@ def calibrate(arm, recipe, train_images, steps, seed=0):
     data = _dataset(train_images, masking, recipe, seed, chunk=steps + 1)
     model.fit(data, epochs=1, verbose=0, callbacks=callbacks + [clock, Steps()])
     per_step = float(np.median(np.diff(times)[1:] if len(times) > 2 else np.diff(times)))
-    return {"seconds_per_step": per_step, "first_step_seconds": clock.first_step_seconds,
-            "steps": len(times)}
+    return {
+        "seconds_per_step": per_step,
+        "first_step_seconds": clock.first_step_seconds,
+        "steps": len(times),
+    }
 
 
 def plan_steps(budget_seconds, seconds_per_step, chunk):
@@ -175,8 +233,20 @@ def plan_steps(budget_seconds, seconds_per_step, chunk):
     return max(chunk, int(budget_seconds / seconds_per_step) // chunk * chunk)
 
 
-def train_arm(arm, recipe, seed, train_images, *, budget_seconds, planned_steps, chunk,
-              snapshot_steps=(), common_step=None, on_snapshot=None, on_common=None):
+def train_arm(
+    arm,
+    recipe,
+    seed,
+    train_images,
+    *,
+    budget_seconds,
+    planned_steps,
+    chunk,
+    snapshot_steps=(),
+    common_step=None,
+    on_snapshot=None,
+    on_common=None,
+):
     """Train one arm within ``budget_seconds``; evaluate along the way.
 
     Args:
@@ -197,11 +267,17 @@ def train_arm(arm, recipe, seed, train_images, *, budget_seconds, planned_steps,
     losses, snapshots, common = [], [], None
     epoch = 0
     while not clock.stopped:
-        history = model.fit(data, epochs=epoch + 1, initial_epoch=epoch, verbose=0,
-                            callbacks=callbacks + [clock])
+        history = model.fit(
+            data, epochs=epoch + 1, initial_epoch=epoch, verbose=0, callbacks=callbacks + [clock]
+        )
         epoch += 1
-        losses.append({"step": clock.steps, "seconds": round(clock.seconds, 2),
-                       "loss": float(history.history["loss"][-1])})
+        losses.append(
+            {
+                "step": clock.steps,
+                "seconds": round(clock.seconds, 2),
+                "loss": float(history.history["loss"][-1]),
+            }
+        )
         if clock.stopped:
             break
         if clock.steps in snapshot_steps and on_snapshot is not None:
@@ -210,12 +286,22 @@ def train_arm(arm, recipe, seed, train_images, *, budget_seconds, planned_steps,
             common = on_common(evaluated)
     if clock.steps == common_step and on_common is not None and common is None:
         common = on_common(evaluated)
-    run = {"arm": arm, "model": kind, "masking": masking, "seed": seed,
-           "planned_steps": planned_steps, "steps": clock.steps,
-           "images_seen": clock.steps * recipe["batch_size"],
-           "train_seconds": round(clock.seconds, 1), "cpu_seconds": round(clock.cpu_seconds, 1),
-           "first_step_seconds": round(clock.first_step_seconds or 0.0, 1),
-           "stopped_by": "budget" if clock.steps < planned_steps else "planned steps",
-           "final_loss": losses[-1]["loss"] if losses else None, "losses": losses,
-           "snapshots": snapshots, "common_step": common_step, "at_common_step": common}
+    run = {
+        "arm": arm,
+        "model": kind,
+        "masking": masking,
+        "seed": seed,
+        "planned_steps": planned_steps,
+        "steps": clock.steps,
+        "images_seen": clock.steps * recipe["batch_size"],
+        "train_seconds": round(clock.seconds, 1),
+        "cpu_seconds": round(clock.cpu_seconds, 1),
+        "first_step_seconds": round(clock.first_step_seconds or 0.0, 1),
+        "stopped_by": "budget" if clock.steps < planned_steps else "planned steps",
+        "final_loss": losses[-1]["loss"] if losses else None,
+        "losses": losses,
+        "snapshots": snapshots,
+        "common_step": common_step,
+        "at_common_step": common,
+    }
     return evaluated, run

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -40,21 +41,25 @@ __all__ = [
 ]
 
 
-def invalid(name, expected, value):
+def invalid(name: str, expected: str, value: object) -> ValueError:
     """The project's ``ValueError`` for argument ``name`` (raise it)."""
     return ValueError(
-        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}")
+        f"Invalid value for argument `{name}`. Expected {expected}. Received: {name}={value!r}"
+    )
 
 
-def is_int(value):
+def is_int(value: object) -> bool:
     """True for python / NumPy integers, False for bools and everything else."""
-    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(
+        value, (bool, np.bool_)
+    )
 
 
-def is_real(value):
+def is_real(value: object) -> bool:
     """True for finite-or-not real numbers (ints included), False for bools."""
     return isinstance(value, (numbers.Real, np.floating, np.integer)) and not isinstance(
-        value, (bool, np.bool_))
+        value, (bool, np.bool_)
+    )
 
 
 def _bounds_text(low, high, low_open=False, high_open=False):
@@ -74,16 +79,20 @@ def check_int(name, value, *, low=None, high=None, allow_none=False):
     """An integer in ``[low, high]`` (either bound optional) -> ``int``."""
     if value is None and allow_none:
         return None
-    if not is_int(value) or (low is not None and value < low) or (
-            high is not None and value > high):
+    if (
+        not is_int(value)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
+    ):
         bounds = _bounds_text(low, high)
         expected = f"an integer{bounds}" + (" or None" if allow_none else "")
         raise invalid(name, expected, value)
     return int(value)
 
 
-def check_float(name, value, *, low=None, high=None, low_open=False, high_open=False,
-                allow_none=False):
+def check_float(
+    name, value, *, low=None, high=None, low_open=False, high_open=False, allow_none=False
+):
     """A finite real number in the given interval -> ``float``.
 
     ``low_open=True`` excludes ``low`` (e.g. ``low=0, low_open=True`` for a
@@ -102,7 +111,7 @@ def check_float(name, value, *, low=None, high=None, low_open=False, high_open=F
     return float(value)
 
 
-def check_bool(name, value):
+def check_bool(name: str, value: object) -> bool:
     """A python or NumPy bool -> ``bool``."""
     if not isinstance(value, (bool, np.bool_)):
         raise invalid(name, "True or False", value)
@@ -123,7 +132,7 @@ def check_seed(value, name="seed"):
     return None if value is None else int(value)
 
 
-def check_pair(name, value, *, low=1):
+def check_pair(name: str, value: Any, *, low: int = 1) -> tuple[int, int]:
     """An int or a pair of ints, each >= ``low`` -> ``(a, b)``.
 
     For sizes given as ``224`` or ``(224, 160)`` (image size, grid size,
@@ -140,16 +149,23 @@ def check_pair(name, value, *, low=1):
     return pair
 
 
-def check_range_pair(name, value, *, low=0.0, high=None, low_open=True):
+def check_range_pair(
+    name: str, value: Any, *, low: float = 0.0, high: float | None = None, low_open: bool = True
+) -> tuple[float, float]:
     """A ``(min, max)`` pair of finite numbers with ``low < min <= max <= high``.
 
     ``low_open=False`` allows ``min == low``. Returns ``(float, float)``.
     """
     try:
         lo, hi = (float(v) for v in value)
-        ok = (all(is_real(v) for v in value) and math.isfinite(lo) and math.isfinite(hi)
-              and lo <= hi and (lo > low if low_open else lo >= low)
-              and (high is None or hi <= high))
+        ok = (
+            all(is_real(v) for v in value)
+            and math.isfinite(lo)
+            and math.isfinite(hi)
+            and lo <= hi
+            and (lo > low if low_open else lo >= low)
+            and (high is None or hi <= high)
+        )
     except (TypeError, ValueError):
         ok = False
     if not ok:

@@ -40,7 +40,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from jepa_components._validation import (
     check_bool,
@@ -67,8 +71,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _ATTEMPTS = 10  # torchvision RandomResizedCrop.get_params
 
+# What the random transforms take as ``rng``: a Generator or an int seed >= 0.
+RandomState = np.random.Generator | int
+# A batch transform: ``(images, rng) -> images``.
+Transform = Callable[[Any, np.random.Generator], Any]
 
-def _generator(rng):
+
+def _generator(rng: RandomState) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
@@ -76,14 +85,21 @@ def _generator(rng):
     raise invalid("rng", "a numpy.random.Generator or an integer seed >= 0", rng)
 
 
-def _check_images(images):
+def _check_images(images: npt.ArrayLike) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim != 4:
         raise invalid("images", "a rank-4 array (B, H, W, C)", f"array of shape {images.shape}")
     return images
 
 
-def sample_crop_boxes(rng, num_images, image_size, *, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3)):
+def sample_crop_boxes(
+    rng: RandomState,
+    num_images: int,
+    image_size: int | tuple[int, int],
+    *,
+    scale: tuple[float, float] = (0.3, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> npt.NDArray[np.int64]:
     """Random crop boxes, torchvision's ``RandomResizedCrop.get_params`` per image.
 
     For each image, up to 10 attempts draw a target area ``H * W * U(scale)``
@@ -160,7 +176,13 @@ def _resample_matrices(starts, lengths, in_size, out_size):
     return weights / weights.sum(axis=2, keepdims=True)
 
 
-def resized_crop(images, boxes, size, *, flip=None):
+def resized_crop(
+    images: npt.ArrayLike,
+    boxes: npt.ArrayLike,
+    size: int | tuple[int, int],
+    *,
+    flip: npt.ArrayLike | None = None,
+) -> npt.NDArray[np.float32]:
     """Crop every image to its box and resize it (bilinear, antialiased) to ``size``.
 
     Args:
@@ -184,22 +206,38 @@ def resized_crop(images, boxes, size, *, flip=None):
     boxes = np.asarray(boxes)
     batch, height, width = images.shape[:3]
     if boxes.shape != (batch, 4) or not np.issubdtype(boxes.dtype, np.integer):
-        raise invalid("boxes", f"a ({batch}, 4) integer array (top, left, height, width)",
-                      f"array of shape {boxes.shape} and dtype {boxes.dtype}")
+        raise invalid(
+            "boxes",
+            f"a ({batch}, 4) integer array (top, left, height, width)",
+            f"array of shape {boxes.shape} and dtype {boxes.dtype}",
+        )
     top, left, box_h, box_w = boxes.T
-    if np.any(box_h < 1) or np.any(box_w < 1) or np.any(top < 0) or np.any(left < 0) or np.any(
-            top + box_h > height) or np.any(left + box_w > width):
-        raise invalid("boxes", f"non-empty boxes inside the {height}x{width} images",
-                      "boxes outside the image")
+    if (
+        np.any(box_h < 1)
+        or np.any(box_w < 1)
+        or np.any(top < 0)
+        or np.any(left < 0)
+        or np.any(top + box_h > height)
+        or np.any(left + box_w > width)
+    ):
+        raise invalid(
+            "boxes",
+            f"non-empty boxes inside the {height}x{width} images",
+            "boxes outside the image",
+        )
     rows = _resample_matrices(top, box_h, height, out_h)  # (B, out_h, H)
     cols = _resample_matrices(left, box_w, width, out_w)  # (B, out_w, W)
     if flip is not None:
-        flip = np.asarray(flip, dtype=bool).reshape(batch)
-        cols = np.where(flip[:, None, None], cols[:, ::-1], cols)
+        mirror = np.asarray(flip, dtype=bool).reshape(batch)
+        cols = np.where(mirror[:, None, None], cols[:, ::-1], cols)
     # float32 throughout: each output sums a few weights in [0, 1]; ~2x faster.
-    out = np.einsum("boh,bhwc,bpw->bopc", rows.astype(np.float32),
-                    images.astype(np.float32, copy=False), cols.astype(np.float32),
-                    optimize=True)
+    out = np.einsum(
+        "boh,bhwc,bpw->bopc",
+        rows.astype(np.float32),
+        images.astype(np.float32, copy=False),
+        cols.astype(np.float32),
+        optimize=True,
+    )
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
@@ -224,23 +262,32 @@ class RandomResizedCrop:
     True
     """
 
-    def __init__(self, size, scale=(0.3, 1.0), ratio=(3 / 4, 4 / 3), horizontal_flip=False):
+    def __init__(
+        self,
+        size: int | tuple[int, int],
+        scale: tuple[float, float] = (0.3, 1.0),
+        ratio: tuple[float, float] = (3 / 4, 4 / 3),
+        horizontal_flip: bool = False,
+    ) -> None:
         self.size = check_pair("size", size)
         self.scale = check_range_pair("scale", scale, low=0.0, high=1.0)
         self.ratio = check_range_pair("ratio", ratio, low=0.0)
         self.horizontal_flip = check_bool("horizontal_flip", horizontal_flip)
 
-    def __call__(self, images, rng):
+    def __call__(self, images: npt.ArrayLike, rng: RandomState) -> npt.NDArray[np.float32]:
         images = _check_images(images)
         rng = _generator(rng)
-        boxes = sample_crop_boxes(rng, len(images), images.shape[1:3], scale=self.scale,
-                                  ratio=self.ratio)
+        boxes = sample_crop_boxes(
+            rng, len(images), images.shape[1:3], scale=self.scale, ratio=self.ratio
+        )
         flip = rng.uniform(size=len(images)) < 0.5 if self.horizontal_flip else None
         return resized_crop(images, boxes, self.size, flip=flip)
 
-    def __repr__(self):
-        return (f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
-                f"horizontal_flip={self.horizontal_flip})")
+    def __repr__(self) -> str:
+        return (
+            f"RandomResizedCrop(size={self.size}, scale={self.scale}, ratio={self.ratio}, "
+            f"horizontal_flip={self.horizontal_flip})"
+        )
 
 
 class Normalize:
@@ -259,27 +306,29 @@ class Normalize:
     [2.0]
     """
 
-    def __init__(self, mean, std):
+    def __init__(self, mean: float | Iterable[float], std: float | Iterable[float]) -> None:
         mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
         std = np.atleast_1d(np.asarray(std, dtype=np.float64))
         if mean.ndim != 1 or not np.all(np.isfinite(mean)):
             raise invalid("mean", "one finite number per channel", mean.tolist())
         if std.shape != mean.shape or not np.all(np.isfinite(std)) or np.any(std <= 0):
-            raise invalid("std", f"{len(mean)} finite number(s) > 0 (one per mean)",
-                          std.tolist())
+            raise invalid("std", f"{len(mean)} finite number(s) > 0 (one per mean)", std.tolist())
         self.mean, self.std = tuple(mean.tolist()), tuple(std.tolist())
 
-    def __call__(self, images, rng=None):
+    def __call__(self, images: npt.ArrayLike, rng: object = None) -> npt.NDArray[np.float32]:
         images = np.asarray(images)
         channels = images.shape[-1] if images.ndim else 0
         if len(self.mean) not in (1, channels):
-            raise invalid("images", f"{len(self.mean)} channel(s) (last axis), as mean/std",
-                          f"array of shape {images.shape}")
+            raise invalid(
+                "images",
+                f"{len(self.mean)} channel(s) (last axis), as mean/std",
+                f"array of shape {images.shape}",
+            )
         mean = np.asarray(self.mean, np.float32)
         std = np.asarray(self.std, np.float32)
         return ((images.astype(np.float32) - mean) / std).astype(np.float32)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Normalize(mean={self.mean}, std={self.std})"
 
 
@@ -291,24 +340,27 @@ class Compose:
     1.0
     """
 
-    def __init__(self, transforms):
+    def __init__(self, transforms: Iterable[Transform]) -> None:
         transforms = list(transforms)
         if not transforms or not all(callable(t) for t in transforms):
-            raise invalid("transforms", "a non-empty list of callables (images, rng) -> images",
-                          transforms)
+            raise invalid(
+                "transforms", "a non-empty list of callables (images, rng) -> images", transforms
+            )
         self.transforms = transforms
 
-    def __call__(self, images, rng):
+    def __call__(self, images: Any, rng: RandomState) -> Any:
         rng = _generator(rng)
         for transform in self.transforms:
             images = transform(images, rng)
         return images
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Compose({self.transforms!r})"
 
 
-def channel_mean_std(images, *, batch_size=4096):
+def channel_mean_std(
+    images: npt.ArrayLike, *, batch_size: int = 4096
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and standard deviation of ``(N, H, W, C)`` images.
 
     The statistics :class:`Normalize` needs for data other than ImageNet
@@ -326,7 +378,7 @@ def channel_mean_std(images, *, batch_size=4096):
     total = np.zeros(images.shape[-1])
     total_sq = np.zeros(images.shape[-1])
     for start in range(0, len(images), batch_size):
-        chunk = images[start:start + batch_size].astype(np.float64)
+        chunk = images[start : start + batch_size].astype(np.float64)
         total += chunk.sum(axis=(0, 1, 2))
         total_sq += np.square(chunk).sum(axis=(0, 1, 2))
     count = images.shape[0] * images.shape[1] * images.shape[2]

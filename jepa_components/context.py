@@ -8,6 +8,9 @@ Index convention: a token index ``i`` is a row-major patch index
 ``i = row * grid_width + col`` (as facebookresearch/ijepa).
 """
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 from jepa_components._validation import check_float, check_int
@@ -50,7 +53,7 @@ def _check_numpy_indices(indices, num_tokens):
         )
 
 
-def gather_tokens(x, indices, xp=np):
+def gather_tokens(x: Any, indices: Any, xp: Any = np) -> Any:
     """Select tokens of every sample by index.
 
     Args:
@@ -81,7 +84,7 @@ def gather_tokens(x, indices, xp=np):
     return xp.take_along_axis(x, xp.expand_dims(indices, -1), axis=1)
 
 
-def apply_masks(x, masks, xp=np):
+def apply_masks(x: Any, masks: Sequence[Any], xp: Any = np) -> Any:
     """Official ``apply_masks``: gather each mask, stack masks along batch.
 
     Same semantics as ``src/masks/utils.py::apply_masks`` of
@@ -114,7 +117,7 @@ def apply_masks(x, masks, xp=np):
     return xp.concatenate([gather_tokens(x, mask, xp=xp) for mask in masks], axis=0)
 
 
-def repeat_interleave_batch(x, batch_size, repeat, xp=np):
+def repeat_interleave_batch(x: Any, batch_size: int, repeat: int, xp: Any = np) -> Any:
     """Official ``repeat_interleave_batch``: repeat each chunk of B rows.
 
     Same semantics as ``src/utils/tensors.py::repeat_interleave_batch`` of
@@ -161,7 +164,7 @@ def _check_eps(eps):
     check_float("eps", eps, low=0.0, low_open=True)
 
 
-def layer_norm(x, eps=1e-5, xp=np):
+def layer_norm(x: Any, eps: float = 1e-5, xp: Any = np) -> Any:
     """Non-affine layer norm over the last axis.
 
     Matches ``torch.nn.functional.layer_norm(x, (D,))``, which the official
@@ -188,7 +191,7 @@ def layer_norm(x, eps=1e-5, xp=np):
     return xp.divide(centered, xp.sqrt(xp.add(variance, eps)))
 
 
-def make_targets(target_tokens, target_indices, eps=1e-5, xp=np):
+def make_targets(target_tokens: Any, target_indices: Any, eps: float = 1e-5, xp: Any = np) -> Any:
     """I-JEPA prediction targets: layer-normed target-encoder tokens per block.
 
     Paper Sec. 3 (Assran et al. 2023): targets are the target encoder's

@@ -28,13 +28,18 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import os
 import threading
 import warnings
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
+
+from jepa_components._images import DatasetError, ImageSplit, check_image_size, resize_bilinear
+from jepa_components.fashion_mnist import load_fashion_mnist
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -49,61 +54,22 @@ __all__ = [
     "load_fashion_mnist",
 ]
 
-_LAZY = {"load_fashion_mnist": "jepa_components.fashion_mnist"}
-
-
-def __getattr__(name):
-    # ``fashion_mnist`` imports this module (DatasetError, ImageSplit), so its
-    # loader is attached on first access instead of imported at the top.
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 IMAGE_EXTENSIONS = (
-    ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm",
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
 )
-
-
-class DatasetError(ValueError):
-    """A data source cannot be used (missing, empty, too small...)."""
 
 
 class BadImageError(DatasetError):
     """An image file cannot be decoded (and ``on_bad_image="stop"``)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageSplit:
-    """A labelled train / held-out split held in memory.
-
-    Attributes:
-        train_images: ``(N, H, W, C)`` float32 in ``[0, 1]``.
-        train_labels: ``(N,)`` int64.
-        test_images: ``(M, H, W, C)`` float32 in ``[0, 1]``.
-        test_labels: ``(M,)`` int64.
-        class_names: one name per label value.
-    """
-
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    test_images: np.ndarray
-    test_labels: np.ndarray
-    class_names: tuple
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-
-def _check_image_size(image_size):
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise ValueError(
-            "Invalid value for argument `image_size`. Expected an integer >= 1. "
-            f"Received: image_size={image_size!r}"
-        )
-    return int(image_size)
 
 
 def _check_fraction(test_fraction):
@@ -122,43 +88,9 @@ def _check_channels(channels):
         )
 
 
-def _interpolation_matrix(in_size, out_size):
-    """(out, in) weights of 1-D linear interpolation, half-pixel centers."""
-    src = (np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5
-    src = np.clip(src, 0, in_size - 1)
-    low = np.floor(src).astype(int)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = src - low
-    matrix = np.zeros((out_size, in_size))
-    matrix[np.arange(out_size), low] += 1 - frac
-    matrix[np.arange(out_size), high] += frac
-    return matrix
-
-
-def resize_bilinear(images, size):
-    """Bilinear resize of ``(N, H, W)`` or ``(N, H, W, C)`` images to ``size``.
-
-    Half-pixel centers (the convention of Pillow and ``jax.image.resize``),
-    edges clamped; no antialiasing, so meant for upsampling.
-
-    >>> resize_bilinear(np.ones((2, 8, 8)), 32).shape
-    (2, 32, 32)
-    """
-    size = _check_image_size(size)
-    images = np.asarray(images, dtype=np.float64)
-    if images.ndim not in (3, 4):
-        raise ValueError(
-            "Invalid value for argument `images`. Expected shape (N, H, W) or "
-            f"(N, H, W, C). Received: images.shape={images.shape}"
-        )
-    rows = _interpolation_matrix(images.shape[1], size)
-    cols = _interpolation_matrix(images.shape[2], size)
-    if images.ndim == 3:
-        return np.einsum("yh,nhw,xw->nyx", rows, images, cols, optimize=True)
-    return np.einsum("yh,nhwc,xw->nyxc", rows, images, cols, optimize=True)
-
-
-def split_indices(num_samples, *, test_fraction=0.2, seed=0):
+def split_indices(
+    num_samples: int, *, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """A fixed random split of ``range(num_samples)`` into train / held-out.
 
     Returns two sorted int64 arrays; the held-out part has
@@ -176,7 +108,9 @@ def split_indices(num_samples, *, test_fraction=0.2, seed=0):
     return np.sort(order[num_test:]), np.sort(order[:num_test])
 
 
-def load_digits_split(image_size=32, *, channels=1, test_fraction=0.2, seed=0):
+def load_digits_split(
+    image_size: int = 32, *, channels: int = 1, test_fraction: float = 0.2, seed: int = 0
+) -> ImageSplit:
     """scikit-learn's handwritten digits as a train / held-out :class:`ImageSplit`.
 
     The 1,797 8x8 images (pixel values 0..16) are scaled to ``[0, 1]`` and
@@ -189,7 +123,7 @@ def load_digits_split(image_size=32, *, channels=1, test_fraction=0.2, seed=0):
         test_fraction: held-out share, in (0, 1).
         seed: seed of the split.
     """
-    image_size = _check_image_size(image_size)
+    image_size = check_image_size(image_size)
     _check_channels(channels)
     _check_fraction(test_fraction)
     try:
@@ -223,7 +157,7 @@ def _decode_image(path, image_size, channels):
         side = min(width, height)
         left, top = (width - side) // 2, (height - side) // 2
         image = image.crop((left, top, left + side, top + side))
-        image = image.resize((image_size, image_size), Image.BICUBIC)
+        image = image.resize((image_size, image_size), Image.BICUBIC)  # type: ignore[attr-defined]  # (Pillow 9.0: no Resampling)
         pixels = np.asarray(image, dtype=np.float32) / 255.0
     if pixels.ndim == 2:
         pixels = pixels[..., None]
@@ -268,9 +202,16 @@ class ImageFolder:
     (1, ('cat',), (1, 8, 8, 3))
     """
 
-    def __init__(self, root, *, image_size, channels=3, on_bad_image="skip",
-                 extensions=IMAGE_EXTENSIONS):
-        self.image_size = _check_image_size(image_size)
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        image_size: int,
+        channels: int = 3,
+        on_bad_image: str = "skip",
+        extensions: Iterable[str] = IMAGE_EXTENSIONS,
+    ) -> None:
+        self.image_size = check_image_size(image_size)
         _check_channels(channels)
         if on_bad_image not in ("skip", "stop"):
             raise ValueError(
@@ -282,7 +223,7 @@ class ImageFolder:
         self.on_bad_image = on_bad_image
         self.extensions = tuple(e.lower() for e in extensions)
         self.files, self.labels, self.class_names = self._scan()
-        self._bad = {}
+        self._bad: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def _scan(self):
@@ -314,22 +255,22 @@ class ImageFolder:
             )
         return files, np.asarray(labels, dtype=np.int64), class_names
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.files)
 
     @property
-    def is_labelled(self):
+    def is_labelled(self) -> bool:
         """True when every image has a class and there are at least 2 classes."""
         return len(self.class_names) >= 2 and bool(np.all(self.labels >= 0))
 
     @property
-    def num_skipped(self):
+    def num_skipped(self) -> int:
         """How many distinct files failed to decode so far."""
         with self._lock:
             return len(self._bad)
 
     @property
-    def skipped_files(self):
+    def skipped_files(self) -> dict[str, str]:
         """``{path: error message}`` of the files that failed to decode."""
         with self._lock:
             return dict(self._bad)
@@ -352,11 +293,11 @@ class ImageFolder:
                 warnings.warn(f"skipping unreadable image {path} ({message})", stacklevel=3)
             return None
 
-    def load(self, index):
+    def load(self, index: int) -> npt.NDArray[np.float32]:
         """One image, ``(H, W, C)`` float32; a bad file is replaced as in batches."""
         return self.load_batch([index])[0]
 
-    def load_batch(self, indices):
+    def load_batch(self, indices: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Decode ``indices`` -> ``(len(indices), H, W, C)`` float32 in ``[0, 1]``.
 
         With ``on_bad_image="skip"`` a bad file's slot takes the next readable
@@ -367,9 +308,7 @@ class ImageFolder:
                 readable image at all in the folder.
         """
         indices = [int(i) for i in np.asarray(indices).reshape(-1)]
-        out = np.empty(
-            (len(indices), self.image_size, self.image_size, self.channels), np.float32
-        )
+        out = np.empty((len(indices), self.image_size, self.image_size, self.channels), np.float32)
         for slot, index in enumerate(indices):
             image = self._try_load(index)
             step = 1
@@ -382,8 +321,17 @@ class ImageFolder:
         return out
 
 
-def iter_batches(load_batch, indices, batch_size, *, shuffle=True, seed=0,
-                 drop_remainder=True, num_threads=2, prefetch=2):
+def iter_batches(
+    load_batch: Callable[[np.ndarray], Any],
+    indices: npt.ArrayLike,
+    batch_size: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    drop_remainder: bool = True,
+    num_threads: int = 2,
+    prefetch: int = 2,
+) -> Iterator[tuple[npt.NDArray[np.int64], Any]]:
     """Yield ``(batch_indices, images)`` read ahead by a thread pool.
 
     Args:
@@ -420,7 +368,7 @@ def iter_batches(load_batch, indices, batch_size, *, shuffle=True, seed=0,
     stop = len(indices) - len(indices) % batch_size if drop_remainder else len(indices)
     chunks = [indices[i : i + batch_size] for i in range(0, stop, batch_size)]
     with concurrent.futures.ThreadPoolExecutor(max_workers=int(num_threads)) as pool:
-        pending = deque()
+        pending: deque[tuple[np.ndarray, concurrent.futures.Future[Any]]] = deque()
         for chunk in chunks:
             pending.append((chunk, pool.submit(load_batch, chunk)))
             if len(pending) >= int(num_threads) * int(prefetch):

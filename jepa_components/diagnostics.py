@@ -47,7 +47,11 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "mean_pool",
@@ -67,20 +71,20 @@ KNN_PREPROCESSING = ("standardize", "center", "none")
 
 PROBE_PROTOCOLS = {
     "linear": "linear probe: features standardized with the train split's mean/std, "
-              "multinomial logistic regression (L-BFGS, C=1, 2000 iterations), "
-              "test accuracy",
+    "multinomial logistic regression (L-BFGS, C=1, 2000 iterations), "
+    "test accuracy",
     "knn": "k-NN: features standardized with the train split's mean/std, cosine "
-           "similarity, majority vote of the k nearest train samples (k=20 unless "
-           "stated), test accuracy",
+    "similarity, majority vote of the k nearest train samples (k=20 unless "
+    "stated), test accuracy",
     "attentive": "attentive probe (V-JEPA): last-layer patch tokens standardized with "
-                 "the train split's mean/std, one learned query cross-attending to them, "
-                 "residual MLP, LayerNorm, linear classifier; AdamW (lr 1e-2, 1 warmup "
-                 "epoch then "
-                 "cosine, weight decay 0.01), 10 epochs of batch 256, test accuracy",
+    "the train split's mean/std, one learned query cross-attending to them, "
+    "residual MLP, LayerNorm, linear classifier; AdamW (lr 1e-2, 1 warmup "
+    "epoch then "
+    "cosine, weight decay 0.01), 10 epochs of batch 256, test accuracy",
 }
 
 
-def _as_2d(features, name="features"):
+def _as_2d(features: npt.ArrayLike, name: str = "features") -> np.ndarray:
     features = np.asarray(features)
     if features.ndim != 2:
         raise ValueError(
@@ -95,7 +99,7 @@ def _as_2d(features, name="features"):
     return features
 
 
-def mean_pool(tokens, *, xp=np):
+def mean_pool(tokens: Any, *, xp: Any = np) -> Any:
     """Mean over the token axis: ``(B, N, D)`` -> ``(B, D)``.
 
     I-JEPA's encoder has no class token (Assran et al. 2023, Sec. 5 linear
@@ -112,7 +116,7 @@ def mean_pool(tokens, *, xp=np):
     return xp.mean(tokens, axis=1)
 
 
-def per_dimension_std(features, *, xp=np):
+def per_dimension_std(features: Any, *, xp: Any = np) -> Any:
     """Standard deviation of each feature dimension across samples.
 
     Args:
@@ -133,7 +137,7 @@ def per_dimension_std(features, *, xp=np):
     return xp.sqrt(xp.var(features, axis=0))
 
 
-def effective_rank(features):
+def effective_rank(features: npt.ArrayLike) -> float:
     """RankMe effective rank of a ``(N, D)`` feature matrix.
 
     ``exp(-sum_k p_k log p_k)`` with ``p_k = s_k / sum(s)`` over the singular
@@ -147,8 +151,8 @@ def effective_rank(features):
     >>> round(effective_rank(np.ones((10, 3))), 6)
     1.0
     """
-    features = _as_2d(features)
-    singular_values = np.linalg.svd(features.astype(np.float64), compute_uv=False)
+    matrix = _as_2d(features)
+    singular_values = np.linalg.svd(matrix.astype(np.float64), compute_uv=False)
     total = singular_values.sum()
     if total <= 0:
         return 0.0
@@ -158,7 +162,9 @@ def effective_rank(features):
     return float(np.exp(entropy))
 
 
-def collapse_metrics(features, *, max_rank_samples=8192, seed=0):
+def collapse_metrics(
+    features: npt.ArrayLike, *, max_rank_samples: int = 8192, seed: int = 0
+) -> dict[str, float]:
     """Per-dimension std summary and effective rank of ``(N, D)`` features.
 
     Args:
@@ -177,29 +183,29 @@ def collapse_metrics(features, *, max_rank_samples=8192, seed=0):
     >>> 0.8 < m["feature_std_mean"] < 1.2 and m["num_dims"] == 8
     True
     """
-    features = _as_2d(features).astype(np.float64)
+    matrix = _as_2d(features).astype(np.float64)
     if max_rank_samples < 2:
         raise ValueError(
             "Invalid value for argument `max_rank_samples`. Expected an integer "
             f">= 2. Received: max_rank_samples={max_rank_samples}"
         )
-    std = per_dimension_std(features)
-    rows = features
-    if features.shape[0] > max_rank_samples:
+    std = per_dimension_std(matrix)
+    rows = matrix
+    if matrix.shape[0] > max_rank_samples:
         keep = np.random.default_rng(seed).choice(
-            features.shape[0], size=max_rank_samples, replace=False
+            matrix.shape[0], size=max_rank_samples, replace=False
         )
-        rows = features[np.sort(keep)]
+        rows = matrix[np.sort(keep)]
     return {
         "feature_std_mean": float(std.mean()),
         "feature_std_min": float(std.min()),
         "feature_std_max": float(std.max()),
         "effective_rank": effective_rank(rows),
-        "num_dims": int(features.shape[1]),
+        "num_dims": int(matrix.shape[1]),
     }
 
 
-def is_collapsed(metrics, *, std_threshold=1e-2):
+def is_collapsed(metrics: Mapping[str, float], *, std_threshold: float = 1e-2) -> bool:
     """Whether collapse metrics show (near-)complete collapse.
 
     True when the mean per-dimension std is below ``std_threshold``. The
@@ -218,7 +224,9 @@ def is_collapsed(metrics, *, std_threshold=1e-2):
     return not np.isfinite(value) or value < std_threshold
 
 
-def standardize(train, test, *, eps=1e-8):
+def standardize(
+    train: npt.ArrayLike, test: npt.ArrayLike, *, eps: float = 1e-8
+) -> tuple[np.ndarray, np.ndarray]:
     """Standardize both splits with the train split's per-dimension mean/std.
 
     >>> tr, te = standardize(np.array([[0.0], [2.0]]), np.array([[4.0]]))
@@ -263,15 +271,15 @@ def _check_split(train_x, train_y, test_x, test_y):
 
 
 def linear_probe_accuracy(
-    train_features,
-    train_labels,
-    test_features,
-    test_labels,
+    train_features: npt.ArrayLike,
+    train_labels: npt.ArrayLike,
+    test_features: npt.ArrayLike,
+    test_labels: npt.ArrayLike,
     *,
-    regularization=1.0,
-    max_iter=2000,
-    seed=0,
-):
+    regularization: float = 1.0,
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> float:
     """Held-out accuracy of a logistic-regression probe on frozen features.
 
     Features are standardized with the train split's statistics, then a
@@ -317,8 +325,7 @@ def linear_probe_accuracy(
         from sklearn.linear_model import LogisticRegression
     except ImportError as error:  # pragma: no cover - depends on the env
         raise ImportError(
-            "linear_probe_accuracy needs scikit-learn: "
-            "pip install 'jepa-components[examples]'"
+            "linear_probe_accuracy needs scikit-learn: pip install 'jepa-components[examples]'"
         ) from error
     import warnings
 
@@ -335,15 +342,15 @@ def linear_probe_accuracy(
 
 
 def knn_accuracy(
-    train_features,
-    train_labels,
-    test_features,
-    test_labels,
+    train_features: npt.ArrayLike,
+    train_labels: npt.ArrayLike,
+    test_features: npt.ArrayLike,
+    test_labels: npt.ArrayLike,
     *,
-    k=20,
-    batch_size=1024,
-    preprocess="standardize",
-):
+    k: int = 20,
+    batch_size: int = 1024,
+    preprocess: str = "standardize",
+) -> float:
     """Held-out accuracy of a cosine k-nearest-neighbour majority vote.
 
     Each test sample takes the most common label among the ``k`` train
@@ -431,17 +438,17 @@ def knn_accuracy(
 
 
 def probe_accuracies(
-    train_features,
-    train_labels,
-    test_features,
-    test_labels,
+    train_features: npt.ArrayLike,
+    train_labels: npt.ArrayLike,
+    test_features: npt.ArrayLike,
+    test_labels: npt.ArrayLike,
     *,
-    probes=("linear", "knn"),
-    knn_k=20,
-    regularization=1.0,
-    max_iter=2000,
-    seed=0,
-):
+    probes: Iterable[str] = ("linear", "knn"),
+    knn_k: int = 20,
+    regularization: float = 1.0,
+    max_iter: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
     """Linear and k-NN probe accuracies on one set of cached features.
 
     Encode the images once (e.g. ``backends.keras.probes.encode_images``),
@@ -478,7 +485,8 @@ def probe_accuracies(
     for name in probes:
         if name == "linear":
             result[name] = linear_probe_accuracy(
-                *split, regularization=regularization, max_iter=max_iter, seed=seed)
+                *split, regularization=regularization, max_iter=max_iter, seed=seed
+            )
         else:
             result[name] = knn_accuracy(*split, k=min(int(knn_k), len(split[0])))
     return result

@@ -38,9 +38,10 @@ import os
 import zlib
 
 import numpy as np
+import numpy.typing as npt
 
+from jepa_components._images import DatasetError, ImageSplit, resize_bilinear
 from jepa_components._validation import check_int, invalid
-from jepa_components.datasets import DatasetError, ImageSplit, resize_bilinear
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
@@ -55,8 +56,16 @@ __all__ = [
 ]
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 # role -> file stem of the official release (Keras and Debian use the same names).
 FASHION_MNIST_FILES = {
@@ -81,7 +90,7 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 _IDX_CODES = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
 
 
-def fashion_mnist_search_paths():
+def fashion_mnist_search_paths() -> list[str]:
     """The folders searched when no ``path`` is given, in order.
 
     ``$JEPA_DATA_DIR/fashion-mnist`` (if set), Keras' cache
@@ -110,7 +119,7 @@ def _open(path):
     return open(path, "rb")
 
 
-def read_idx(path):
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read one IDX file (gzipped if its name ends in ``.gz``) into an array.
 
     Raises:
@@ -128,12 +137,15 @@ def read_idx(path):
         with _open(path) as handle:
             data = handle.read()
     except (OSError, EOFError, zlib.error) as error:
-        raise DatasetError(f"cannot read IDX file {path}: {type(error).__name__}: {error} "
-                           "(a corrupt or truncated download? delete it and get it again)"
-                           ) from None
+        raise DatasetError(
+            f"cannot read IDX file {path}: {type(error).__name__}: {error} "
+            "(a corrupt or truncated download? delete it and get it again)"
+        ) from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DatasetError(f"not an IDX file: {path} (bad magic number "
-                           f"{data[:4].hex() or 'empty file'}; expected 00 00 <type> <ndim>)")
+        raise DatasetError(
+            f"not an IDX file: {path} (bad magic number "
+            f"{data[:4].hex() or 'empty file'}; expected 00 00 <type> <ndim>)"
+        )
     dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
@@ -142,12 +154,13 @@ def read_idx(path):
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "trailing data in"
-        raise DatasetError(f"{problem} IDX file {path}: {len(data)} bytes, shape {shape} "
-                           f"needs {expected}")
+        raise DatasetError(
+            f"{problem} IDX file {path}: {len(data)} bytes, shape {shape} needs {expected}"
+        )
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def write_idx(path, array):
+def write_idx(path: str | os.PathLike[str], array: npt.ArrayLike) -> None:
     """Write ``array`` as an IDX file (gzipped if ``path`` ends in ``.gz``).
 
     For test fixtures and converted data; dtypes uint8, int8, int16, int32,
@@ -156,15 +169,25 @@ def write_idx(path, array):
     array = np.asarray(array)
     code = _IDX_CODES.get(array.dtype.newbyteorder("="))
     if code is None:
-        raise invalid("array", f"an array of dtype {sorted(str(d) for d in _IDX_CODES)}",
-                      f"array of dtype {array.dtype}")
+        raise invalid(
+            "array",
+            f"an array of dtype {sorted(str(d) for d in _IDX_CODES)}",
+            f"array of dtype {array.dtype}",
+        )
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     payload = header + array.astype(_IDX_DTYPES[code]).tobytes()
-    with (gzip.open(path, "wb") if os.fspath(path).endswith(".gz") else open(path, "wb")) as f:
+    with gzip.open(path, "wb") if os.fspath(path).endswith(".gz") else open(path, "wb") as f:
         f.write(payload)
 
 
-def write_idx_fixture(folder, *, num_train=20, num_test=10, gzipped=True, seed=0):
+def write_idx_fixture(
+    folder: str | os.PathLike[str],
+    *,
+    num_train: int = 20,
+    num_test: int = 10,
+    gzipped: bool = True,
+    seed: int = 0,
+) -> None:
     """Write a tiny random Fashion-MNIST look-alike (the four IDX files) to ``folder``.
 
     Images are 28x28 uint8 noise, labels cycle through the 10 classes. For
@@ -195,8 +218,11 @@ def _find_files(folder):
         return None
     found, missing = {}, []
     for role, stem in FASHION_MNIST_FILES.items():
-        hits = [os.path.join(folder, n) for n in _candidates(stem)
-                if os.path.isfile(os.path.join(folder, n))]
+        hits = [
+            os.path.join(folder, n)
+            for n in _candidates(stem)
+            if os.path.isfile(os.path.join(folder, n))
+        ]
         if hits:
             found[role] = hits[0]  # uncompressed first: faster to read
         else:
@@ -204,8 +230,10 @@ def _find_files(folder):
     if not found:
         return None
     if missing:
-        raise DatasetError(f"incomplete Fashion-MNIST folder {folder}: missing "
-                           f"{', '.join(missing)}. {_INSTALL_HINT}")
+        raise DatasetError(
+            f"incomplete Fashion-MNIST folder {folder}: missing "
+            f"{', '.join(missing)}. {_INSTALL_HINT}"
+        )
     return found
 
 
@@ -213,17 +241,23 @@ def _read_split(files, split):
     images_path, labels_path = files[f"{split}_images"], files[f"{split}_labels"]
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DatasetError(f"unexpected content in {images_path}: expected uint8 images of "
-                           f"shape (N, 28, 28), got {images.dtype} {images.shape}")
+        raise DatasetError(
+            f"unexpected content in {images_path}: expected uint8 images of "
+            f"shape (N, 28, 28), got {images.dtype} {images.shape}"
+        )
     if labels.dtype != np.uint8 or labels.ndim != 1:
-        raise DatasetError(f"unexpected content in {labels_path}: expected uint8 labels of "
-                           f"shape (N,), got {labels.dtype} {labels.shape}")
+        raise DatasetError(
+            f"unexpected content in {labels_path}: expected uint8 labels of "
+            f"shape (N,), got {labels.dtype} {labels.shape}"
+        )
     if len(images) != len(labels):
-        raise DatasetError(f"{len(images)} images in {images_path} but {len(labels)} labels "
-                           f"in {labels_path}")
+        raise DatasetError(
+            f"{len(images)} images in {images_path} but {len(labels)} labels in {labels_path}"
+        )
     if labels.size and labels.max() >= len(FASHION_MNIST_CLASSES):
-        raise DatasetError(f"labels out of range in {labels_path}: expected 0..9, found "
-                           f"{int(labels.max())}")
+        raise DatasetError(
+            f"labels out of range in {labels_path}: expected 0..9, found {int(labels.max())}"
+        )
     if len(images) == 0:
         raise DatasetError(f"no images in {images_path}")
     return images, labels.astype(np.int64)
@@ -234,14 +268,16 @@ def _to_float(images, image_size, channels, chunk=4096):
     size = 28 if image_size is None else image_size
     out = np.empty((len(images), size, size, channels), np.float32)
     for start in range(0, len(images), chunk):
-        part = images[start:start + chunk].astype(np.float32) / 255.0
+        part = images[start : start + chunk].astype(np.float32) / 255.0
         if size != 28:
             part = resize_bilinear(part, size)
-        out[start:start + chunk] = part[..., None]  # broadcasts over channels
+        out[start : start + chunk] = part[..., None]  # broadcasts over channels
     return out
 
 
-def load_fashion_mnist(path=None, *, image_size=None, channels=1):
+def load_fashion_mnist(
+    path: str | os.PathLike[str] | None = None, *, image_size: int | None = None, channels: int = 1
+) -> ImageSplit:
     """Fashion-MNIST's official split as an :class:`~jepa_components.datasets.ImageSplit`.
 
     Args:
@@ -280,7 +316,9 @@ def load_fashion_mnist(path=None, *, image_size=None, channels=1):
         names = ", ".join(s + "[.gz]" for s in FASHION_MNIST_FILES.values())
         raise DatasetError(
             f"Fashion-MNIST not found (no download is attempted). Looked for {names} in: "
-            + "; ".join(folders) + f". {_INSTALL_HINT}")
+            + "; ".join(folders)
+            + f". {_INSTALL_HINT}"
+        )
     train_images, train_labels = _read_split(files, "train")
     test_images, test_labels = _read_split(files, "test")
     return ImageSplit(

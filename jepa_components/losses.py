@@ -22,6 +22,8 @@ Reductions:
   ``"mean"`` do not carry over.
 """
 
+from typing import Any
+
 import numpy as np
 
 from jepa_components._validation import check_choice, check_float
@@ -43,7 +45,7 @@ def _same_known_shape(a, b):
     return all(m is None or n is None or m == n for m, n in zip(a, b))
 
 
-def masked_mean(values, valid=None, xp=np):
+def masked_mean(values: Any, valid: Any = None, xp: Any = np) -> Any:
     """Mean of ``values`` over the entries where ``valid`` is True.
 
     Invalid entries are selected away with ``where`` (not multiplied by 0),
@@ -107,7 +109,9 @@ def _reduce(elementwise, valid, reduction, xp):
     return xp.mean(per_image)
 
 
-def l2_loss(pred, target, valid=None, reduction="mean", xp=np):
+def l2_loss(
+    pred: Any, target: Any, valid: Any = None, reduction: str = "mean", xp: Any = np
+) -> Any:
     """Squared-error loss of predicted against target tokens (paper Eq. 1).
 
     Args:
@@ -133,7 +137,14 @@ def l2_loss(pred, target, valid=None, reduction="mean", xp=np):
     return _reduce(xp.square(xp.subtract(pred, target)), valid, reduction, xp)
 
 
-def smooth_l1_loss(pred, target, valid=None, beta=1.0, reduction="mean", xp=np):
+def smooth_l1_loss(
+    pred: Any,
+    target: Any,
+    valid: Any = None,
+    beta: float = 1.0,
+    reduction: str = "mean",
+    xp: Any = np,
+) -> Any:
     """Smooth L1 (Huber / beta) loss, the loss of the official I-JEPA code.
 
     Per element, with ``z = |pred - target|``: ``0.5 * z**2 / beta`` if
@@ -171,7 +182,15 @@ def smooth_l1_loss(pred, target, valid=None, beta=1.0, reduction="mean", xp=np):
     return _reduce(elementwise, valid, reduction, xp)
 
 
-def jepa_loss(pred, target, valid=None, loss="l2", reduction="mean", beta=None, xp=np):
+def jepa_loss(
+    pred: Any,
+    target: Any,
+    valid: Any = None,
+    loss: str = "l2",
+    reduction: str = "mean",
+    beta: float | None = None,
+    xp: Any = np,
+) -> Any:
     """I-JEPA loss by name: ``"l2"`` (paper) or ``"smooth_l1"`` (official code).
 
     Args:

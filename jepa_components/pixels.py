@@ -33,6 +33,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import einops
 import numpy as np
 
@@ -54,7 +56,7 @@ def _shape(x):
     return tuple(x.shape)
 
 
-def patchify(images, patch_size, *, xp=np):
+def patchify(images: Any, patch_size: int, *, xp: Any = np) -> Any:
     """Split images into flattened non-overlapping patches.
 
     Args:
@@ -78,12 +80,19 @@ def patchify(images, patch_size, *, xp=np):
         raise invalid("images", "a rank-4 array (B, H, W, C)", f"array of shape {shape}")
     height, width = shape[1], shape[2]
     if height % patch_size or width % patch_size:
-        raise invalid("patch_size", f"a divisor of the image height and width {(height, width)}",
-                      patch_size)
+        raise invalid(
+            "patch_size", f"a divisor of the image height and width {(height, width)}", patch_size
+        )
     return einops.rearrange(images, _PATCHIFY, p=patch_size, q=patch_size)
 
 
-def unpatchify(patches, patch_size, grid_size=None, *, xp=np):
+def unpatchify(
+    patches: Any,
+    patch_size: int,
+    grid_size: int | tuple[int, int] | None = None,
+    *,
+    xp: Any = np,
+) -> Any:
     """Inverse of :func:`patchify`: ``(B, N, p * p * C)`` -> ``(B, H, W, C)``.
 
     Args:
@@ -106,21 +115,24 @@ def unpatchify(patches, patch_size, grid_size=None, *, xp=np):
     if grid_size is None:
         side = int(round(np.sqrt(num_patches)))
         if side * side != num_patches:
-            raise invalid("grid_size", f"(rows, cols) with rows * cols = N = {num_patches} "
-                          "(N is not a perfect square)", grid_size)
+            raise invalid(
+                "grid_size",
+                f"(rows, cols) with rows * cols = N = {num_patches} (N is not a perfect square)",
+                grid_size,
+            )
         grid = (side, side)
     else:
         grid = check_pair("grid_size", grid_size)
         if grid[0] * grid[1] != num_patches:
-            raise invalid("grid_size", f"(rows, cols) with rows * cols = N = {num_patches}",
-                          grid_size)
+            raise invalid(
+                "grid_size", f"(rows, cols) with rows * cols = N = {num_patches}", grid_size
+            )
     if width % (patch_size * patch_size):
         raise invalid("patch_size", f"p with p * p dividing the patch width {width}", patch_size)
-    return einops.rearrange(patches, _UNPATCHIFY, h=grid[0], w=grid[1], p=patch_size,
-                            q=patch_size)
+    return einops.rearrange(patches, _UNPATCHIFY, h=grid[0], w=grid[1], p=patch_size, q=patch_size)
 
 
-def normalize_patches(patches, eps=1e-6, *, xp=np):
+def normalize_patches(patches: Any, eps: float = 1e-6, *, xp: Any = np) -> Any:
     """MAE's ``norm_pix_loss`` target: each patch to zero mean, unit variance.
 
     ``(x - mean) / sqrt(var + eps)`` over the last axis, with the unbiased
@@ -140,16 +152,26 @@ def normalize_patches(patches, eps=1e-6, *, xp=np):
     eps = check_float("eps", eps, low=0.0, low_open=True)
     size = _shape(patches)[-1]
     if size is not None and size < 2:
-        raise invalid("patches", "at least 2 values per patch (last axis), for a variance",
-                      f"array of shape {_shape(patches)}")
+        raise invalid(
+            "patches",
+            "at least 2 values per patch (last axis), for a variance",
+            f"array of shape {_shape(patches)}",
+        )
     mean = xp.mean(patches, axis=-1, keepdims=True)
     centered = xp.subtract(patches, mean)
     variance = xp.divide(xp.sum(xp.square(centered), axis=-1, keepdims=True), float(size - 1))
     return xp.divide(centered, xp.sqrt(xp.add(variance, eps)))
 
 
-def make_pixel_targets(images, target_indices, patch_size, *, normalize=True, eps=1e-6,
-                       xp=np):
+def make_pixel_targets(
+    images: Any,
+    target_indices: Any,
+    patch_size: int,
+    *,
+    normalize: bool = True,
+    eps: float = 1e-6,
+    xp: Any = np,
+) -> Any:
     """Pixel targets of every target block: the pixel analogue of ``make_targets``.
 
     Patchify the full image, gather the patches of each target block (as
@@ -174,7 +196,10 @@ def make_pixel_targets(images, target_indices, patch_size, *, normalize=True, ep
     """
     normalize = check_bool("normalize", normalize)
     if len(_shape(target_indices)) != 3:
-        raise invalid("target_indices", "a rank-3 array (B, M, Kt)",
-                      f"array of shape {_shape(target_indices)}")
+        raise invalid(
+            "target_indices",
+            "a rank-3 array (B, M, Kt)",
+            f"array of shape {_shape(target_indices)}",
+        )
     targets = gather_tokens(patchify(images, patch_size), target_indices, xp=xp)
     return normalize_patches(targets, eps, xp=xp) if normalize else targets

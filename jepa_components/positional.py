@@ -20,6 +20,7 @@ predictors see the same embedding. Patch ``i`` of the table is the patch at
 """
 
 import numpy as np
+import numpy.typing as npt
 
 from jepa_components._validation import check_pair, invalid, is_int
 
@@ -55,7 +56,9 @@ def _sincos_table(embed_dim, positions):
     return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
 
-def sincos_1d_positions(embed_dim, positions, dtype="float32"):
+def sincos_1d_positions(
+    embed_dim: int, positions: npt.ArrayLike, dtype: npt.DTypeLike = "float32"
+) -> np.ndarray:
     """1-D sin-cos embedding of arbitrary (possibly fractional) positions.
 
     Equals the official ``get_1d_sincos_pos_embed_from_grid(embed_dim, pos)``
@@ -93,7 +96,9 @@ def sincos_1d_positions(embed_dim, positions, dtype="float32"):
     return _sincos_table(int(embed_dim), positions).astype(resolved)
 
 
-def sincos_2d_positions(embed_dim, grid_size, dtype="float32"):
+def sincos_2d_positions(
+    embed_dim: int, grid_size: int | tuple[int, int], dtype: npt.DTypeLike = "float32"
+) -> np.ndarray:
     """2-D sin-cos positional embedding of a patch grid, row-major.
 
     Equals the official ``get_2d_sincos_pos_embed(embed_dim, grid_size)``
@@ -126,7 +131,5 @@ def sincos_2d_positions(embed_dim, grid_size, dtype="float32"):
     cols = np.arange(width, dtype=np.float64)
     col_grid, row_grid = np.meshgrid(cols, rows)  # (H, W) each, as official
     half = int(embed_dim) // 2
-    table = np.concatenate(
-        [_sincos_table(half, col_grid), _sincos_table(half, row_grid)], axis=1
-    )
+    table = np.concatenate([_sincos_table(half, col_grid), _sincos_table(half, row_grid)], axis=1)
     return table.astype(resolved)

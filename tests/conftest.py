@@ -25,8 +25,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFICIAL_CODE = os.environ.get(
-    "IJEPA_OFFICIAL_CODE",
-    os.path.join(os.path.dirname(REPO), "shared", "anchors", "ijepa"))
+    "IJEPA_OFFICIAL_CODE", os.path.join(os.path.dirname(REPO), "shared", "anchors", "ijepa")
+)
 
 
 def official_code_path():
@@ -48,8 +48,10 @@ def official_code():
     """
     path = official_code_path()
     if path is None:
-        pytest.skip(f"needs torch and the official I-JEPA code in {OFFICIAL_CODE} "
-                    "(set IJEPA_OFFICIAL_CODE to another checkout)")
+        pytest.skip(
+            f"needs torch and the official I-JEPA code in {OFFICIAL_CODE} "
+            "(set IJEPA_OFFICIAL_CODE to another checkout)"
+        )
 
     def load(module_name):
         import importlib

@@ -15,7 +15,7 @@ quadrant to hold ``min_context`` patches (no redraws, no bias).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any
 
 import numpy as np
 
@@ -52,13 +52,13 @@ class SingleBlockMaskSampler(MaskSampler):
 
     def __init__(
         self,
-        grid_size=(14, 14),
-        target_scale=(0.6, 0.6),
-        target_aspect_ratio=(0.75, 1.5),
+        grid_size: int | tuple[int, int] = (14, 14),
+        target_scale: tuple[float, float] = (0.6, 0.6),
+        target_aspect_ratio: tuple[float, float] = (0.75, 1.5),
         min_context: int = 10,
-        seed: Optional[int] = None,
-        **kwargs,
-    ):
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(grid_size, min_context=min_context, seed=seed, **kwargs)
         self.target_scale = check_range_pair("target_scale", target_scale, high=1.0)
         self.target_aspect_ratio = check_range_pair("target_aspect_ratio", target_aspect_ratio)
@@ -68,14 +68,14 @@ class SingleBlockMaskSampler(MaskSampler):
         self._count_bounds = (self.num_patches - big, self.num_patches - small)
         self._check_feasible()
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "target_scale": self.target_scale,
             "target_aspect_ratio": self.target_aspect_ratio,
         }
 
-    def max_counts(self):
+    def max_counts(self) -> tuple[int, int]:
         return self._max_counts
 
     def _context_count_bounds(self):
@@ -87,7 +87,7 @@ class SingleBlockMaskSampler(MaskSampler):
             f"target_aspect_ratio={self.target_aspect_ratio}"
         )
 
-    def target_sizes(self):
+    def target_sizes(self) -> np.ndarray:
         return feasible_sizes(self.target_scale, self.target_aspect_ratio, self.grid_size)
 
     def _draw(self, sample_ids, u):
@@ -118,7 +118,9 @@ class RasterizedMaskSampler(MaskSampler):
     draws_per_attempt = 1
     context_rule = "complement"
 
-    def __init__(self, grid_size=(14, 14), seed: Optional[int] = None, **kwargs):
+    def __init__(
+        self, grid_size: int | tuple[int, int] = (14, 14), seed: int | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("min_context", 1)
         super().__init__(grid_size, seed=seed, **kwargs)
         H, W = self.grid_size
@@ -135,10 +137,11 @@ class RasterizedMaskSampler(MaskSampler):
         self._max_counts = (int(areas.max()), int(areas.max()))
         # every quadrant must be able to be the context (exact: no redraws, no bias)
         self._count_bounds = (int(areas.min()), int(areas.min()))
-        self._dense = box_masks(*self._quadrants.T, self.grid_size)  # (4, N)
+        top, left, h, w = self._quadrants.T
+        self._dense = box_masks(top, left, h, w, self.grid_size)  # (4, N)
         self._check_feasible()
 
-    def max_counts(self):
+    def max_counts(self) -> tuple[int, int]:
         return self._max_counts
 
     def _context_count_bounds(self):
@@ -150,7 +153,7 @@ class RasterizedMaskSampler(MaskSampler):
     def _feasibility_hint(self):
         return "Lower `min_context`."
 
-    def target_sizes(self):
+    def target_sizes(self) -> np.ndarray:
         return self._quadrants[:, 2:]
 
     def _draw(self, sample_ids, u):
@@ -179,12 +182,12 @@ class RandomMaskSampler(MaskSampler):
 
     def __init__(
         self,
-        grid_size=(14, 14),
-        target_scale=(0.6, 0.6),
+        grid_size: int | tuple[int, int] = (14, 14),
+        target_scale: tuple[float, float] = (0.6, 0.6),
         min_context: int = 10,
-        seed: Optional[int] = None,
-        **kwargs,
-    ):
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(grid_size, min_context=min_context, seed=seed, **kwargs)
         self.target_scale = check_range_pair("target_scale", target_scale, high=1.0)
         n = self.num_patches
@@ -194,7 +197,7 @@ class RandomMaskSampler(MaskSampler):
         self.draws_per_attempt = 1 + n
         self._check_feasible()
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "target_scale": self.target_scale}
 
     def _context_count_bounds(self):
@@ -204,11 +207,11 @@ class RandomMaskSampler(MaskSampler):
         return f"The grid {self.grid_size} with target_scale={self.target_scale}"
 
     def _count(self, scale):
-        return np.clip(np.floor(np.asarray(scale) * self.num_patches + 0.5), 1, self.num_patches).astype(
-            np.int64
-        )
+        return np.clip(
+            np.floor(np.asarray(scale) * self.num_patches + 0.5), 1, self.num_patches
+        ).astype(np.int64)
 
-    def max_counts(self):
+    def max_counts(self) -> tuple[int, int]:
         return self._max_counts
 
     def _draw(self, sample_ids, u):
@@ -226,7 +229,9 @@ _SAMPLERS = {
 }
 
 
-def make_sampler(name: str, grid_size, seed: Optional[int] = None, **kwargs) -> MaskSampler:
+def make_sampler(
+    name: str, grid_size: int | tuple[int, int], seed: int | None = None, **kwargs: Any
+) -> MaskSampler:
     """Build a sampler by strategy name: "multiblock", "block", "raster", "random".
 
     Example:

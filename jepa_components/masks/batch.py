@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -36,9 +35,9 @@ class MaskBatch:
     context_valid: np.ndarray
     targets: np.ndarray
     targets_valid: np.ndarray
-    grid_size: Tuple[int, int]
-    context_boxes: Optional[np.ndarray] = None
-    target_boxes: Optional[np.ndarray] = None
+    grid_size: tuple[int, int]
+    context_boxes: np.ndarray | None = None
+    target_boxes: np.ndarray | None = None
 
     def __post_init__(self):
         b = self.context.shape[0]
@@ -68,7 +67,7 @@ class MaskBatch:
     def __len__(self) -> int:
         return self.batch_size
 
-    def as_dict(self) -> Dict[str, np.ndarray]:
+    def as_dict(self) -> dict[str, np.ndarray]:
         """The four arrays under the keys of a training batch dict."""
         return {
             "context": self.context,
@@ -77,7 +76,7 @@ class MaskBatch:
             "targets_valid": self.targets_valid,
         }
 
-    def to_dense(self) -> Tuple[np.ndarray, np.ndarray]:
+    def to_dense(self) -> tuple[np.ndarray, np.ndarray]:
         """Boolean grids: context ``(B, H, W)`` and targets ``(B, M, H, W)``."""
         H, W = self.grid_size
         n = H * W

@@ -47,7 +47,8 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 RUN_SAMPLES = 1e12
 RUN_FAILURE = 1e-6

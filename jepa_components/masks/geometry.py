@@ -18,14 +18,14 @@ Conventions (shared by every sampler in :mod:`jepa_components.masks`):
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from collections.abc import Sequence
 
 import numpy as np
 
 from jepa_components._validation import check_pair
 
 
-def check_grid_size(grid_size) -> Tuple[int, int]:
+def check_grid_size(grid_size: int | tuple[int, int]) -> tuple[int, int]:
     """Validate ``grid_size`` (an int, or a pair of ints ``(H, W)``, e.g. a tuple or
     array) and return ``(H, W)``: :func:`~jepa_components._validation.check_pair`."""
     if isinstance(grid_size, np.ndarray) and grid_size.shape == (2,):
@@ -37,7 +37,7 @@ def _round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5).astype(np.int64)
 
 
-def block_sizes(scale: np.ndarray, aspect: np.ndarray, grid: Tuple[int, int]):
+def block_sizes(scale: np.ndarray, aspect: np.ndarray, grid: tuple[int, int]):
     """Block heights and widths (int64 arrays) for scales and aspect ratios."""
     H, W = grid
     h = np.minimum(np.maximum(_round_half_up(H * np.sqrt(scale * aspect)), 1), H)
@@ -55,7 +55,7 @@ def place(size: np.ndarray, extent: int, u: np.ndarray) -> np.ndarray:
     return np.minimum((u * (extent - size + 1)).astype(np.int64), extent - size)
 
 
-def box_masks(top, left, h, w, grid: Tuple[int, int]) -> np.ndarray:
+def box_masks(top, left, h, w, grid: tuple[int, int]) -> np.ndarray:
     """Dense boolean masks ``(..., H * W)`` of axis-aligned boxes."""
     H, W = grid
     rows = np.arange(H)
@@ -67,7 +67,7 @@ def box_masks(top, left, h, w, grid: Tuple[int, int]) -> np.ndarray:
 
 
 def feasible_sizes(
-    scale: Sequence[float], aspect: Sequence[float], grid: Tuple[int, int]
+    scale: Sequence[float], aspect: Sequence[float], grid: tuple[int, int]
 ) -> np.ndarray:
     """All ``(h, w)`` that :func:`block_sizes` can return for the ranges.
 
@@ -112,13 +112,13 @@ def feasible_sizes(
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
-def max_block_area(scale, aspect, grid: Tuple[int, int]) -> int:
+def max_block_area(scale, aspect, grid: tuple[int, int]) -> int:
     """Largest ``h * w`` the size rule can produce for these ranges."""
     sizes = feasible_sizes(scale, aspect, grid)
     return int((sizes[:, 0] * sizes[:, 1]).max())
 
 
-def min_block_area(scale, aspect, grid: Tuple[int, int]) -> int:
+def min_block_area(scale, aspect, grid: tuple[int, int]) -> int:
     """Smallest ``h * w`` the size rule can produce for these ranges."""
     sizes = feasible_sizes(scale, aspect, grid)
     return int((sizes[:, 0] * sizes[:, 1]).min())
@@ -140,7 +140,7 @@ class BoxBits:
     padded ascending indices.
     """
 
-    def __init__(self, grid: Tuple[int, int]):
+    def __init__(self, grid: tuple[int, int]):
         H, W = grid
         if W > 64:
             raise ValueError(f"BoxBits needs at most 64 columns. Received: grid={grid}")
@@ -157,7 +157,8 @@ class BoxBits:
             for w in range(W + 1 - left):
                 cols[left, w] = ((1 << w) - 1) << left
         self._cols = cols.reshape(-1)
-        self._pack_tables = None  # built on first pack()
+        # built on first pack(): (offsets, keys table, sentinel)
+        self._pack_tables: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def bits(self, top, left, h, w) -> np.ndarray:
         H, W = self.grid
@@ -169,7 +170,7 @@ class BoxBits:
         rows &= np.take(self._cols, col_keys)[..., None]
         return rows
 
-    def pack(self, bits: np.ndarray, length: int) -> Tuple[np.ndarray, np.ndarray]:
+    def pack(self, bits: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
         """``(R, H)`` words -> ascending set-bit indices ``(R, length) int32`` + valid.
 
         Same result as :func:`pack_dense` on the dense masks, without building
@@ -212,7 +213,7 @@ def _sorted_keys_to_indices(keys: np.ndarray, length: int, sentinel: int):
     return idx, valid
 
 
-def pack_dense(dense: np.ndarray, length: int) -> Tuple[np.ndarray, np.ndarray]:
+def pack_dense(dense: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Dense ``(R, N)`` bool rows -> ascending indices ``(R, length) int32`` + valid.
 
     Every row must hold at most ``length`` True entries. Padding slots hold 0.
@@ -238,7 +239,7 @@ class BoxIndexer:
     shifted to the corner.
     """
 
-    def __init__(self, sizes: np.ndarray, grid: Tuple[int, int], max_table_bytes: int = 4 << 20):
+    def __init__(self, sizes: np.ndarray, grid: tuple[int, int], max_table_bytes: int = 4 << 20):
         H, W = grid
         sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
         self.length = int((sizes[:, 0] * sizes[:, 1]).max())

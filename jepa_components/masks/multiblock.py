@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from jepa_components._validation import check_bool, check_int, check_range_pair
@@ -81,21 +79,21 @@ class MultiBlockMaskSampler(MaskSampler):
 
     def __init__(
         self,
-        grid_size=(14, 14),
+        grid_size: int | tuple[int, int] = (14, 14),
         num_targets: int = 4,
-        target_scale=(0.15, 0.2),
-        target_aspect_ratio=(0.75, 1.5),
-        context_scale=(0.85, 1.0),
-        context_aspect_ratio=(1.0, 1.0),
+        target_scale: tuple[float, float] = (0.15, 0.2),
+        target_aspect_ratio: tuple[float, float] = (0.75, 1.5),
+        context_scale: tuple[float, float] = (0.85, 1.0),
+        context_aspect_ratio: tuple[float, float] = (1.0, 1.0),
         min_context: int = 10,
         allow_overlap: bool = False,
-        seed: Optional[int] = None,
+        seed: int | None = None,
         *,
         ragged: str = "pad",
-        context_length: Optional[int] = None,
-        target_length: Optional[int] = None,
+        context_length: int | None = None,
+        target_length: int | None = None,
         max_attempts: int = 100,
-    ):
+    ) -> None:
         super().__init__(
             grid_size,
             min_context=min_context,
@@ -188,7 +186,7 @@ class MultiBlockMaskSampler(MaskSampler):
 
     context_rule = "block"
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "num_targets": self.num_targets,
@@ -199,13 +197,13 @@ class MultiBlockMaskSampler(MaskSampler):
             "allow_overlap": self.allow_overlap,
         }
 
-    def max_counts(self):
+    def max_counts(self) -> tuple[int, int]:
         return self._max_counts
 
-    def target_sizes(self):
+    def target_sizes(self) -> np.ndarray:
         return self._sizes[0].copy()
 
-    def context_sizes(self):
+    def context_sizes(self) -> np.ndarray:
         """``(n, 2)`` sizes ``(h, w)`` the context block can take."""
         return self._sizes[1].copy()
 
@@ -242,6 +240,7 @@ class MultiBlockMaskSampler(MaskSampler):
         keys = boxes[:2] * self._extent_plus_1  # BoxBits keys: start * (extent + 1) + size
         keys += boxes[2:]
         keys = keys.astype(np.intp)
+        assert self._box_bits is not None  # only called when the grid fits in 64 columns
         words = self._box_bits.bits_from_keys(keys[0], keys[1])  # (M + 1, R, H)
         context = words[-1]
         if not self.allow_overlap:

@@ -25,25 +25,24 @@ Example:
 from __future__ import annotations
 
 import bisect
-from typing import Tuple
 
 import numpy as np
 
 from jepa_components.masks import _stream
 
 
-def bucket_lengths(upper: int) -> Tuple[int, ...]:
+def bucket_lengths(upper: int) -> tuple[int, ...]:
     """The bucket ladder for an upper bound ``upper``: at most 8 lengths, ending at ``upper``."""
     step = 8 * max(1, -(-upper // 64))  # (upper may be 0: a target covering the grid)
     return tuple(range(step, upper, step)) + (upper,)
 
 
-def bucket_length(needed: int, lengths: Tuple[int, ...]) -> int:
+def bucket_length(needed: int, lengths: tuple[int, ...]) -> int:
     """Smallest of the ascending ``lengths`` that is ``>= needed`` (``needed <= lengths[-1]``)."""
     return lengths[bisect.bisect_left(lengths, needed)]
 
 
-def fitting_bucket(valid: np.ndarray, lengths: Tuple[int, ...]) -> int:
+def fitting_bucket(valid: np.ndarray, lengths: tuple[int, ...]) -> int:
     """:func:`bucket_length` of the longest row of packed ``valid`` ``(R, lengths[-1])``.
 
     Valid entries come first in a row, so the rows fit in ``L`` columns iff

@@ -41,9 +41,10 @@ into a :class:`MaskBatch`:
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import cast
 
 import numpy as np
+import numpy.typing as npt
 
 from jepa_components._validation import check_choice, check_int, check_seed
 from jepa_components.masks import _stream, feasibility
@@ -68,38 +69,43 @@ class MaskSampler:
     #: (:func:`jepa_components.testing.check_masks`): "block" (one context block
     #: minus the targets, unless ``allow_overlap``), "complement" (every patch
     #: not in a target) or None (not stated)
-    context_rule: Optional[str] = None
+    context_rule: str | None = None
 
     def __init__(
         self,
-        grid_size,
+        grid_size: int | tuple[int, int],
         *,
         min_context: int = 10,
         ragged: str = "pad",
-        context_length: Optional[int] = None,
-        target_length: Optional[int] = None,
+        context_length: int | None = None,
+        target_length: int | None = None,
         max_attempts: int = 100,
-        seed: Optional[int] = None,
-    ):
+        seed: int | None = None,
+    ) -> None:
         self.grid_size = check_grid_size(grid_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.min_context = check_int("min_context", min_context, low=0, high=self.num_patches)
         self.ragged = check_choice("ragged", ragged, RAGGED_MODES)
         self._context_length = check_int(
-            "context_length", context_length, low=max(1, self.min_context), high=self.num_patches,
-            allow_none=True)  # (>= min_context: a cut must keep the constraint)
+            "context_length",
+            context_length,
+            low=max(1, self.min_context),
+            high=self.num_patches,
+            allow_none=True,
+        )  # (>= min_context: a cut must keep the constraint)
         self._target_length = check_int(
-            "target_length", target_length, low=1, high=self.num_patches, allow_none=True)
+            "target_length", target_length, low=1, high=self.num_patches, allow_none=True
+        )
         self.max_attempts = check_int("max_attempts", max_attempts, low=1)
         seed = check_seed(seed)
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy)  # fresh OS entropy, recorded
+            seed = int(cast(int, np.random.SeedSequence().entropy))  # fresh OS entropy, recorded
         self.seed = seed
         self._geometry_key = _stream.seed_to_key(self.seed, _GEOMETRY)
         self._subset_key = _stream.seed_to_key(self.seed, _SUBSET)
         self._next_index = 0
-        self._indexer = None  # built on first use from target_sizes()
-        self.feasibility = None  # set by _check_feasible()
+        self._indexer: BoxIndexer | None = None  # built on first use from target_sizes()
+        self.feasibility: feasibility.Feasibility | None = None  # set by _check_feasible()
 
     # -- what subclasses provide -------------------------------------------
     num_targets: int
@@ -127,7 +133,7 @@ class MaskSampler:
         c_idx, c_val = pack_dense(context, self.max_counts()[0])
         return c_idx, c_val, targets, cbox, tbox
 
-    def max_counts(self) -> Tuple[int, int]:
+    def max_counts(self) -> tuple[int, int]:
         """Largest possible (context, per-target) patch counts."""
         raise NotImplementedError
 
@@ -135,7 +141,7 @@ class MaskSampler:
         """``(n, 2)`` block sizes ``(h, w)`` a box-drawing sampler can return."""
         raise NotImplementedError
 
-    def _context_count_bounds(self) -> Tuple[int, int]:
+    def _context_count_bounds(self) -> tuple[int, int]:
         """Exact smallest and largest context count of one draw (before any cut).
 
         The smallest may be a lower bound; the largest must be exact or an
@@ -237,7 +243,7 @@ class MaskSampler:
         """Padded per-target length ``Kt`` of ``ragged="pad"``, the largest of ``"bucket"``."""
         return self._target_length or self.max_counts()[1]
 
-    def padded_lengths(self) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    def padded_lengths(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Every ``(Kc, Kt)`` length a batch can have: ``(context_lengths, target_lengths)``.
 
         ``"pad"``: one each; ``"bucket"``: the bucket ladders of
@@ -274,7 +280,7 @@ class MaskSampler:
             )
         self._next_index = check_int("next_index", int(state["next_index"]), low=0)
 
-    def sample(self, batch_size: int, start: Optional[int] = None) -> MaskBatch:
+    def sample(self, batch_size: int, start: int | None = None) -> MaskBatch:
         """Masks for samples ``start, ..., start + batch_size - 1`` of the stream.
 
         Without ``start`` the sampler continues its own stream (and advances
@@ -288,7 +294,7 @@ class MaskSampler:
         ids = np.arange(start, start + batch_size, dtype=np.int64)
         return self._pack_batch(ids, *self._draw_with_retries(ids))
 
-    def sample_at(self, sample_ids) -> MaskBatch:
+    def sample_at(self, sample_ids: npt.ArrayLike) -> MaskBatch:
         """Masks for arbitrary sample numbers ``sample_ids`` ``(B,)`` (ints >= 0).
 
         Row ``i`` equals row 0 of ``sample(1, start=sample_ids[i])``. Key the
@@ -305,7 +311,12 @@ class MaskSampler:
             True
         """
         ids = np.asarray(sample_ids)
-        if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer) or (ids < 0).any():
+        if (
+            ids.ndim != 1
+            or ids.size == 0
+            or not np.issubdtype(ids.dtype, np.integer)
+            or (ids < 0).any()
+        ):
             raise ValueError(
                 "Invalid value for argument `sample_ids`. Expected a non-empty 1-D array "
                 f"of integers >= 0. Received: sample_ids={sample_ids!r}"

@@ -7,6 +7,8 @@ sample number (when known) and the broken invariant; see
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 from jepa_components.masks import MaskBatch, MaskSampler
@@ -26,7 +28,9 @@ def _row_name(kind, row, sample_ids, m=None):
     return where
 
 
-def check_masks(batch: MaskBatch, sampler: MaskSampler, *, sample_ids=None) -> None:
+def check_masks(
+    batch: MaskBatch, sampler: MaskSampler, *, sample_ids: Iterable[int] | None = None
+) -> None:
     """Assert every invariant of ``batch`` drawn from ``sampler`` (see the module doc).
 
     ``sample_ids`` (``(B,)`` ints): the stream numbers of the rows (``range(k,
@@ -44,12 +48,19 @@ def check_masks(batch: MaskBatch, sampler: MaskSampler, *, sample_ids=None) -> N
     n = sampler.num_patches
     b, m = batch.batch_size, batch.num_targets
     _check_rows("context", batch.context, batch.context_valid, n, ids)
-    _check_rows("targets", batch.targets.reshape(b * m, -1),
-                batch.targets_valid.reshape(b * m, -1), n, ids, m)
+    _check_rows(
+        "targets",
+        batch.targets.reshape(b * m, -1),
+        batch.targets_valid.reshape(b * m, -1),
+        n,
+        ids,
+        m,
+    )
     ctx, tgt = batch.to_dense()
     ctx, tgt = ctx.reshape(b, n), tgt.reshape(b, m, n)
     if not np.array_equal(ctx.sum(1), batch.context_valid.sum(1)) or not np.array_equal(
-            tgt.sum(-1), batch.targets_valid.sum(-1)):
+        tgt.sum(-1), batch.targets_valid.sum(-1)
+    ):
         _fail("to_dense() does not mark exactly the valid indices")
     _check_lengths(batch, sampler)
     _check_context(batch, sampler, ctx, tgt, ids)
@@ -63,27 +74,36 @@ def _check_structure(batch, sampler):
         _fail(f"batch grid_size {batch.grid_size} differs from the sampler's {sampler.grid_size}")
     if batch.num_targets != sampler.num_targets:
         _fail(f"{batch.num_targets} target blocks, the sampler draws {sampler.num_targets}")
-    for key, dtype in (("context", np.int32), ("targets", np.int32),
-                       ("context_valid", np.bool_), ("targets_valid", np.bool_)):
+    for key, dtype in (
+        ("context", np.int32),
+        ("targets", np.int32),
+        ("context_valid", np.bool_),
+        ("targets_valid", np.bool_),
+    ):
         value = getattr(batch, key)
         if not isinstance(value, np.ndarray) or value.dtype != dtype:
-            _fail(f"`{key}` must be a {np.dtype(dtype).name} array, got "
-                  f"{getattr(value, 'dtype', type(value).__name__)}")
+            _fail(
+                f"`{key}` must be a {np.dtype(dtype).name} array, got "
+                f"{getattr(value, 'dtype', type(value).__name__)}"
+            )
 
 
 def _check_rows(kind, idx, valid, n, ids, m=None):
     """Packed rows: valid flags a prefix, padding 0, indices in range, ascending, unique."""
+
     def name(r):
         return _row_name(kind, r if m is None else r // m, ids, None if m is None else r % m)
 
     count = valid.sum(axis=1)
     prefix = np.arange(valid.shape[1]) < count[:, None]
-    bad = np.nonzero((valid != prefix).any(axis=1))[0]
+    bad: np.ndarray = np.nonzero((valid != prefix).any(axis=1))[0]
     if bad.size:
         r = bad[0]
         slot = int(np.argmax(valid[r] != prefix[r]))
-        _fail(f"{name(r)}: valid flags are not a prefix of the row (slot {slot} is "
-              f"{'valid after padding' if valid[r, slot] else 'padding before a valid slot'})")
+        _fail(
+            f"{name(r)}: valid flags are not a prefix of the row (slot {slot} is "
+            f"{'valid after padding' if valid[r, slot] else 'padding before a valid slot'})"
+        )
     bad = np.argwhere(~valid & (idx != 0))
     if bad.size:
         r, slot = bad[0]
@@ -91,14 +111,15 @@ def _check_rows(kind, idx, valid, n, ids, m=None):
     bad = np.argwhere(valid & ((idx < 0) | (idx >= n)))
     if bad.size:
         r, slot = bad[0]
-        _fail(f"{name(r)}: index {idx[r, slot]} at slot {slot} is outside the grid's "
-              f"{n} patches")
+        _fail(f"{name(r)}: index {idx[r, slot]} at slot {slot} is outside the grid's {n} patches")
     step = np.diff(idx.astype(np.int64), axis=1)
     bad = np.argwhere(valid[:, 1:] & (step <= 0))
     if bad.size:
         r, slot = bad[0]
-        _fail(f"{name(r)}: index {idx[r, slot + 1]} at slot {slot + 1} follows {idx[r, slot]}: "
-              "indices must be ascending and unique (row-major order)")
+        _fail(
+            f"{name(r)}: index {idx[r, slot + 1]} at slot {slot + 1} follows {idx[r, slot]}: "
+            "indices must be ascending and unique (row-major order)"
+        )
 
 
 def _check_lengths(batch, sampler):
@@ -110,16 +131,22 @@ def _check_lengths(batch, sampler):
     mode = sampler.ragged
     if mode == "pad":
         if (kc, kt) != (sampler.context_length, sampler.target_length):
-            _fail(f'ragged="pad": lengths (Kc, Kt) = {(kc, kt)}, expected '
-                  f"{(sampler.context_length, sampler.target_length)}")
+            _fail(
+                f'ragged="pad": lengths (Kc, Kt) = {(kc, kt)}, expected '
+                f"{(sampler.context_length, sampler.target_length)}"
+            )
     elif mode == "bucket":
-        for what, k, counts, allowed in (("context", kc, counts_c, sampler.padded_lengths()[0]),
-                                         ("target", kt, counts_t, sampler.padded_lengths()[1])):
+        for what, k, counts, allowed in (
+            ("context", kc, counts_c, sampler.padded_lengths()[0]),
+            ("target", kt, counts_t, sampler.padded_lengths()[1]),
+        ):
             need = int(counts.max(initial=0))
             smallest = next(v for v in allowed if v >= need)
             if k != smallest:
-                _fail(f'ragged="bucket": {what} length {k}, expected {smallest}, the smallest '
-                      f"of {allowed} that holds the batch maximum {need}")
+                _fail(
+                    f'ragged="bucket": {what} length {k}, expected {smallest}, the smallest '
+                    f"of {allowed} that holds the batch maximum {need}"
+                )
     elif mode == "truncate":
         if not (batch.context_valid.all() and batch.targets_valid.all()):
             _fail('ragged="truncate": every slot must be valid (rows cut to the batch minimum)')
@@ -138,25 +165,28 @@ def _check_context(batch, sampler, ctx, tgt, ids):
     bad = np.nonzero(counts < sampler.min_context)[0]
     if bad.size:
         r = bad[0]
-        _fail(f"{_row_name('context', r, ids)} keeps {counts[r]} patches, fewer than "
-              f"min_context={sampler.min_context}")
+        _fail(
+            f"{_row_name('context', r, ids)} keeps {counts[r]} patches, fewer than "
+            f"min_context={sampler.min_context}"
+        )
     overlap = getattr(sampler, "allow_overlap", False)
     if not overlap:
         shared = np.argwhere(ctx[:, None, :] & tgt)
         if shared.size:
             r, mm, p = shared[0]
             W = sampler.grid_size[1]
-            _fail(f"{_row_name('context', r, ids)} and target block {mm} share patch {p} "
-                  f"(row {p // W}, col {p % W}), but target patches are removed from the "
-                  "context (allow_overlap=False)")
+            _fail(
+                f"{_row_name('context', r, ids)} and target block {mm} share patch {p} "
+                f"(row {p // W}, col {p % W}), but target patches are removed from the "
+                "context (allow_overlap=False)"
+            )
     full_c, full_t = _complete(sampler)
     if sampler.context_rule == "complement" and full_c:
         union = _target_union(batch, sampler, tgt, full_t)
         if union is not None:
             bad = np.nonzero((ctx != ~union).any(axis=1))[0]
             if bad.size:
-                _fail(f"{_row_name('context', bad[0], ids)} is not the complement of the "
-                      "targets")
+                _fail(f"{_row_name('context', bad[0], ids)} is not the complement of the targets")
 
 
 def _target_union(batch, sampler, tgt, full_t):
@@ -194,14 +224,18 @@ def _check_box_array(kind, boxes, grid, ids, ranges):
     bad = np.argwhere((top < 0) | (left < 0) | (h < 1) | (w < 1) | (top + h > H) | (left + w > W))
     if bad.size:
         r, k = bad[0]
-        _fail(f"{_row_name(kind, r, ids)}: box {k} {tuple(boxes[r, k].tolist())} "
-              f"(top, left, h, w) is not inside the {H}x{W} grid")
+        _fail(
+            f"{_row_name(kind, r, ids)}: box {k} {tuple(boxes[r, k].tolist())} "
+            f"(top, left, h, w) is not inside the {H}x{W} grid"
+        )
     if ranges is not None:
         for hh, ww in np.unique(boxes[..., 2:].reshape(-1, 2), axis=0).tolist():
             if not _box_sizes_ok(hh, ww, grid, *ranges):
                 r, k = np.argwhere((h == hh) & (w == ww))[0]
-                _fail(f"{_row_name(kind, r, ids)}: box {k} of size {hh}x{ww} is outside "
-                      f"scale {ranges[0]} / aspect ratio {ranges[1]}")
+                _fail(
+                    f"{_row_name(kind, r, ids)}: box {k} of size {hh}x{ww} is outside "
+                    f"scale {ranges[0]} / aspect ratio {ranges[1]}"
+                )
 
 
 def _ranges(sampler, prefix):
@@ -220,19 +254,24 @@ def _check_boxes(batch, sampler, ctx, tgt, ids):
         for size in np.unique(boxes[..., 2:].reshape(-1, 2), axis=0).tolist():
             if tuple(size) not in allowed:
                 r, k = np.argwhere((boxes[..., 2:] == size).all(-1))[0]
-                _fail(f"{_row_name('target', r, ids)}: block {k} has size {tuple(size)}, not "
-                      "one of sampler.target_sizes()")
-        dense = box_masks(*np.moveaxis(boxes, -1, 0), grid)
+                _fail(
+                    f"{_row_name('target', r, ids)}: block {k} has size {tuple(size)}, not "
+                    "one of sampler.target_sizes()"
+                )
+        dense = box_masks(boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3], grid)
         wrong = (tgt != dense) if full_t else (tgt & ~dense)
-        bad = np.argwhere(wrong.any(axis=-1))
+        bad: np.ndarray = np.argwhere(wrong.any(axis=-1))
         if bad.size:
             r, k = bad[0]
-            _fail(f"{_row_name('targets', r, ids, k)}: patches differ from its box "
-                  f"{tuple(boxes[r, k].tolist())}")
+            _fail(
+                f"{_row_name('targets', r, ids, k)}: patches differ from its box "
+                f"{tuple(boxes[r, k].tolist())}"
+            )
     if batch.context_boxes is not None:
         boxes = batch.context_boxes[:, None, :]
         _check_box_array("context", boxes, grid, ids, _ranges(sampler, "context"))
-        block = box_masks(*np.moveaxis(batch.context_boxes, -1, 0), grid)
+        cbox = batch.context_boxes
+        block = box_masks(cbox[..., 0], cbox[..., 1], cbox[..., 2], cbox[..., 3], grid)
         bad = np.nonzero((ctx & ~block).any(axis=1))[0]
         if bad.size:
             _fail(f"{_row_name('context', bad[0], ids)} has patches outside its context box")
@@ -243,16 +282,20 @@ def _check_boxes(batch, sampler, ctx, tgt, ids):
                 expected = block if union is None else block & ~union
             bad = np.nonzero((ctx != expected).any(axis=1))[0]
             if bad.size:
-                _fail(f"{_row_name('context', bad[0], ids)} is not its context box minus "
-                      "the target blocks")
+                _fail(
+                    f"{_row_name('context', bad[0], ids)} is not its context box minus "
+                    "the target blocks"
+                )
 
 
 def _check_redraw(batch, sampler, ids, ctx, tgt):
     again = sampler.sample_at(ids)
     for key, value in batch.as_dict().items():
         if not np.array_equal(value, again.as_dict()[key]):
-            _fail(f"`{key}` differs when the same sample numbers are drawn again: not "
-                  "deterministic (or sample_ids do not match the batch)")
+            _fail(
+                f"`{key}` differs when the same sample numbers are drawn again: not "
+                "deterministic (or sample_ids do not match the batch)"
+            )
     for r, k in enumerate(ids.tolist()):
         one_c, one_t = sampler.sample(1, start=k).to_dense()
         one_c, one_t = one_c.reshape(-1), one_t.reshape(tgt.shape[1:])
@@ -261,11 +304,13 @@ def _check_redraw(batch, sampler, ids, ctx, tgt):
         else:
             same = np.array_equal(ctx[r], one_c) and np.array_equal(tgt[r], one_t)
         if not same:
-            _fail(f"{_row_name('context', r, ids)}: masks differ from sample(1, start={k}): "
-                  "sample k must not depend on its batch")
+            _fail(
+                f"{_row_name('context', r, ids)}: masks differ from sample(1, start={k}): "
+                "sample k must not depend on its batch"
+            )
 
 
-def check_stream(sampler: MaskSampler, start: int = 0, batch_sizes=(3, 5)) -> None:
+def check_stream(sampler: MaskSampler, start: int = 0, batch_sizes: Sequence[int] = (3, 5)) -> None:
     """Assert the stream contract on ``sampler`` and :func:`check_masks` on what it draws.
 
     Draws samples ``start .. start + sum(batch_sizes) - 1`` in one batch and in
@@ -286,8 +331,10 @@ def check_stream(sampler: MaskSampler, start: int = 0, batch_sizes=(3, 5)) -> No
     twin = type(sampler)(**sampler.get_config())  # a new sampler with the same seed
     for key, value in twin.sample(total, start=start).as_dict().items():
         if not np.array_equal(value, whole.as_dict()[key]):
-            _fail(f"`{key}` differs between two samplers built with the same configuration "
-                  f"and seed={sampler.seed}")
+            _fail(
+                f"`{key}` differs between two samplers built with the same configuration "
+                f"and seed={sampler.seed}"
+            )
     ctx, tgt = whole.to_dense()
     first = start
     for size in batch_sizes:
@@ -297,13 +344,17 @@ def check_stream(sampler: MaskSampler, start: int = 0, batch_sizes=(3, 5)) -> No
         if sampler.ragged == "pad":
             for key, value in part.as_dict().items():
                 if not np.array_equal(value, whole.as_dict()[key][rows]):
-                    _fail(f"`{key}` of samples {first}..{first + size - 1} differs when drawn "
-                          f"in a batch of {size} instead of {total}")
+                    _fail(
+                        f"`{key}` of samples {first}..{first + size - 1} differs when drawn "
+                        f"in a batch of {size} instead of {total}"
+                    )
         elif sampler.ragged == "bucket":
             p_ctx, p_tgt = part.to_dense()
             if not (np.array_equal(p_ctx, ctx[rows]) and np.array_equal(p_tgt, tgt[rows])):
-                _fail(f"samples {first}..{first + size - 1} differ when drawn in a batch of "
-                      f"{size} instead of {total}")
+                _fail(
+                    f"samples {first}..{first + size - 1} differ when drawn in a batch of "
+                    f"{size} instead of {total}"
+                )
         first += size
     if sampler.state() != state:
         _fail("sample(..., start=k) moved the sampler's own stream position")

@@ -7,10 +7,17 @@ this module works without it, calling a strategy without it raises an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from jepa_components._validation import check_choice
 from jepa_components.masks import make_sampler
 from jepa_components.masks.geometry import check_grid_size
-from jepa_components.masks.sampler import RAGGED_MODES
+from jepa_components.masks.sampler import RAGGED_MODES, MaskSampler
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+    from jepa_components.masks.batch import MaskBatch
 
 __all__ = ["SAMPLER_KINDS", "mask_batches", "sampler_configs", "samplers"]
 
@@ -61,8 +68,10 @@ def _config_strategy(kind, grid_size, ragged, max_grid):
                 allow_overlap=draw(st.booleans()),
             )
         elif kind == "block":
-            cfg.update(target_scale=draw(_ranges_strategy(st, 0.05, 0.8)),
-                       target_aspect_ratio=draw(_ranges_strategy(st, 0.3, 3.0)))
+            cfg.update(
+                target_scale=draw(_ranges_strategy(st, 0.05, 0.8)),
+                target_aspect_ratio=draw(_ranges_strategy(st, 0.3, 3.0)),
+            )
         elif kind == "random":
             cfg["target_scale"] = draw(_ranges_strategy(st, 0.05, 0.8))
         if draw(st.integers(0, 3)) == 0:  # now and then a cap below the largest count
@@ -85,13 +94,19 @@ def _built(kind, grid_size, ragged, max_grid):
         except ValueError:  # infeasible or invalid: not a configuration to test
             hypothesis.reject()
 
-    return st.one_of([
-        st.tuples(st.just(k), _config_strategy(k, grid_size, ragged, max_grid)) for k in kinds
-    ]).map(build)
+    return st.one_of(
+        [st.tuples(st.just(k), _config_strategy(k, grid_size, ragged, max_grid)) for k in kinds]
+    ).map(build)
 
 
-def sampler_configs(kind: str = "multiblock", *, grid_size=None, ragged=None, max_grid=(16, 24),
-                    only_accepted=True):
+def sampler_configs(
+    kind: str = "multiblock",
+    *,
+    grid_size: int | tuple[int, int] | None = None,
+    ragged: str | None = None,
+    max_grid: tuple[int, int] = (16, 24),
+    only_accepted: bool = True,
+) -> SearchStrategy[dict[str, Any]]:
     """Hypothesis strategy: keyword-argument dicts that ``make_sampler(kind, **cfg)`` accepts.
 
     Args:
@@ -122,7 +137,13 @@ def sampler_configs(kind: str = "multiblock", *, grid_size=None, ragged=None, ma
     return _built(kind, grid_size, ragged, max_grid).map(lambda pair: pair[1])
 
 
-def samplers(kind=None, *, grid_size=None, ragged=None, max_grid=(16, 24)):
+def samplers(
+    kind: str | None = None,
+    *,
+    grid_size: int | tuple[int, int] | None = None,
+    ragged: str | None = None,
+    max_grid: tuple[int, int] = (16, 24),
+) -> SearchStrategy[MaskSampler]:
     """Hypothesis strategy: samplers (any of :data:`SAMPLER_KINDS` when ``kind`` is None).
 
     Same arguments as :func:`sampler_configs`; their ``repr`` shows the
@@ -131,7 +152,14 @@ def samplers(kind=None, *, grid_size=None, ragged=None, max_grid=(16, 24)):
     return _built(kind, grid_size, ragged, max_grid).map(lambda pair: pair[0])
 
 
-def mask_batches(kind=None, *, grid_size=None, ragged=None, max_batch_size=8, max_grid=(16, 24)):
+def mask_batches(
+    kind: str | None = None,
+    *,
+    grid_size: int | tuple[int, int] | None = None,
+    ragged: str | None = None,
+    max_batch_size: int = 8,
+    max_grid: tuple[int, int] = (16, 24),
+) -> SearchStrategy[tuple[MaskSampler, MaskBatch]]:
     """Hypothesis strategy: :class:`~jepa_components.masks.MaskBatch` es from drawn samplers.
 
     For testing code that consumes masks (a collate function, a model, a loss)

@@ -10,29 +10,51 @@ report = pytest.importorskip("paper_claims_report")
 
 
 def _figures(linear, **extra):
-    return {"linear": linear, "linear_last4": linear + 0.01, "knn": linear - 0.1,
-            "knn_last4": linear - 0.09, "attentive": linear + 0.02, "feature_std": 0.25,
-            "effective_rank": 8.0, **extra}
+    return {
+        "linear": linear,
+        "linear_last4": linear + 0.01,
+        "knn": linear - 0.1,
+        "knn_last4": linear - 0.09,
+        "attentive": linear + 0.02,
+        "feature_std": 0.25,
+        "effective_rank": 8.0,
+        **extra,
+    }
 
 
 def _run(arm, seed, linear, common=None):
-    return {"arm": arm, "seed": seed, "final": _figures(linear), "steps": 500 + seed,
-            "planned_steps": 525, "train_seconds": 300.0, "cpu_seconds": 550.0,
-            "snapshots": [{"train_seconds": 60.0, "linear": linear - 0.05}],
-            "at_common_step": None if common is None else _figures(common)}
+    return {
+        "arm": arm,
+        "seed": seed,
+        "final": _figures(linear),
+        "steps": 500 + seed,
+        "planned_steps": 525,
+        "train_seconds": 300.0,
+        "cpu_seconds": 550.0,
+        "snapshots": [{"train_seconds": 60.0, "linear": linear - 0.05}],
+        "at_common_step": None if common is None else _figures(common),
+    }
 
 
 RESULTS = {
-    "meta": {"budget_minutes": 5, "machine": "test", "probe_train": 100, "probe_test": 100,
-             "batch_size": 64, "total_minutes": 60.0},
+    "meta": {
+        "budget_minutes": 5,
+        "machine": "test",
+        "probe_train": 100,
+        "probe_test": 100,
+        "batch_size": 64,
+        "total_minutes": 60.0,
+    },
     "raw_pixels": _figures(0.79, effective_rank=300.0),
     "random_init": [{"seed": 0, **_figures(0.64)}, {"seed": 1, **_figures(0.66)}],
     "common_step": 400,
-    "runs": [_run("ijepa_multiblock", 0, 0.74, common=0.72),
-             _run("ijepa_multiblock", 1, 0.76, common=0.74),
-             _run("pixel_multiblock", 0, 0.70, common=0.73),
-             _run("pixel_multiblock", 1, 0.70, common=0.73),
-             _run("ijepa_block", 0, 0.75)],
+    "runs": [
+        _run("ijepa_multiblock", 0, 0.74, common=0.72),
+        _run("ijepa_multiblock", 1, 0.76, common=0.74),
+        _run("pixel_multiblock", 0, 0.70, common=0.73),
+        _run("pixel_multiblock", 1, 0.70, common=0.73),
+        _run("ijepa_block", 0, 0.75),
+    ],
 }
 
 
@@ -48,8 +70,8 @@ def test_summarize__mean_spread_and_gain_over_each_seeds_own_init():
 
 
 def test_claims__verdicts_follow_the_numbers():
-    verdicts = dict((text.split(":")[0], verdict)
-                    for text, verdict in report.claims(report.summarize(RESULTS)))
+    claims = report.claims(report.summarize(RESULTS))
+    verdicts = {text.split(":")[0]: verdict for text, verdict in claims}
     assert verdicts["I-JEPA beats its random init by >= 8 linear-probe points"] == "met"
     assert verdicts["I-JEPA beats the pixel-target baseline at equal time (linear)"] == "met"
     assert verdicts["I-JEPA beats the pixel-target baseline at equal steps (linear)"] == "NOT met"

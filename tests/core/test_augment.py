@@ -26,11 +26,18 @@ def _images(batch=4, height=28, width=28, channels=1, seed=0):
 # --- crop boxes --------------------------------------------------------------------
 
 
-@given(seed=st.integers(0, 2**32 - 1), height=st.integers(8, 64), width=st.integers(8, 64),
-       low=st.floats(0.05, 1.0), high_extra=st.floats(0.0, 1.0),
-       r_low=st.floats(0.3, 1.0), r_high_extra=st.floats(0.0, 2.0))
-def test_sample_crop_boxes__inside_and_area_and_ratio_in_range(seed, height, width, low,
-                                                               high_extra, r_low, r_high_extra):
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    height=st.integers(8, 64),
+    width=st.integers(8, 64),
+    low=st.floats(0.05, 1.0),
+    high_extra=st.floats(0.0, 1.0),
+    r_low=st.floats(0.3, 1.0),
+    r_high_extra=st.floats(0.0, 2.0),
+)
+def test_sample_crop_boxes__inside_and_area_and_ratio_in_range(
+    seed, height, width, low, high_extra, r_low, r_high_extra
+):
     scale = (low, min(1.0, low + high_extra))
     ratio = (r_low, r_low + r_high_extra)
     boxes = sample_crop_boxes(seed, 64, (height, width), scale=scale, ratio=ratio)
@@ -98,16 +105,23 @@ def test_resized_crop__same_size_box_is_a_slice():
     boxes = np.array([[0, 0, 8, 8], [12, 16, 8, 8], [5, 3, 8, 8]])
     out = resized_crop(images, boxes, 8)
     for image, (t, l_, h, w), got in zip(images, boxes, out):
-        np.testing.assert_allclose(got, image[t:t + h, l_:l_ + w], rtol=1e-6)
+        np.testing.assert_allclose(got, image[t : t + h, l_ : l_ + w], rtol=1e-6)
 
 
-@pytest.mark.parametrize("box, size", [((3, 5, 20, 12), (16, 16)), ((0, 0, 40, 30), (8, 8)),
-                                       ((2, 3, 7, 9), (20, 13)), ((10, 1, 30, 5), (6, 11))])
+@pytest.mark.parametrize(
+    "box, size",
+    [
+        ((3, 5, 20, 12), (16, 16)),
+        ((0, 0, 40, 30), (8, 8)),
+        ((2, 3, 7, 9), (20, 13)),
+        ((10, 1, 30, 5), (6, 11)),
+    ],
+)
 def test_resized_crop__matches_pillow_crop_then_bilinear_resize(box, size):
     image = _images(1, 40, 30, 1, seed=3).astype(np.float32)
     t, l_, h, w = box
     out = resized_crop(image, np.array([box]), size)[0, ..., 0]
-    crop = PIL.fromarray(image[0, t:t + h, l_:l_ + w, 0], mode="F")
+    crop = PIL.fromarray(image[0, t : t + h, l_ : l_ + w, 0], mode="F")
     expected = np.asarray(crop.resize((size[1], size[0]), PIL.BILINEAR))
     np.testing.assert_allclose(out, expected, atol=1e-5)
 

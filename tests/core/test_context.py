@@ -1,6 +1,5 @@
 """Tests of jepa_components.context (parity with the official I-JEPA helpers)."""
 
-
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,19 +13,26 @@ from jepa_components.context import (
     repeat_interleave_batch,
 )
 
+
 @pytest.fixture(scope="module")
 def official(official_code):
     import torch
 
-    return (torch, official_code("src.masks.utils").apply_masks,
-            official_code("src.utils.tensors").repeat_interleave_batch)
+    return (
+        torch,
+        official_code("src.masks.utils").apply_masks,
+        official_code("src.utils.tensors").repeat_interleave_batch,
+    )
 
 
 def _random_case(seed, batch=3, tokens=10, dim=4, blocks=2, keep=5):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(batch, tokens, dim))
     indices = np.stack(
-        [np.stack([rng.choice(tokens, keep, replace=False) for _ in range(blocks)]) for _ in range(batch)]
+        [
+            np.stack([rng.choice(tokens, keep, replace=False) for _ in range(blocks)])
+            for _ in range(batch)
+        ]
     )
     return x, indices  # (B, N, D), (B, M, K)
 
@@ -58,7 +64,9 @@ def test_apply_masks__equals_official(official):
     torch, official_apply_masks, _ = official
     x, indices = _random_case(1, blocks=3)
     masks = [indices[:, j] for j in range(indices.shape[1])]
-    expected = official_apply_masks(torch.from_numpy(x), [torch.from_numpy(m) for m in masks]).numpy()
+    expected = official_apply_masks(
+        torch.from_numpy(x), [torch.from_numpy(m) for m in masks]
+    ).numpy()
     np.testing.assert_array_equal(apply_masks(x, masks), expected)
 
 
@@ -110,13 +118,19 @@ def test_make_targets__equals_official_train_step(official):
     targets = make_targets(x, indices)
     assert targets.shape == (batch, blocks, keep, dim)
     official_layout = targets.transpose(1, 0, 2, 3).reshape(blocks * batch, keep, dim)
-    np.testing.assert_allclose(repeat_interleave_batch(official_layout, batch, 2), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        repeat_interleave_batch(official_layout, batch, 2), expected, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_make_targets__equals_layer_norm_then_gather():
     x, indices = _random_case(5)
-    np.testing.assert_allclose(make_targets(x, indices, eps=1e-3), gather_tokens(layer_norm(x, eps=1e-3), indices),
-                               rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(
+        make_targets(x, indices, eps=1e-3),
+        gather_tokens(layer_norm(x, eps=1e-3), indices),
+        rtol=1e-14,
+        atol=1e-14,
+    )
 
 
 def test_functions_keep_float32():
@@ -132,19 +146,34 @@ def test_functions_keep_float32():
     [
         (lambda: gather_tokens(np.zeros((2, 4)), np.zeros((2, 1), int)), r"`x`.*rank-3.*\(2, 4\)"),
         (lambda: gather_tokens(np.zeros((2, 4, 1)), np.zeros(2, int)), r"`indices`.*rank-2"),
-        (lambda: gather_tokens(np.zeros((2, 4, 1)), np.array([[0], [4]])), r"`indices`.*< 4.*\[0, 4\]"),
+        (
+            lambda: gather_tokens(np.zeros((2, 4, 1)), np.array([[0], [4]])),
+            r"`indices`.*< 4.*\[0, 4\]",
+        ),
         (lambda: gather_tokens(np.zeros((2, 4, 1)), np.array([[0], [-1]])), r"`indices`"),
         (lambda: gather_tokens(np.zeros((2, 4, 1)), np.zeros((2, 1))), r"`indices`.*integer"),
         (lambda: apply_masks(np.zeros((2, 4, 1)), []), r"`masks`.*non-empty"),
         (lambda: apply_masks(np.zeros((2, 4, 1)), np.zeros((2, 1), int)), r"`masks`.*list"),
         (lambda: apply_masks(np.zeros((2, 4, 1)), [np.zeros((2, 1, 1), int)]), r"`masks`.*rank-2"),
-        (lambda: repeat_interleave_batch(np.zeros((5, 1)), 2, 1), r"`batch_size`.*divisor.*len\(x\)=5"),
-        (lambda: repeat_interleave_batch(np.zeros((4, 1)), 0, 1), r"`batch_size`.*>= 1.*batch_size=0"),
+        (
+            lambda: repeat_interleave_batch(np.zeros((5, 1)), 2, 1),
+            r"`batch_size`.*divisor.*len\(x\)=5",
+        ),
+        (
+            lambda: repeat_interleave_batch(np.zeros((4, 1)), 0, 1),
+            r"`batch_size`.*>= 1.*batch_size=0",
+        ),
         (lambda: repeat_interleave_batch(np.zeros((4, 1)), 2, 0), r"`repeat`.*repeat=0"),
         (lambda: repeat_interleave_batch(np.zeros(()), 1, 1), r"`x`.*rank >= 1"),
         (lambda: layer_norm(np.zeros((1, 2)), eps=0.0), r"`eps`.*> 0"),
-        (lambda: make_targets(np.zeros((1, 4, 2)), np.zeros((1, 3), int)), r"`target_indices`.*rank-3"),
-        (lambda: make_targets(np.zeros((4, 2)), np.zeros((1, 1, 3), int)), r"`target_tokens`.*rank-3"),
+        (
+            lambda: make_targets(np.zeros((1, 4, 2)), np.zeros((1, 3), int)),
+            r"`target_indices`.*rank-3",
+        ),
+        (
+            lambda: make_targets(np.zeros((4, 2)), np.zeros((1, 1, 3), int)),
+            r"`target_tokens`.*rank-3",
+        ),
     ],
 )
 def test_invalid_arguments_raise(call, match):

@@ -1,8 +1,14 @@
-"""The NumPy core never imports a deep-learning framework."""
+"""The NumPy core never imports a deep-learning framework, and has no import cycle."""
 
+import ast
+import pathlib
 import subprocess
 import sys
 import textwrap
+
+import pytest
+
+import jepa_components
 
 
 def test_core_imports_without_any_framework():
@@ -20,7 +26,8 @@ def test_core_imports_without_any_framework():
 
         sys.meta_path.insert(0, Block())
         import jepa_components
-        names = [m.name for m in pkgutil.walk_packages(jepa_components.__path__, "jepa_components.")]
+        found = pkgutil.walk_packages(jepa_components.__path__, "jepa_components.")
+        names = [m.name for m in found]
         names = [n for n in names if not n.startswith("jepa_components.backends")]
         for name in names:
             importlib.import_module(name)
@@ -63,3 +70,126 @@ def test_testing_module_imports_without_hypothesis():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "pip install hypothesis" in out.stdout, out.stdout
+
+
+# --- no import cycles in the core --------------------------------------------------
+
+PACKAGE_DIR = pathlib.Path(jepa_components.__file__).parent
+
+
+def _core_modules():
+    """{module name: source path} of the NumPy core (backends excluded)."""
+    modules = {}
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+        if parts[1:2] == ("backends",):
+            continue
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _imports(name, path, modules):
+    """Core modules that ``name`` imports, anywhere in its source (lazy ones too).
+
+    ``from package import submodule`` counts as importing the submodule; a
+    module's own parent packages are not edges (Python imports them first).
+    """
+    is_package = path.name == "__init__.py"
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                anchor = name.split(".")
+                anchor = anchor if is_package else anchor[:-1]
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names]
+            targets = [t if t in modules else base for t in targets]
+        else:
+            continue
+        for target in targets:
+            while target and target not in modules:  # `import a.b.c` -> nearest core module
+                target = target.rpartition(".")[0]
+            if target and target != name and not name.startswith(target + "."):
+                found.add(target)
+    return found
+
+
+def test_core_import_graph_has_no_cycle():
+    modules = _core_modules()
+    assert {"jepa_components.datasets", "jepa_components.fashion_mnist"} <= set(modules)
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    assert "jepa_components.fashion_mnist" in graph["jepa_components.datasets"]  # re-export
+    done, active = set(), []
+
+    def visit(name):
+        if name in active:
+            cycle = [*active[active.index(name) :], name]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if name in done:
+            return
+        active.append(name)
+        for target in sorted(graph[name]):
+            visit(target)
+        active.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_core_modules_have_no_lazy_module_getattr():
+    """A module-level ``__getattr__`` is how a cycle hides; the core has none."""
+    for name, path in _core_modules().items():
+        tree = ast.parse(path.read_text(), str(path))
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        assert "__getattr__" not in defined, name
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ("jepa_components.datasets", "jepa_components.fashion_mnist"),
+        ("jepa_components.fashion_mnist", "jepa_components.datasets"),
+    ],
+)
+def test_datasets_and_fashion_mnist_import_in_either_order(order):
+    script = textwrap.dedent(
+        f"""
+        import importlib
+        first, second = (importlib.import_module(n) for n in {order!r})
+        from jepa_components import datasets, fashion_mnist
+        assert datasets.load_fashion_mnist is fashion_mnist.load_fashion_mnist
+        assert "load_fashion_mnist" in vars(datasets)  # bound at import, not lazily
+        for name in datasets.__all__:
+            getattr(datasets, name)
+        for name in fashion_mnist.__all__:
+            getattr(fashion_mnist, name)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_every_core_module_imports_first_in_a_fresh_interpreter():
+    """Each module imported alone, before anything else of the package (in parallel)."""
+    runs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", f"import {name}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in _core_modules()
+    }
+    failed = {}
+    for name, process in runs.items():
+        _, stderr = process.communicate(timeout=120)
+        if process.returncode != 0:
+            failed[name] = stderr.strip().splitlines()[-1:]
+    assert not failed, failed

@@ -23,7 +23,6 @@ def test_mean_pool__rejects_2d():
         dg.mean_pool(np.zeros((2, 3)))
 
 
-
 # --- per-dimension std -------------------------------------------------------
 
 
@@ -230,8 +229,9 @@ def test_knn__standardizes_with_train_statistics_before_the_cosine():
     train, test = dg.standardize(x[:60], x[60:])
     expected = dg.knn_accuracy(train, y[:60], test, y[60:], k=5, preprocess="none")
     assert dg.knn_accuracy(x[:60], y[:60], x[60:], y[60:], k=5) == expected
-    centered = dg.knn_accuracy(x[:60] - x[:60].mean(0), y[:60], x[60:] - x[:60].mean(0), y[60:],
-                               k=5, preprocess="none")
+    centered = dg.knn_accuracy(
+        x[:60] - x[:60].mean(0), y[:60], x[60:] - x[:60].mean(0), y[60:], k=5, preprocess="none"
+    )
     assert dg.knn_accuracy(x[:60], y[:60], x[60:], y[60:], k=5, preprocess="center") == centered
 
 

@@ -9,7 +9,8 @@ import pytest
 import jepa_components
 
 MODULES = sorted(
-    m.name for m in pkgutil.walk_packages(jepa_components.__path__, "jepa_components.")
+    m.name
+    for m in pkgutil.walk_packages(jepa_components.__path__, "jepa_components.")
     if not m.name.startswith("jepa_components.backends")
 )
 

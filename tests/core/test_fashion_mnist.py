@@ -1,5 +1,6 @@
 import gzip
 import os
+import re
 
 import numpy as np
 import pytest
@@ -20,8 +21,9 @@ def no_default_places(monkeypatch, tmp_path):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     places = [str(tmp_path / "nowhere_a"), str(tmp_path / "nowhere_b")]
     original = fm.fashion_mnist_search_paths
-    monkeypatch.setattr(fm, "fashion_mnist_search_paths",
-                        lambda: [p for p in original() if p != REAL] + places)
+    monkeypatch.setattr(
+        fm, "fashion_mnist_search_paths", lambda: [p for p in original() if p != REAL] + places
+    )
     return places
 
 
@@ -32,8 +34,11 @@ def _raw_uint8(folder, name):
 # --- IDX format -------------------------------------------------------------------
 
 
-@given(st.sampled_from(["uint8", "int8", "int16", "int32", "float32", "float64"]),
-       st.lists(st.integers(0, 4), min_size=1, max_size=3), st.booleans())
+@given(
+    st.sampled_from(["uint8", "int8", "int16", "int32", "float32", "float64"]),
+    st.lists(st.integers(0, 4), min_size=1, max_size=3),
+    st.booleans(),
+)
 def test_read_idx__round_trips_every_dtype_and_shape(tmp_path_factory, dtype, shape, gzipped):
     folder = tmp_path_factory.mktemp("idx")
     array = (np.arange(int(np.prod(shape))) % 100).astype(dtype).reshape(shape)
@@ -133,16 +138,16 @@ def test_missing__one_error_listing_places_and_how_to_get_the_files(no_default_p
 
 
 def test_missing__explicit_path_is_the_only_place(tmp_path):
-    with pytest.raises(DatasetError, match="not found: .*nothing_here.*apt-get"):
+    with pytest.raises(DatasetError, match=r"not found: .*nothing_here.*apt-get"):
         fm.load_fashion_mnist(tmp_path / "nothing_here")
-    with pytest.raises(DatasetError, match="Looked for .* in: " + str(tmp_path)):
+    with pytest.raises(DatasetError, match=r"Looked for .* in: " + re.escape(str(tmp_path))):
         fm.load_fashion_mnist(tmp_path)  # exists but empty
 
 
 def test_missing__incomplete_folder_names_the_missing_files(tmp_path):
     fm.write_idx_fixture(tmp_path, num_train=3, num_test=2)
     os.remove(tmp_path / "t10k-labels-idx1-ubyte.gz")
-    with pytest.raises(DatasetError, match="incomplete .*t10k-labels-idx1-ubyte"):
+    with pytest.raises(DatasetError, match=r"incomplete .*t10k-labels-idx1-ubyte"):
         fm.load_fashion_mnist(tmp_path)
 
 
@@ -161,19 +166,26 @@ def _header(code, shape):
     return bytes([0, 0, code, len(shape)]) + np.asarray(shape, ">u4").tobytes()
 
 
-@pytest.mark.parametrize("name, payload, pattern", [
-    ("train-images-idx3-ubyte", b"\x08\x03\x00\x00" + bytes(100), "bad magic"),
-    ("train-images-idx3-ubyte", b"", "empty file"),
-    ("train-images-idx3-ubyte", _header(8, (3, 27, 28)) + bytes(3 * 27 * 28), r"\(N, 28, 28\)"),
-    ("train-images-idx3-ubyte", _header(8, (3, 28, 28)) + bytes(100), "truncated"),
-    ("train-images-idx3-ubyte", _header(8, (3, 28, 28)) + bytes(3 * 784 + 1), "trailing"),
-    ("train-images-idx3-ubyte", _header(8, (2, 28, 28)) + bytes(2 * 784), "2 images .* 3 labels"),
-    ("t10k-labels-idx1-ubyte", _header(8, (2,)) + bytes([1, 10]), "out of range"),
-    ("t10k-labels-idx1-ubyte", _header(0x0C, (2,)) + bytes(8), "uint8 labels"),
-])
+@pytest.mark.parametrize(
+    "name, payload, pattern",
+    [
+        ("train-images-idx3-ubyte", b"\x08\x03\x00\x00" + bytes(100), "bad magic"),
+        ("train-images-idx3-ubyte", b"", "empty file"),
+        ("train-images-idx3-ubyte", _header(8, (3, 27, 28)) + bytes(3 * 27 * 28), r"\(N, 28, 28\)"),
+        ("train-images-idx3-ubyte", _header(8, (3, 28, 28)) + bytes(100), "truncated"),
+        ("train-images-idx3-ubyte", _header(8, (3, 28, 28)) + bytes(3 * 784 + 1), "trailing"),
+        (
+            "train-images-idx3-ubyte",
+            _header(8, (2, 28, 28)) + bytes(2 * 784),
+            "2 images .* 3 labels",
+        ),
+        ("t10k-labels-idx1-ubyte", _header(8, (2,)) + bytes([1, 10]), "out of range"),
+        ("t10k-labels-idx1-ubyte", _header(0x0C, (2,)) + bytes(8), "uint8 labels"),
+    ],
+)
 def test_corrupt__clear_error_naming_the_file(tmp_path, name, payload, pattern):
     fm.write_idx_fixture(tmp_path, num_train=3, num_test=2)
-    path = _corrupt(tmp_path, name, payload)
+    _corrupt(tmp_path, name, payload)
     with pytest.raises(DatasetError, match=pattern) as info:
         fm.load_fashion_mnist(tmp_path)
     assert name in str(info.value)
@@ -184,23 +196,24 @@ def test_corrupt__bad_or_truncated_gzip_names_the_file(tmp_path):
     path = os.path.join(tmp_path, "train-labels-idx1-ubyte.gz")
     with open(path, "wb") as handle:
         handle.write(b"this is not gzip")
-    with pytest.raises(DatasetError, match="cannot read IDX file .*train-labels-idx1-ubyte.gz"):
+    with pytest.raises(DatasetError, match=r"cannot read IDX file .*train-labels-idx1-ubyte\.gz"):
         fm.load_fashion_mnist(tmp_path)
     fm.write_idx_fixture(tmp_path, num_train=3, num_test=2)
     with open(path, "rb") as handle:
         data = handle.read()
     with open(path, "wb") as handle:
         handle.write(data[:-12])  # cut inside the stream
-    with pytest.raises(DatasetError, match="train-labels-idx1-ubyte.gz"):
+    with pytest.raises(DatasetError, match=r"train-labels-idx1-ubyte\.gz"):
         fm.load_fashion_mnist(tmp_path)
 
 
 # --- the real files (skipped when not installed) ----------------------------------------
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(REAL, "t10k-labels-idx1-ubyte.gz")),
-                    reason=f"Fashion-MNIST not installed in {REAL} "
-                           "(apt-get install dataset-fashion-mnist)")
+@pytest.mark.skipif(
+    not os.path.isfile(os.path.join(REAL, "t10k-labels-idx1-ubyte.gz")),
+    reason=f"Fashion-MNIST not installed in {REAL} (apt-get install dataset-fashion-mnist)",
+)
 def test_real_files__official_split_smoke():
     split = fm.load_fashion_mnist(REAL)
     assert split.train_images.shape == (60000, 28, 28, 1)
@@ -209,7 +222,9 @@ def test_real_files__official_split_smoke():
     assert np.bincount(split.test_labels).tolist() == [1000] * 10
     assert split.train_labels[:5].tolist() == [9, 0, 0, 3, 0]  # first file entries
     assert 0.0 == split.train_images.min() and split.train_images.max() == 1.0
-    np.testing.assert_allclose(split.train_images.mean(dtype=np.float64),
-                               fm.FASHION_MNIST_MEAN, rtol=1e-6)
-    np.testing.assert_allclose(split.train_images.std(dtype=np.float64),
-                               fm.FASHION_MNIST_STD, rtol=1e-6)
+    np.testing.assert_allclose(
+        split.train_images.mean(dtype=np.float64), fm.FASHION_MNIST_MEAN, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        split.train_images.std(dtype=np.float64), fm.FASHION_MNIST_STD, rtol=1e-6
+    )

@@ -53,7 +53,9 @@ def test_smooth_l1_loss__exact_small_example():
     assert smooth_l1_loss(pred, target, valid) == pytest.approx((0.125 + 2.5) / 2, rel=1e-15)
     assert smooth_l1_loss(pred, target, valid, reduction="paper") == pytest.approx(2.625, rel=1e-15)
     # beta = 2: 0.5 * 0.25 / 2 = 0.0625, 3 - 1 = 2
-    assert smooth_l1_loss(pred, target, valid, beta=2.0) == pytest.approx((0.0625 + 2.0) / 2, rel=1e-15)
+    assert smooth_l1_loss(pred, target, valid, beta=2.0) == pytest.approx(
+        (0.0625 + 2.0) / 2, rel=1e-15
+    )
     assert smooth_l1_loss(pred, target, valid, beta=0.0) == pytest.approx(1.75, rel=1e-15)
 
 
@@ -61,7 +63,9 @@ def test_smooth_l1_loss__exact_small_example():
 def test_smooth_l1_loss__equals_torch(beta):
     torch = pytest.importorskip("torch")
     pred, target = _random_pair(0)
-    expected = torch.nn.functional.smooth_l1_loss(torch.from_numpy(pred), torch.from_numpy(target), beta=beta).item()
+    expected = torch.nn.functional.smooth_l1_loss(
+        torch.from_numpy(pred), torch.from_numpy(target), beta=beta
+    ).item()
     assert smooth_l1_loss(pred, target, beta=beta) == pytest.approx(expected, rel=1e-12)
     valid = np.ones(pred.shape[:3], bool)
     assert smooth_l1_loss(pred, target, valid, beta=beta) == pytest.approx(expected, rel=1e-12)
@@ -72,7 +76,9 @@ def test_l2_loss__equals_torch_mse():
     pred, target = _random_pair(1)
     expected = torch.nn.functional.mse_loss(torch.from_numpy(pred), torch.from_numpy(target)).item()
     assert l2_loss(pred, target) == pytest.approx(expected, rel=1e-12)
-    assert l2_loss(pred, target, np.ones(pred.shape[:3], bool)) == pytest.approx(expected, rel=1e-12)
+    assert l2_loss(pred, target, np.ones(pred.shape[:3], bool)) == pytest.approx(
+        expected, rel=1e-12
+    )
 
 
 def test_paper_reduction__scales_with_block_size_and_width():
@@ -101,8 +107,13 @@ def test_padding_does_not_change_the_loss(loss, reduction, seed, pad, data):
     assert padded == pytest.approx(base, rel=1e-12, abs=1e-15)
     # and the padded entries could be anything: shuffling token slots changes nothing
     order = rng.permutation(keep + pad)
-    shuffled = jepa_loss(padded_pred[:, :, order], padded_target[:, :, order], padded_valid[:, :, order],
-                         loss=loss, reduction=reduction)
+    shuffled = jepa_loss(
+        padded_pred[:, :, order],
+        padded_target[:, :, order],
+        padded_valid[:, :, order],
+        loss=loss,
+        reduction=reduction,
+    )
     assert shuffled == pytest.approx(base, rel=1e-12, abs=1e-15)
 
 
@@ -136,13 +147,32 @@ def test_float32_inputs_give_float32_loss():
     "call, match",
     [
         (lambda: l2_loss(np.zeros((2, 3)), np.zeros((2, 3))), r"`pred`.*rank-4.*\(2, 3\)"),
-        (lambda: l2_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 4))), r"`target`.*\(1, 1, 2, 3\)"),
-        (lambda: l2_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), np.ones((1, 1, 3), bool)),
-         r"`valid`.*\(1, 1, 2\)"),
-        (lambda: l2_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), reduction="sum"), r"`reduction`.*'sum'"),
-        (lambda: smooth_l1_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), beta=-1.0), r"`beta`.*>= 0"),
-        (lambda: jepa_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), loss="l1"), r"`loss`.*'l1'"),
-        (lambda: jepa_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), beta=0.5), r"`beta`.*None.*'l2'"),
+        (
+            lambda: l2_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 4))),
+            r"`target`.*\(1, 1, 2, 3\)",
+        ),
+        (
+            lambda: l2_loss(
+                np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), np.ones((1, 1, 3), bool)
+            ),
+            r"`valid`.*\(1, 1, 2\)",
+        ),
+        (
+            lambda: l2_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), reduction="sum"),
+            r"`reduction`.*'sum'",
+        ),
+        (
+            lambda: smooth_l1_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), beta=-1.0),
+            r"`beta`.*>= 0",
+        ),
+        (
+            lambda: jepa_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), loss="l1"),
+            r"`loss`.*'l1'",
+        ),
+        (
+            lambda: jepa_loss(np.zeros((1, 1, 2, 3)), np.zeros((1, 1, 2, 3)), beta=0.5),
+            r"`beta`.*None.*'l2'",
+        ),
         (lambda: masked_mean(np.zeros((2, 3)), np.ones((3, 2), bool)), r"`valid`.*\(2, 3\)"),
     ],
 )

@@ -43,8 +43,13 @@ def test_raster__one_quadrant_context_three_quadrant_targets(s, b, start):
     check_masks(batch, s, sample_ids=range(start, start + b))
     H, W = s.grid_size
     quadrants = np.array(
-        [[0, 0, H // 2, W // 2], [0, W // 2, H // 2, W - W // 2],
-         [H // 2, 0, H - H // 2, W // 2], [H // 2, W // 2, H - H // 2, W - W // 2]])
+        [
+            [0, 0, H // 2, W // 2],
+            [0, W // 2, H // 2, W - W // 2],
+            [H // 2, 0, H - H // 2, W // 2],
+            [H // 2, W // 2, H - H // 2, W - W // 2],
+        ]
+    )
     for i in range(b):
         q = [j for j in range(4) if np.array_equal(quadrants[j], batch.context_boxes[i])]
         assert len(q) == 1
@@ -70,8 +75,9 @@ def test_every_sampler__stream_contract(s, b1, b2, start):
 
 
 def test_random__exact_count_for_a_fixed_scale():
-    batch = RandomMaskSampler(grid_size=(7, 9), target_scale=(0.3, 0.3), min_context=1,
-                              seed=0).sample(50)
+    batch = RandomMaskSampler(
+        grid_size=(7, 9), target_scale=(0.3, 0.3), min_context=1, seed=0
+    ).sample(50)
     assert (batch.targets_valid.sum(-1) == 19).all()  # round(0.3 * 63) = 19
 
 
@@ -107,12 +113,13 @@ def test_make_sampler__unknown_name():
     [
         (lambda: RasterizedMaskSampler(grid_size=(1, 8)), "grid_size"),
         (lambda: RasterizedMaskSampler(grid_size=(4, 4), min_context=5), "min_context"),
-        (lambda: RandomMaskSampler(grid_size=(4, 4), target_scale=(0.9, 0.9), min_context=5),
-         r"min_context must be <= 2"),
+        (
+            lambda: RandomMaskSampler(grid_size=(4, 4), target_scale=(0.9, 0.9), min_context=5),
+            r"min_context must be <= 2",
+        ),
         (lambda: RandomMaskSampler(grid_size=(4, 4), target_scale=(0.0, 0.5)), "target_scale"),
         (lambda: RandomMaskSampler(grid_size=(4, 4), target_scale=(0.5, 1.5)), "target_scale"),
-        (lambda: SingleBlockMaskSampler(grid_size=(4, 4), target_scale=(0.9, 0.9)),
-         "min_context"),
+        (lambda: SingleBlockMaskSampler(grid_size=(4, 4), target_scale=(0.9, 0.9)), "min_context"),
         (lambda: SingleBlockMaskSampler(target_aspect_ratio=(2.0, 1.0)), "target_aspect_ratio"),
         (lambda: SingleBlockMaskSampler(grid_size=(5, 5), max_attempts=10), "probe draws"),
         (lambda: SingleBlockMaskSampler(ragged="ragged"), "ragged"),

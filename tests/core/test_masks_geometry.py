@@ -25,8 +25,15 @@ def test_block_sizes__square_grid_matches_official_formula():
     assert h.tolist() == [5, 8, 6] and w.tolist() == [6, 5, 6]
 
 
-@given(st.integers(1, 20), st.integers(1, 20), st.floats(0.01, 1.0), st.floats(0.01, 1.0),
-       st.floats(0.2, 4.0), st.floats(0.2, 4.0), st.integers(0, 2**31))
+@given(
+    st.integers(1, 20),
+    st.integers(1, 20),
+    st.floats(0.01, 1.0),
+    st.floats(0.01, 1.0),
+    st.floats(0.2, 4.0),
+    st.floats(0.2, 4.0),
+    st.integers(0, 2**31),
+)
 def test_feasible_sizes__contains_every_drawn_size(H, W, s0, s1, a0, a1, seed):
     scale, aspect = (min(s0, s1), max(s0, s1)), (min(a0, a1), max(a0, a1))
     rng = np.random.default_rng(seed)
@@ -97,7 +104,7 @@ def test_stream__pure_function_of_counters():
 
 def test_stream__uniform_statistics():
     u = _stream.uniform(_stream.seed_to_key(0), np.arange(100000)[:, None], np.arange(4))
-    assert abs(u.mean() - 0.5) < 0.005 and abs(u.std() - 12 ** -0.5) < 0.005
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.std() - 12**-0.5) < 0.005
     c = np.corrcoef(u.T)
     assert np.abs(c - np.eye(4)).max() < 0.02
     # neighbouring samples are independent too

@@ -26,14 +26,16 @@ def test_sample__wide_grids_use_dense_boxes_and_hold_too(height, width, batch_si
     check_masks(sampler.sample(batch_size), sampler, sample_ids=range(batch_size))
 
 
-@given(sampler_configs("multiblock", only_accepted=False), st.integers(1, 64),
-       st.integers(0, 10**9))
+@given(
+    sampler_configs("multiblock", only_accepted=False), st.integers(1, 64), st.integers(0, 10**9)
+)
 def test_init__refuses_or_never_fails_later(cfg, batch_size, start):
     """The feasibility guarantee: a configuration is refused up front, or it samples."""
     try:
         sampler = MultiBlockMaskSampler(**cfg)
     except ValueError as error:  # refusal names the constraint
-        assert str(error).startswith("Invalid value for argument `min_context`"), str(error)
+        message = str(error)
+        assert message.startswith("Invalid value for argument `min_context`"), message
         event("refused")
         return
     event(f"accepted ({sampler.feasibility.method})")
@@ -129,7 +131,7 @@ def test_statistics__every_patch_is_seen(many):
 
 
 def test_statistics__scale_and_aspect_uncorrelated(many):
-    top, left, h, w = np.moveaxis(many.target_boxes.reshape(-1, 4).astype(float), -1, 0)
+    _, _, h, w = np.moveaxis(many.target_boxes.reshape(-1, 4).astype(float), -1, 0)
     scale = h * w / 196.0
     aspect = h / w
     assert abs(np.corrcoef(scale, aspect)[0, 1]) < 0.1
@@ -139,9 +141,15 @@ def test_statistics__scale_and_aspect_uncorrelated(many):
 
 
 def test_statistics__full_height_blocks_possible():
-    s = MultiBlockMaskSampler(grid_size=(4, 4), num_targets=1, target_scale=(0.5, 0.5),
-                              target_aspect_ratio=(2.0, 2.0), context_scale=(1.0, 1.0),
-                              min_context=1, seed=0)
+    s = MultiBlockMaskSampler(
+        grid_size=(4, 4),
+        num_targets=1,
+        target_scale=(0.5, 0.5),
+        target_aspect_ratio=(2.0, 2.0),
+        context_scale=(1.0, 1.0),
+        min_context=1,
+        seed=0,
+    )
     h = s.sample(50).target_boxes[..., 2]
     assert (h == 4).all()  # the official `while h >= H: h -= 1` forbids this
 
@@ -224,8 +232,14 @@ def test_sample__rejects_bad_batch_size():
 def test_sample__runtime_error_stays_as_safety_net(monkeypatch):
     # feasibility is decided at construction; should a draw still fail (a
     # subclass bug, an astronomically unlucky run), sampling stops, never loops
-    s = MultiBlockMaskSampler(grid_size=(6, 6), num_targets=1, target_scale=(0.1, 0.1),
-                              min_context=5, max_attempts=3, seed=0)
+    s = MultiBlockMaskSampler(
+        grid_size=(6, 6),
+        num_targets=1,
+        target_scale=(0.1, 0.1),
+        min_context=5,
+        max_attempts=3,
+        seed=0,
+    )
     assert s.feasibility.method == "exact"  # every draw keeps >= 5 patches
     draw = s._draw_packed
 
@@ -234,11 +248,16 @@ def test_sample__runtime_error_stays_as_safety_net(monkeypatch):
         return (c_idx, np.zeros_like(c_val), *rest)
 
     monkeypatch.setattr(s, "_draw_packed", no_context)
-    with pytest.raises(RuntimeError, match="min_context=5.*max_attempts=3"):
+    with pytest.raises(RuntimeError, match=r"min_context=5.*max_attempts=3"):
         s.sample(4)
 
 
 def test_mask_batch__validates_shapes():
     with pytest.raises(ValueError, match="context"):
-        MaskBatch(np.zeros((2, 3)), np.zeros((2, 4), bool), np.zeros((2, 1, 3)),
-                  np.zeros((2, 1, 3), bool), (4, 4))
+        MaskBatch(
+            np.zeros((2, 3)),
+            np.zeros((2, 4), bool),
+            np.zeros((2, 1, 3)),
+            np.zeros((2, 1, 3), bool),
+            (4, 4),
+        )

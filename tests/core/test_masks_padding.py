@@ -1,5 +1,7 @@
 """Padded lengths: the bucket ladder, ragged="bucket" against "pad", padded_lengths()."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -22,7 +24,7 @@ def test_bucket_lengths__paper_grid():
 def test_bucket_lengths__at_most_eight_steps_of_a_multiple_of_eight(upper):
     lengths = bucket_lengths(upper)
     assert 1 <= len(lengths) <= 8 and lengths[-1] == upper
-    assert all(a < b for a, b in zip(lengths, lengths[1:]))
+    assert all(a < b for a, b in itertools.pairwise(lengths))
     step = lengths[0] if len(lengths) > 1 else 8
     assert step % 8 == 0 and step * 8 >= upper
     assert all(v == (i + 1) * step for i, v in enumerate(lengths[:-1]))
@@ -70,8 +72,10 @@ def test_padded_lengths__per_mode(name):
     pad = make_sampler(name, grid_size=(8, 8), min_context=2, seed=0)
     assert pad.padded_lengths() == ((pad.context_length,), (pad.target_length,))
     bucket = make_sampler(name, grid_size=(8, 8), min_context=2, seed=0, ragged="bucket")
-    assert bucket.padded_lengths() == (bucket_lengths(pad.context_length),
-                                       bucket_lengths(pad.target_length))
+    assert bucket.padded_lengths() == (
+        bucket_lengths(pad.context_length),
+        bucket_lengths(pad.target_length),
+    )
     cut = make_sampler(name, grid_size=(8, 8), min_context=2, seed=0, ragged="truncate")
     lc, lt = cut.padded_lengths()
     batch = cut.sample(16)

@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 from jepa_components.context import gather_tokens
 from jepa_components.pixels import make_pixel_targets, normalize_patches, patchify, unpatchify
 
-
 # --- patchify / unpatchify -------------------------------------------------------
 
 
@@ -16,8 +15,16 @@ def test_patchify__exact_small_example():
     patches = patchify(images, 2)
     assert patches.shape == (1, 6, 8)
     # patch 4 = grid cell (row 1, col 1): pixel rows 2-3, cols 2-3, (y, x, c) order.
-    expected = [images[0, 2, 2, 0], images[0, 2, 2, 1], images[0, 2, 3, 0], images[0, 2, 3, 1],
-                images[0, 3, 2, 0], images[0, 3, 2, 1], images[0, 3, 3, 0], images[0, 3, 3, 1]]
+    expected = [
+        images[0, 2, 2, 0],
+        images[0, 2, 2, 1],
+        images[0, 2, 3, 0],
+        images[0, 2, 3, 1],
+        images[0, 3, 2, 0],
+        images[0, 3, 2, 1],
+        images[0, 3, 3, 0],
+        images[0, 3, 3, 1],
+    ]
     assert patches[0, 4].tolist() == expected
     assert patches[0, 4].tolist() == [28, 29, 30, 31, 40, 41, 42, 43]
 
@@ -33,18 +40,24 @@ def test_patchify__matches_mae_layout():
     np.testing.assert_array_equal(patchify(images, p), x)
 
 
-@given(batch=st.integers(1, 3), rows=st.integers(1, 4), cols=st.integers(1, 4),
-       patch=st.integers(1, 4), channels=st.integers(1, 3), seed=st.integers(0, 2**16))
-def test_patchify__round_trip_and_patch_i_is_grid_cell_row_col(batch, rows, cols, patch,
-                                                              channels, seed):
-    images = np.random.default_rng(seed).normal(
-        size=(batch, rows * patch, cols * patch, channels))
+@given(
+    batch=st.integers(1, 3),
+    rows=st.integers(1, 4),
+    cols=st.integers(1, 4),
+    patch=st.integers(1, 4),
+    channels=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_patchify__round_trip_and_patch_i_is_grid_cell_row_col(
+    batch, rows, cols, patch, channels, seed
+):
+    images = np.random.default_rng(seed).normal(size=(batch, rows * patch, cols * patch, channels))
     patches = patchify(images, patch)
     assert patches.shape == (batch, rows * cols, patch * patch * channels)
     np.testing.assert_array_equal(unpatchify(patches, patch, (rows, cols)), images)
     for i in range(rows * cols):
         row, col = divmod(i, cols)
-        cell = images[:, row * patch:(row + 1) * patch, col * patch:(col + 1) * patch]
+        cell = images[:, row * patch : (row + 1) * patch, col * patch : (col + 1) * patch]
         np.testing.assert_array_equal(patches[:, i], cell.reshape(batch, -1))
 
 
@@ -89,8 +102,9 @@ def test_normalize_patches__invariant_to_affine_pixel_changes(seed, shift, scale
     out = normalize_patches(patches, eps=1e-12)
     np.testing.assert_allclose(out.mean(axis=-1), 0.0, atol=1e-9)
     np.testing.assert_allclose(out.var(axis=-1, ddof=1), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(normalize_patches(patches * scale + shift, eps=1e-12), out,
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        normalize_patches(patches * scale + shift, eps=1e-12), out, rtol=1e-6, atol=1e-6
+    )
 
 
 def test_normalize_patches__validates():
@@ -114,8 +128,9 @@ def test_make_pixel_targets__gathers_blocks_then_normalises():
     normed = make_pixel_targets(images, indices, 2)
     np.testing.assert_allclose(normed, normalize_patches(raw), rtol=1e-12)
     # Normalising every patch first, then gathering, is the same thing.
-    np.testing.assert_allclose(normed, gather_tokens(normalize_patches(patchify(images, 2)),
-                                                     indices), rtol=1e-12)
+    np.testing.assert_allclose(
+        normed, gather_tokens(normalize_patches(patchify(images, 2)), indices), rtol=1e-12
+    )
 
 
 def test_make_pixel_targets__validates():

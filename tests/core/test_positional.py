@@ -1,12 +1,12 @@
 """Tests of jepa_components.positional (parity with the official I-JEPA table)."""
 
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jepa_components.positional import sincos_1d_positions, sincos_2d_positions
+
 
 @pytest.fixture(scope="module")
 def official_vit(official_code):
@@ -35,7 +35,9 @@ def test_sincos_1d__hand_values():
     # D = 4: frequencies 1 and 1/100
     table = sincos_1d_positions(4, np.array([0.0, 2.0]), dtype="float64")
     np.testing.assert_allclose(table[0], [0.0, 0.0, 1.0, 1.0])
-    np.testing.assert_allclose(table[1], [np.sin(2.0), np.sin(0.02), np.cos(2.0), np.cos(0.02)], rtol=1e-15)
+    np.testing.assert_allclose(
+        table[1], [np.sin(2.0), np.sin(0.02), np.cos(2.0), np.cos(0.02)], rtol=1e-15
+    )
 
 
 def test_sincos_2d__first_half_encodes_column_second_half_row():

@@ -1,4 +1,4 @@
-"""jepa_components.testing: each check catches its broken invariant; strategies draw valid samplers."""
+"""jepa_components.testing: each check catches its broken invariant; strategies draw samplers."""
 
 import dataclasses
 
@@ -49,7 +49,7 @@ def test_check_masks__not_ascending(drawn):
     sampler, batch = drawn
     ctx = batch.context.copy()
     ctx[1, :2] = ctx[1, 1], ctx[1, 0]
-    with pytest.raises(AssertionError, match="context row 1 .* ascending and unique"):
+    with pytest.raises(AssertionError, match=r"context row 1 .* ascending and unique"):
         check_masks(broken(batch, context=ctx), sampler, sample_ids=range(10, 14))
 
 
@@ -103,8 +103,11 @@ def test_check_masks__bucket_larger_than_needed():
     sampler = MultiBlockMaskSampler(grid_size=(14, 14), seed=0, ragged="bucket")
     batch = sampler.sample(8)
     pad = np.zeros((8, 171 - batch.context.shape[1]))
-    b = broken(batch, context=np.concatenate([batch.context, pad], 1).astype(np.int32),
-               context_valid=np.concatenate([batch.context_valid, pad.astype(bool)], 1))
+    b = broken(
+        batch,
+        context=np.concatenate([batch.context, pad], 1).astype(np.int32),
+        context_valid=np.concatenate([batch.context_valid, pad.astype(bool)], 1),
+    )
     with pytest.raises(AssertionError, match=r'ragged="bucket": context length 171, expected'):
         check_masks(b, sampler)
 
@@ -135,7 +138,7 @@ def test_check_masks__box_outside_the_grid_or_the_ranges(drawn):
 def test_check_masks__targets_differ_from_their_boxes(drawn):
     sampler, batch = drawn
     boxes = batch.target_boxes.copy()
-    top, left, h, w = boxes[0, 1]
+    left = boxes[0, 1, 1]
     boxes[0, 1, 1] = left - 1 if left > 0 else left + 1  # same size, shifted
     with pytest.raises(AssertionError, match="targets row 0 block 1: patches differ from its box"):
         check_masks(broken(batch, target_boxes=boxes), sampler)
