@@ -2,10 +2,15 @@
 
 Built from the official modules themselves (``src.helper.init_model`` and
 ``init_opt``, ``src.masks.utils.apply_masks``, ``src.utils.tensors``), added
-to ``sys.path`` from ``../shared/anchors/ijepa``; nothing of it is copied
-here. :class:`OfficialStep` runs what ``train.py::train_step`` runs, minus
-DDP and the ``AllReduce`` of the loss (one process) and minus the
-``GradScaler`` (fp32, or bf16 autocast which needs no loss scaling):
+to ``sys.path`` from a checkout of facebookresearch/ijepa; nothing of it is
+copied here. Where that checkout is (:func:`official_code_dir`): the
+``--official-code PATH`` option of the benchmarks, else the environment
+variable ``IJEPA_OFFICIAL_CODE`` (the same one the tests read), else
+``../shared/anchors/ijepa`` next to the repository if it is there.
+
+:class:`OfficialStep` runs what ``train.py::train_step`` runs, minus DDP and
+the ``AllReduce`` of the loss (one process) and minus the ``GradScaler``
+(fp32, or bf16 autocast which needs no loss scaling):
 
 1. ``scheduler.step()`` and ``wd_scheduler.step()`` (host-side schedules);
 2. target: ``target_encoder(imgs)`` under ``no_grad``, ``F.layer_norm``,
@@ -31,16 +36,33 @@ import sys
 import time
 import warnings
 
-ANCHORS = os.path.abspath(
-    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "anchors", "ijepa"))
+ENV_VAR = "IJEPA_OFFICIAL_CODE"
+FALLBACK = os.path.abspath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "anchors", "ijepa")
+)
 
 
-def import_official(anchors=ANCHORS):
+def official_code_dir(path=None):
+    """The official code's folder: ``path``, else ``$IJEPA_OFFICIAL_CODE``, else the fallback.
+
+    The fallback (``../shared/anchors/ijepa`` next to the repository) is only
+    a default for a machine that has it; any checkout of
+    facebookresearch/ijepa works (its ``src/`` package is imported).
+    """
+    return os.path.abspath(path or os.environ.get(ENV_VAR) or FALLBACK)
+
+
+ANCHORS = official_code_dir()  # the default, resolved at import (kept for callers)
+
+
+def import_official(anchors=None):
     """Put the official code on ``sys.path`` and return its modules (helper, masks, tensors)."""
+    anchors = official_code_dir(anchors)
     if not os.path.isdir(os.path.join(anchors, "src")):
         raise FileNotFoundError(
-            f"The official I-JEPA code is not at {anchors!r}: pass --anchors PATH "
-            "(a checkout of facebookresearch/ijepa).")
+            f"The official I-JEPA code is not at {anchors!r}: pass --official-code PATH or "
+            f"set {ENV_VAR} to a checkout of facebookresearch/ijepa."
+        )
     if anchors not in sys.path:
         sys.path.insert(0, anchors)
     import src.helper as helper
@@ -70,9 +92,23 @@ class OfficialStep:
         ema: (start, end) of the momentum schedule (official 0.996 -> 1.0).
     """
 
-    def __init__(self, model_name, image_size, patch_size, pred_depth, pred_emb_dim,
-                 device="cpu", bf16=False, steps_per_epoch=1000, epochs=10, warmup_epochs=1,
-                 grad_stats=False, ema=(0.996, 1.0), anchors=ANCHORS, seed=0):
+    def __init__(
+        self,
+        model_name,
+        image_size,
+        patch_size,
+        pred_depth,
+        pred_emb_dim,
+        device="cpu",
+        bf16=False,
+        steps_per_epoch=1000,
+        epochs=10,
+        warmup_epochs=1,
+        grad_stats=False,
+        ema=(0.996, 1.0),
+        anchors=None,
+        seed=0,
+    ):
         import torch
         import torch.nn.functional as F
 
@@ -81,18 +117,34 @@ class OfficialStep:
         self.torch, self.F = torch, F
         self.device = torch.device(device)
         self.encoder, self.predictor = helper.init_model(
-            device=self.device, patch_size=patch_size, crop_size=image_size,
-            pred_depth=pred_depth, pred_emb_dim=pred_emb_dim, model_name=model_name)
+            device=self.device,
+            patch_size=patch_size,
+            crop_size=image_size,
+            pred_depth=pred_depth,
+            pred_emb_dim=pred_emb_dim,
+            model_name=model_name,
+        )
         self.target_encoder = copy.deepcopy(self.encoder)
         for p in self.target_encoder.parameters():
             p.requires_grad = False
         self.optimizer, _, self.scheduler, self.wd_scheduler = helper.init_opt(
-            encoder=self.encoder, predictor=self.predictor, wd=0.04, final_wd=0.4,
-            start_lr=2e-4, ref_lr=1e-3, final_lr=1e-6, iterations_per_epoch=steps_per_epoch,
-            warmup=warmup_epochs, num_epochs=epochs, ipe_scale=1.0, use_bfloat16=False)
+            encoder=self.encoder,
+            predictor=self.predictor,
+            wd=0.04,
+            final_wd=0.4,
+            start_lr=2e-4,
+            ref_lr=1e-3,
+            final_lr=1e-6,
+            iterations_per_epoch=steps_per_epoch,
+            warmup=warmup_epochs,
+            num_epochs=epochs,
+            ipe_scale=1.0,
+            use_bfloat16=False,
+        )
         total = steps_per_epoch * epochs  # train.py: ipe * num_epochs * ipe_scale
-        self._momentum = (min(ema[1], ema[0] + i * (ema[1] - ema[0]) / total)
-                          for i in range(10 ** 12))
+        self._momentum = (
+            min(ema[1], ema[0] + i * (ema[1] - ema[0]) / total) for i in range(10**12)
+        )
         self.apply_masks = mask_utils.apply_masks
         self.repeat_interleave_batch = tensors.repeat_interleave_batch
         self.grad_logger = official_logging.grad_logger if grad_stats else None
@@ -139,9 +191,10 @@ class OfficialStep:
         self.optimizer.zero_grad()
         with torch.no_grad():
             m = next(self._momentum)
-            for param_q, param_k in zip(self.encoder.parameters(),
-                                        self.target_encoder.parameters()):
-                param_k.data.mul_(m).add_((1. - m) * param_q.detach().data)
+            for param_q, param_k in zip(
+                self.encoder.parameters(), self.target_encoder.parameters()
+            ):
+                param_k.data.mul_(m).add_((1.0 - m) * param_q.detach().data)
         with warnings.catch_warnings():  # float() of a tensor that requires grad
             warnings.simplefilter("ignore", UserWarning)
             return float(loss)
@@ -213,11 +266,18 @@ def official_components(official, imgs, masks_enc, masks_pred):
         with torch.no_grad():
             m = 0.996
             for param_q, param_k in zip(enc.parameters(), official.target_encoder.parameters()):
-                param_k.data.mul_(m).add_((1. - m) * param_q.detach().data)
+                param_k.data.mul_(m).add_((1.0 - m) * param_q.detach().data)
 
     def step():
         official.step(imgs, masks_enc, masks_pred)
 
-    return {"target": target, "context_fwd": context_fwd, "predictor_fwd": predictor_fwd,
-            "forward": forward, "forward_backward": forward_backward, "optimizer": optimizer,
-            "ema": ema, "step": step}
+    return {
+        "target": target,
+        "context_fwd": context_fwd,
+        "predictor_fwd": predictor_fwd,
+        "forward": forward,
+        "forward_backward": forward_backward,
+        "optimizer": optimizer,
+        "ema": ema,
+        "step": step,
+    }

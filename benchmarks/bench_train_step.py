@@ -140,7 +140,8 @@ def parse_args(argv=None, description=None, extra=None):
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="environment of the worker processes, e.g. OMP_WAIT_POLICY=PASSIVE "
                         "(fairer on a loaded machine) or GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
-    p.add_argument("--anchors", default=None, help="path of facebookresearch/ijepa")
+    p.add_argument("--official-code", "--anchors", dest="anchors", default=None, metavar="PATH",
+                   help="checkout of facebookresearch/ijepa (default: $IJEPA_OFFICIAL_CODE)")
     p.add_argument("--json", default=None, help="also write all results to this file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)

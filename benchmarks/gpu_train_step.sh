@@ -14,12 +14,11 @@
 # only, backward = 2 x forward; it reproduces the issue's 19% for 276 img/s) x steps/s /
 # the datasheet dense peak (H100/H200 SXM: 989.4 TFLOP/s bf16).
 #
-# Environment: ANCHORS (facebookresearch/ijepa checkout, default ../shared/anchors/ijepa),
+# Environment: IJEPA_OFFICIAL_CODE (a facebookresearch/ijepa checkout; docs/performance.md),
 # BACKENDS (default jax,torch,tensorflow), RAGGED (our padding modes, default "bucket pad"),
 # STEPS (default 40), OUT (json folder, default ${OUT:-bench_gpu}).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ANCHORS=${ANCHORS:-../shared/anchors/ijepa}
 BACKENDS=${BACKENDS:-jax,torch,tensorflow}
 RAGGED=${RAGGED:-bucket pad}
 STEPS=${STEPS:-40}
@@ -45,11 +44,12 @@ for name in ("torch", "jax", "tensorflow", "keras"):
     except Exception as error:  # noqa: BLE001
         print(f"{name}: not usable ({error})")
 EOF
-[ -d "$ANCHORS/src" ] || { echo "official code not found at ANCHORS=$ANCHORS"; exit 1; }
+OFFICIAL=$(python -c "import sys; sys.path.insert(0, 'benchmarks'); import _official; print(_official.official_code_dir())")
+[ -d "$OFFICIAL/src" ] || { echo "official code not found at $OFFICIAL: set IJEPA_OFFICIAL_CODE"; exit 1; }
 
 # --interleave no: the official step runs in its own process (two ViT-H in one process
 # may not fit); a dedicated GPU has no load changes to cancel.
-COMMON=(--device gpu --steps "$STEPS" --warmup 5 --interleave no --anchors "$ANCHORS"
+COMMON=(--device gpu --steps "$STEPS" --warmup 5 --interleave no
         --backends "$BACKENDS")
 VITH=(--model huge --patch-size 14 --image-size 224 --batch 128 --dtype bf16)
 VITB=(--model base --patch-size 16 --image-size 224 --batch 128 --dtype bf16)
