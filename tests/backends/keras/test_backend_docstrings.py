@@ -57,8 +57,8 @@ def test_every_backend_module_is_listed():
 # Modules whose examples import torch (marked ``torch``: see tests/backends/conftest.py).
 TORCH_EXAMPLES = {
     "jepa_components.backends.torch",
-    "jepa_components.backends.keras.convert.checkpoints",
-    "jepa_components.backends.keras.convert.official_format",
+    "jepa_components.backends.keras.convert.official",
+    "jepa_components.backends.keras.convert.official_reader",
     "jepa_components.backends.keras.convert.torch_save",
 }
 

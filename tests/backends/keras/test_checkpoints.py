@@ -18,7 +18,7 @@ import pytest
 from keras import ops
 
 from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
-from jepa_components.backends.keras.convert.checkpoints import (
+from jepa_components.backends.keras.convert import (
     export_official_checkpoint,
     infer_official_architecture,
     load_official_checkpoint,
@@ -346,6 +346,24 @@ def test_error__wrong_architecture_for_given_model_loads_nothing(model, state):
         load_official_checkpoint(state, model=target)
     for old, new in zip(before, weights_of(target)):  # never a partial load
         np.testing.assert_array_equal(old, new)
+
+
+def test_error__mismatch_names_the_file():
+    encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=8, depth=1, num_heads=2)
+    predictor = Predictor(num_patches=16, embed_dim=8, predictor_embed_dim=8, depth=1,
+                          num_heads=2)
+    with pytest.raises(ValueError, match=r"official_tiny_ddp\.pth\.tar' does not match the "
+                                         r"model; nothing was loaded"):
+        load_official_checkpoint(PTH, model=IJEPA(encoder=encoder, predictor=predictor))
+
+
+def test_mapping__a_table_covers_every_weight(model):
+    from jepa_components.backends.keras.convert.mapping import table_entries
+    from jepa_components.backends.keras.convert.official import ENCODER_ROWS
+
+    assert [row[0] for row in ENCODER_ROWS[-2:]] == ["norm.weight", "norm.bias"]
+    with pytest.raises(ValueError, match=r"leaves weights .*norm/gamma"):
+        table_entries(model.encoder, ENCODER_ROWS[:-2])  # the final norm left out
 
 
 def learned_state(state, seed=0):

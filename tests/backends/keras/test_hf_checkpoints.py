@@ -17,12 +17,10 @@ import pytest
 from keras import ops
 
 from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
-from jepa_components.backends.keras.convert.hf_checkpoints import (
+from jepa_components.backends.keras.convert import (
     export_hf_checkpoint,
     hf_state_dict,
     load_hf_checkpoint,
-)
-from jepa_components.backends.keras.convert.hf_format import (
     read_hf_checkpoint,
     read_safetensors,
     write_safetensors,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from jepa_components.backends.keras.convert.torch_save import load_torch_file, read_torch_save
+from jepa_components.backends.keras.convert import load_torch_file, read_torch_save
 
 FIXTURES = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "fixtures")
 PTH = os.path.join(FIXTURES, "official_tiny_ddp.pth.tar")

@@ -10,19 +10,21 @@ builds every tensor as a view of one memory map of the file.
 
 So official I-JEPA checkpoints and ``pytorch_model.bin`` files load on every
 Keras backend without torch installed, and a tensorflow process never has to
-import torch: torch imported after tensorflow in one process makes tensorflow
-abort or segfault now and then (2 crashes in 38 runs of
-``tests/backends/keras/test_attentive_probe.py`` after ``import keras, torch``,
-none in 16 without torch; see ``tests/backends/conftest.py``).
+import torch: torch imported after tensorflow in one process can make
+tensorflow abort or segfault (see ``tests/backends/conftest.py``).
 
 Files from torch < 1.6 (a bare pickle, not a zip) and files holding other
 objects (``weights_only=False`` territory) still need ``torch.load``.
 """
 
+from __future__ import annotations
+
 import os
 import pickle
 import zipfile
 from collections import OrderedDict
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -158,7 +160,7 @@ class _Unpickler(pickle.Unpickler):
         return _rebuild(storage, offset, size, stride, dtype, self.where)
 
 
-def import_torch(purpose):
+def import_torch(purpose: str) -> ModuleType:
     """``torch``, or an ``ImportError`` that says what needed it and how to install it."""
     try:
         import torch
@@ -187,7 +189,7 @@ def _data_pickle(archive, where):
     return names[0]
 
 
-def read_torch_save(path):
+def read_torch_save(path: str | os.PathLike) -> Any:
     """Read a ``torch.save`` file (torch >= 1.6) without torch.
 
     Tensors and ``nn.Parameter`` values come back as NumPy arrays (read-only
@@ -251,7 +253,7 @@ def read_torch_save(path):
                              f"({type(error).__name__}: {error}); truncated file?") from None
 
 
-def load_torch_file(path, weights_only=True):
+def load_torch_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
     """A ``torch.save`` file's object, read without torch whenever that is possible.
 
     A zip archive (torch >= 1.6) read weights-only goes through

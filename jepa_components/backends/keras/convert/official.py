@@ -1,8 +1,12 @@
-"""Official I-JEPA checkpoints (facebookresearch/ijepa) <-> Keras ``IJEPA``.
+"""Official I-JEPA checkpoints (facebookresearch/ijepa ``.pth`` / ``.pth.tar``) <-> Keras ``IJEPA``.
 
-The Keras layers mirror the official modules name for name
-(``src/models/vision_transformer.py``), so an official state dict maps onto
-the Keras weights one to one:
+Read a checkpoint (no torch needed, see
+:mod:`~jepa_components.backends.keras.convert.torch_save`), split it into
+encoder / predictor / target-encoder state dicts (with or without DDP's
+``module.`` prefix), infer the architecture from the tensor shapes, load it
+strictly, and export a model back. The Keras layers mirror the official
+modules name for name (``src/models/vision_transformer.py``), so the table
+(:data:`ENCODER_ROWS`, :data:`PREDICTOR_ROWS`) maps keys one to one:
 
 - ``patch_embed.proj.weight`` ``(D, C, p, p)`` -> Conv2D kernel ``(p, p, C, D)``;
 - every Linear ``*.weight`` ``(out, in)`` -> Dense kernel ``(in, out)``
@@ -10,73 +14,115 @@ the Keras weights one to one:
 - LayerNorm ``weight`` / ``bias`` -> ``gamma`` / ``beta``; biases and
   ``mask_token`` ``(1, 1, d)`` unchanged;
 - ``pos_embed`` and ``predictor_pos_embed``: fixed buffers in the official
-  code (``nn.Parameter(requires_grad=False)``). A table equal to the 2-D
-  sin-cos one (max abs difference <= ``SINCOS_TOLERANCE`` = 1e-5, float32
-  rounding) is the fixed table, a function of the grid here. An encoder
-  table that differs (a fork that trained its positions, a model converted
-  from elsewhere) is never dropped or replaced: the loader builds the
-  encoders with ``pos_embed="learned"`` and loads the table into that
-  weight; a given model with fixed positions refuses it. The predictor has
-  fixed positions only. Export writes the table each encoder adds (learned
-  or fixed), which the official modules load as their ``pos_embed``.
+  code. A table equal to the 2-D sin-cos one (max abs difference <=
+  ``SINCOS_TOLERANCE`` = 1e-5, float32 rounding) is the fixed table, a
+  function of the grid here. An encoder table that differs (a fork that
+  trained its positions, a model converted from elsewhere) is never dropped
+  or replaced: the loader builds the encoders with ``pos_embed="learned"``
+  and loads the table into that weight; a given model with fixed positions
+  refuses it. The predictor has fixed positions only. Export writes the
+  table each encoder adds (learned or fixed).
 
-Loading is strict and all-or-nothing: every key is checked (missing,
-unexpected, shape) before the first weight is written. The optimizer state
-(``opt``) is not converted in either direction.
-
-Reading ``.pth`` / ``.pth.tar`` files needs no torch (``torch_save_format``
-reads the zip archive ``torch.save`` writes); writing them needs torch, on
-any Keras backend. State dicts already in memory (torch tensors or numpy
-arrays) need nothing beyond Keras.
+Loading is strict and all-or-nothing (see
+:func:`~jepa_components.backends.keras.convert.mapping.load_entries`). The
+optimizer state (``opt``) is not converted in either direction. Writing a
+``.pth`` file needs torch, on any Keras backend; state dicts in memory
+(torch tensors or numpy arrays) need nothing beyond Keras.
 """
+
+from __future__ import annotations
 
 import os
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
-from keras import ops
 
-from jepa_components.positional import sincos_2d_positions
-from jepa_components.backends.keras.models.ijepa import IJEPA
-from jepa_components.backends.keras.layers import check_seed, derive_seed
-from jepa_components.backends.keras.models.predictor import Predictor
-from jepa_components.backends.keras.convert.torch_save import import_torch
-from jepa_components.backends.keras.convert.official_format import (
-    PARTS,
+from jepa_components._validation import check_seed, invalid
+from jepa_components.backends.keras.convert.mapping import (
+    CONV,
+    SAME,
+    export_entries,
+    is_learned_table,
+    linear,
+    load_entries,
+    norm,
+    position_entry,
+    table_entries,
+)
+from jepa_components.backends.keras.convert.official_reader import (
     DDP_PREFIX,
-    infer_kwargs,
-    split_checkpoint,
+    PARTS,
     infer_official_architecture,
     read_official_checkpoint,
+    split_checkpoint,
 )
-from jepa_components.backends.keras.convert.official_mapping import (
-    LAYOUTS,
-    is_learned_table,
-    load_plan,
-    model_parts,
-)
+from jepa_components.backends.keras.convert.torch_save import import_torch
+from jepa_components.backends.keras.layers import derive_seed
+from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.models.predictor import Predictor
 from jepa_components.backends.keras.models.vit import VisionTransformer
 
 __all__ = [
-    "export_official_checkpoint",
-    "infer_official_architecture",
-    "load_official_checkpoint",
-    "official_state_dicts",
+    "ENCODER_ROWS", "PREDICTOR_ROWS", "export_official_checkpoint", "infer_official_architecture",
+    "load_official_checkpoint", "official_state_dicts", "official_tables",
     "read_official_checkpoint",
 ]
 
 
-# ------------------------------------------------------------------ public
-def load_official_checkpoint(path_or_state, model=None, *, model_name=None, image_size=None,
-                             num_heads=None, predictor_embed_dim=None, predictor_depth=None,
-                             predictor_num_heads=None, weights_only=True, seed=None,
-                             model_kwargs=None):
+def _block_rows(prefix):
+    """One pre-norm block: the Keras sublayers carry the official names."""
+    block = f"{prefix}.{{i}}"
+    return [*norm(f"{block}.norm1"), *linear(f"{block}.attn.qkv"), *linear(f"{block}.attn.proj"),
+            *norm(f"{block}.norm2"), *linear(f"{block}.mlp.fc1"), *linear(f"{block}.mlp.fc2")]
+
+
+# (official key, Keras weight path, transform); `{i}` rows repeat per block.
+ENCODER_ROWS = [*linear("patch_embed.proj", transform=CONV), *_block_rows("blocks"), *norm("norm")]
+PREDICTOR_ROWS = [("mask_token", "mask_token", SAME), *linear("predictor_embed"),
+                  *_block_rows("predictor_blocks"), *norm("predictor_norm"),
+                  *linear("predictor_proj")]
+
+
+def _grid(layer):
+    grid = getattr(layer, "grid_size", None)
+    if grid is None:  # a square predictor
+        side = int(round(np.sqrt(layer.num_patches)))
+        grid = (side, side)
+    return tuple(int(g) for g in grid)
+
+
+def official_tables(model: Any) -> dict[str, list]:
+    """``{part: entries}`` of an ``IJEPA`` in the official layout (see the module docstring)."""
+    try:
+        tables = {}
+        for part in PARTS:
+            layer = getattr(model, part)
+            rows, pos_key, width = ((PREDICTOR_ROWS, "predictor_pos_embed",
+                                     layer.predictor_embed_dim) if part == "predictor" else
+                                    (ENCODER_ROWS, "pos_embed", layer.embed_dim))
+            position = position_entry(pos_key, layer, _grid(layer), width, other_grids=True)
+            tables[part] = table_entries(layer, rows, [position])
+        return tables
+    except AttributeError as error:
+        raise invalid("model", "an IJEPA whose encoder is a VisionTransformer and whose "
+                      "predictor is a Predictor", f"{model!r} ({error})") from error
+
+
+# ------------------------------------------------------------------ load, export
+def load_official_checkpoint(
+        path_or_state: str | os.PathLike | Mapping, model: IJEPA | None = None, *,
+        model_name: str | None = None, image_size: int | None = None,
+        num_heads: int | None = None, predictor_embed_dim: int | None = None,
+        predictor_depth: int | None = None, predictor_num_heads: int | None = None,
+        weights_only: bool = True, seed: int | None = None,
+        model_kwargs: Mapping[str, Any] | None = None) -> IJEPA:
     """Build (or fill) an :class:`IJEPA` from an official I-JEPA checkpoint.
 
     Numerically the same network as the official PyTorch modules
-    (facebookresearch/ijepa ``src/models/vision_transformer.py``; max abs
-    difference < 1e-4 in float32 on jax, torch and tensorflow, see
+    (facebookresearch/ijepa ``src/models/vision_transformer.py``; float32
+    parity on jax, torch and tensorflow is tested in
     ``tests/backends/keras/test_checkpoints.py``). Images are channels last
     here: ``(B, H, W, C)``, the official NCHW transposed.
 
@@ -114,7 +160,7 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
             a learned table for a given model with fixed positions, a
             predictor table that is not sin-cos. Nothing is loaded when any
             check fails.
-        ImportError: reading a file without torch installed.
+        ImportError: reading a file with ``torch.load`` without torch installed.
         FileNotFoundError: no such file.
 
     Example (a tiny model through its official state dicts):
@@ -136,7 +182,7 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
         import numpy as np
         from jepa_components.backends.keras import (
             MaskedImageDataset, TargetEMA, load_official_checkpoint, make_adamw)
-        from jepa_components.backends.keras.convert.checkpoints import read_official_checkpoint
+        from jepa_components.backends.keras.convert import read_official_checkpoint
         from jepa_components.masks import MultiBlockMaskSampler
 
         path = "IN1K-vit.h.14-300e.pth.tar"
@@ -173,24 +219,22 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
         raise ValueError("Invalid arguments: pass either `model` or architecture arguments, "
                          f"not both. Received: model and {given}")
     if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
-        raise ValueError("Invalid value for argument `model_kwargs`. Expected None or a dict. "
-                         f"Received: model_kwargs={model_kwargs!r}")
+        raise invalid("model_kwargs", "None or a dict", model_kwargs)
     check_seed(seed)
     if model is not None and not isinstance(model, IJEPA):
-        raise ValueError("Invalid value for argument `model`. Expected None or an IJEPA. "
-                         f"Received: model={type(model).__name__}")
+        raise invalid("model", "None or an IJEPA", type(model).__name__)
     if isinstance(path_or_state, (str, os.PathLike)):
         checkpoint = read_official_checkpoint(path_or_state, weights_only=weights_only)
+        source = f"The checkpoint {os.fspath(path_or_state)!r}"
     elif isinstance(path_or_state, Mapping):
-        checkpoint = path_or_state
+        checkpoint, source = path_or_state, "The checkpoint"
     else:
-        raise ValueError("Invalid value for argument `path_or_state`. Expected a file path or "
-                         f"a checkpoint dict. Received: {type(path_or_state).__name__}")
+        raise invalid("path_or_state", "a file path or a checkpoint dict",
+                      type(path_or_state).__name__)
     states = split_checkpoint(checkpoint)
     if model is None:
-        encoder_kwargs, predictor_kwargs = infer_kwargs(states, **arch)
-        tables = [states[part].get("pos_embed") for part in ("encoder", "target_encoder")]
-        if any(table is not None and is_learned_table(table) for table in tables):
+        encoder_kwargs, predictor_kwargs = infer_official_architecture(checkpoint, **arch)
+        if any(is_learned_table(states[p].get("pos_embed")) for p in ("encoder", "target_encoder")):
             encoder_kwargs["pos_embed"] = "learned"
         encoder = VisionTransformer(**encoder_kwargs, seed=seed)
         grid = encoder.grid_size
@@ -198,16 +242,16 @@ def load_official_checkpoint(path_or_state, model=None, *, model_name=None, imag
                               grid_size=None if grid[0] == grid[1] else grid,
                               seed=derive_seed(seed, 1), **predictor_kwargs)
         model = IJEPA(encoder=encoder, predictor=predictor, **(model_kwargs or {}))
-    plan = load_plan(model, states)
-    for variable, value in plan:
-        variable.assign(value.astype(variable.dtype))
+    tables = official_tables(model)
+    load_entries([(f"checkpoint[{part!r}]: ", tables[part], state)
+                  for part, state in states.items()], source)
     if "predictor" not in states:
         warnings.warn("The checkpoint holds an encoder only: encoder and target encoder were "
                       "loaded, the predictor keeps its initial weights.", stacklevel=2)
     return model
 
 
-def official_state_dicts(model, ddp_prefix=False):
+def official_state_dicts(model: IJEPA, ddp_prefix: bool = False) -> dict[str, dict]:
     """The official state dicts of an ``IJEPA``, as float32 numpy arrays.
 
     Returns ``{"encoder": {...}, "predictor": {...}, "target_encoder":
@@ -228,27 +272,19 @@ def official_state_dicts(model, ddp_prefix=False):
         (['encoder', 'predictor', 'target_encoder'], (96, 32))
     """
     prefix = DDP_PREFIX if ddp_prefix else ""
-    parts = model_parts(model)
-    grids = parts.pop("_grids")
     states = {}
-    for part in PARTS:
-        entries, pos_key, width, layer = parts[part]
-        if grids[part][0] != grids[part][1]:
-            raise ValueError(f"The {part} uses a non-square {grids[part]} patch grid; the "
-                             "official code only builds square ones.")
-        if part == "predictor":
-            table = sincos_2d_positions(width, grids[part])[None]
-        else:  # the fixed table or the learned weight, as the layer adds it
-            table = ops.convert_to_numpy(ops.cast(layer.position_table(), "float32"))
-        state = {prefix + pos_key: np.ascontiguousarray(table, dtype=np.float32)}
-        for key, variable, layout in entries:
-            value = ops.convert_to_numpy(ops.cast(variable, "float32"))
-            state[prefix + key] = np.ascontiguousarray(LAYOUTS[layout][1](value))
-        states[part] = state
+    for part, entries in official_tables(model).items():
+        grid = _grid(getattr(model, part))
+        if grid[0] != grid[1]:
+            raise ValueError(f"The {part} uses a non-square {grid} patch grid; the official "
+                             "code only builds square ones.")
+        states[part] = export_entries(entries, rename=lambda key: prefix + key)
     return states
 
 
-def export_official_checkpoint(model, path, *, epoch=0, ddp_prefix=False, extra=None):
+def export_official_checkpoint(model: IJEPA, path: str | os.PathLike, *, epoch: int = 0,
+                               ddp_prefix: bool = False,
+                               extra: Mapping[str, Any] | None = None) -> None:
     """Write an ``IJEPA`` as an official training checkpoint (needs torch).
 
     The file is a ``torch.save`` dict ``{"encoder", "predictor",
@@ -285,14 +321,11 @@ def export_official_checkpoint(model, path, *, epoch=0, ddp_prefix=False, extra=
         10
     """
     if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-        raise ValueError("Invalid value for argument `epoch`. Expected an integer >= 0. "
-                         f"Received: epoch={epoch!r}")
+        raise invalid("epoch", "an integer >= 0", epoch)
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError("Invalid value for argument `path`. Expected a str or path-like. "
-                         f"Received: path={path!r}")
+        raise invalid("path", "a str or path-like", path)
     if extra is not None and not isinstance(extra, Mapping):
-        raise ValueError("Invalid value for argument `extra`. Expected None or a dict. "
-                         f"Received: extra={type(extra).__name__}")
+        raise invalid("extra", "None or a dict", type(extra).__name__)
     states = official_state_dicts(model, ddp_prefix=ddp_prefix)
     torch = import_torch("Writing a PyTorch checkpoint file")
     checkpoint = {part: {key: torch.from_numpy(value) for key, value in state.items()}

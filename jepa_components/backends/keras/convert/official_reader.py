@@ -1,60 +1,35 @@
-"""Reading official I-JEPA checkpoints and inferring their architecture.
+"""Reading official I-JEPA checkpoints: the file, its parts, the architecture they imply.
 
-The file side of :mod:`jepa_components.backends.keras.convert.checkpoints`: open a
-facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (no torch needed, see
+The file side of :mod:`~jepa_components.backends.keras.convert.official`:
+open a facebookresearch/ijepa ``.pth`` / ``.pth.tar`` (no torch needed, see
 :mod:`~jepa_components.backends.keras.convert.torch_save`), split it into
 encoder / predictor / target-encoder state dicts (with or without DDP's
 ``module.`` prefix), and read the model sizes off the tensor shapes. Nothing
 here touches Keras weights.
 """
 
+from __future__ import annotations
+
 import os
 import re
 from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
-from jepa_components.positional import sincos_2d_positions
+from jepa_components._validation import invalid
+from jepa_components.backends.keras.convert.mapping import mlp_ratio, to_numpy
 from jepa_components.backends.keras.convert.torch_save import load_torch_file
 from jepa_components.backends.keras.models.vit import VIT_SIZES
 
-__all__ = ["infer_official_architecture", "read_official_checkpoint"]
+__all__ = ["infer_official_architecture", "read_official_checkpoint", "split_checkpoint"]
 
 PARTS = ("encoder", "predictor", "target_encoder")
+DDP_PREFIX = "module."
 # num_heads cannot be read from tensor shapes: the official sizes (embed_dim -> heads).
 OFFICIAL_NUM_HEADS = {dim: heads for dim, _, heads, _ in VIT_SIZES.values()}
 # Defaults of the official ``helper.init_model`` for a predictor built from scratch.
 DEFAULT_PREDICTOR_EMBED_DIM, DEFAULT_PREDICTOR_DEPTH = 384, 6
-DDP_PREFIX = "module."
-# A position table within this max abs difference of the 2-D sin-cos one is that
-# table (float32 rounding and float32-vs-float64 evaluation stay below 1e-6).
-SINCOS_TOLERANCE = 1e-5
-
-
-def sincos_difference(table, grid):
-    """Max abs difference between a ``(1, N, D)`` table and the 2-D sin-cos one of ``grid``.
-
-    ``inf`` when the shape is not ``(1, H * W, D)`` with ``D`` divisible by 4.
-    A difference ``<= SINCOS_TOLERANCE`` means the table *is* the fixed one.
-    """
-    table = np.asarray(table)
-    grid = tuple(int(g) for g in grid)
-    if (table.ndim != 3 or table.shape[0] != 1 or table.shape[1] != grid[0] * grid[1]
-            or table.shape[2] % 4):
-        return float("inf")
-    fixed = sincos_2d_positions(table.shape[2], grid)
-    return float(np.max(np.abs(table[0].astype(np.float64) - fixed), initial=0.0))
-
-
-# ------------------------------------------------------------------ reading
-def _to_numpy(value, where):
-    if hasattr(value, "detach"):  # a torch tensor; bfloat16 has no numpy dtype
-        value = value.detach().cpu()
-        value = (value.float() if value.is_floating_point() else value).numpy()
-    array = np.asarray(value)
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise ValueError(f"{where} is not a numeric tensor. Received: {type(value).__name__} "
-                         f"with dtype {array.dtype}")
-    return array
 
 
 def _state_dict(value, where):
@@ -68,7 +43,7 @@ def _state_dict(value, where):
         if name in state:
             raise ValueError(f"{where} holds `{name}` both with and without the "
                              f"`{DDP_PREFIX}` prefix.")
-        state[name] = _to_numpy(tensor, f"{where}[{key!r}]")
+        state[name] = to_numpy(tensor, f"{where}[{key!r}]")
     return state
 
 
@@ -76,11 +51,12 @@ def _looks_like_encoder(mapping):
     return any(str(k).removeprefix(DDP_PREFIX) == "patch_embed.proj.weight" for k in mapping)
 
 
-def split_checkpoint(checkpoint):
+def split_checkpoint(checkpoint: Any) -> dict[str, dict[str, np.ndarray]]:
     """``{part: state}``: a training checkpoint, or a bare encoder (also the target)."""
     if not isinstance(checkpoint, Mapping):
         raise ValueError("Expected an official I-JEPA checkpoint: a dict with keys "
-                         f"{PARTS}, or an encoder state dict. Received: {type(checkpoint).__name__}")
+                         f"{PARTS}, or an encoder state dict. "
+                         f"Received: {type(checkpoint).__name__}")
     if any(part in checkpoint for part in PARTS):
         missing = [part for part in PARTS if part not in checkpoint]
         if missing:
@@ -99,7 +75,7 @@ def split_checkpoint(checkpoint):
         f"{keys[:10]}{' ...' if len(keys) > 10 else ''}")
 
 
-def read_official_checkpoint(path, weights_only=True):
+def read_official_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> dict:
     """Read an official ``.pth`` / ``.pth.tar`` file; no torch needed.
 
     Files ``torch.save`` wrote (torch >= 1.6, as every official checkpoint)
@@ -162,32 +138,16 @@ def _depth(state, prefix, where):
     return len(found)
 
 
-def _mlp_ratio(dim, hidden):
-    """A float ``r`` with ``int(dim * r) == hidden`` (vit_giant: 48/11)."""
-    ratio = hidden / dim
-    for _ in range(8):
-        if int(dim * ratio) == hidden:
-            return ratio
-        ratio = float(np.nextafter(ratio, np.inf))
-    raise ValueError(f"No MLP ratio gives {hidden} hidden units for width {dim}.")
-
-
-def square_side(num_patches, where):
-    side = int(round(np.sqrt(num_patches)))
-    if side * side != num_patches:
-        raise ValueError(f"{where} has {num_patches} patches, not a square grid as the "
-                         "official code builds.")
-    return side
-
-
 def _block_config(state, prefix, dim):
     hidden = _shape(state, f"{prefix}.0.mlp.fc1.weight", prefix, 2)[0]
-    return dict(mlp_ratio=_mlp_ratio(dim, hidden), qkv_bias=f"{prefix}.0.attn.qkv.bias" in state)
+    return dict(mlp_ratio=mlp_ratio(dim, hidden), qkv_bias=f"{prefix}.0.attn.qkv.bias" in state)
 
 
-def infer_official_architecture(checkpoint, *, model_name=None, image_size=None, num_heads=None,
-                                predictor_embed_dim=None, predictor_depth=None,
-                                predictor_num_heads=None):
+def infer_official_architecture(
+        checkpoint: Mapping, *, model_name: str | None = None, image_size: int | None = None,
+        num_heads: int | None = None, predictor_embed_dim: int | None = None,
+        predictor_depth: int | None = None, predictor_num_heads: int | None = None,
+) -> tuple[dict, dict]:
     """Encoder and predictor arguments of an official checkpoint, from tensor shapes.
 
     Read from shapes: ``embed_dim`` and ``in_channels`` and ``patch_size``
@@ -220,22 +180,18 @@ def infer_official_architecture(checkpoint, *, model_name=None, image_size=None,
         >>> encoder_kwargs["num_heads"], encoder_kwargs["image_size"]
         (3, 224)
     """
-    return infer_kwargs(split_checkpoint(checkpoint), model_name=model_name, image_size=image_size,
-                  num_heads=num_heads, predictor_embed_dim=predictor_embed_dim,
-                  predictor_depth=predictor_depth, predictor_num_heads=predictor_num_heads)
-
-
-def infer_kwargs(states, *, model_name, image_size, num_heads, predictor_embed_dim, predictor_depth,
-           predictor_num_heads):
+    states = split_checkpoint(checkpoint)
     if model_name is not None and model_name not in VIT_SIZES:
-        raise ValueError(f"Invalid value for argument `model_name`. Expected one of "
-                         f"{sorted(VIT_SIZES)}. Received: model_name={model_name!r}")
+        raise invalid("model_name", f"one of {sorted(VIT_SIZES)}", model_name)
     encoder, where = states["encoder"], "The encoder state dict"
     dim, channels, patch, patch_w = _shape(encoder, "patch_embed.proj.weight", where, 4)
     if patch != patch_w:
         raise ValueError(f"{where}: non-square patches {(patch, patch_w)} are not supported.")
     num_patches = _shape(encoder, "pos_embed", where, 3)[1]
-    side = square_side(num_patches, "`pos_embed`")
+    side = int(round(np.sqrt(num_patches)))
+    if side * side != num_patches:
+        raise ValueError(f"`pos_embed` has {num_patches} patches, not a square grid as the "
+                         "official code builds.")
     if num_heads is None:
         if model_name is not None:
             num_heads = VIT_SIZES[model_name][2]
