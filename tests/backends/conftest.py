@@ -14,7 +14,7 @@ tensorflow run to it). So on tensorflow CI runs the tests in two processes:
 ``-m "not torch"``, where a test that brings torch in fails by name, and
 ``-m torch``, where torch is imported first, before keras (the usual advice;
 none in 22 runs crashed). The library never imports torch to read files
-(``torch_save_format``).
+(``convert.torch_save``).
 """
 
 import importlib.util

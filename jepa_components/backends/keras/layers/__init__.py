@@ -25,7 +25,6 @@ Dropout and stochastic depth of the official code default to 0 and I-JEPA
 training never enables them; they are left out.
 """
 
-from jepa_components._validation import check_seed
 from jepa_components.backends.keras.layers.activations import ACTIVATIONS
 from jepa_components.backends.keras.layers.attention import Attention
 from jepa_components.backends.keras.layers.block import TransformerBlock
