@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import stat
 import threading
 import warnings
 from collections import deque
@@ -38,11 +39,21 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from jepa_components._images import DatasetError, ImageSplit, check_image_size, resize_bilinear
+from jepa_components._images import (
+    DatasetError,
+    ImageSplit,
+    _file_kind,
+    check_image_size,
+    is_inside,
+    open_regular_file,
+    resize_bilinear,
+)
+from jepa_components._validation import check_int
 from jepa_components.fashion_mnist import load_fashion_mnist
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
     "DatasetError",
     "BadImageError",
     "ImageSplit",
@@ -67,9 +78,22 @@ IMAGE_EXTENSIONS = (
     ".pgm",
 )
 
+# ImageFolder's default cap on width * height, checked from the image header
+# before decoding (8192 x 8192). It stays under Pillow's own limit
+# (PIL.Image.MAX_IMAGE_PIXELS, ~89.5 Mpx: a DecompressionBombWarning, an error
+# at twice that), so every image Pillow warns about is refused here too.
+# Turning that warning into an error would need warnings.catch_warnings(),
+# process-wide state that reader threads would race on and that makes
+# every already-shown warning of the process show again.
+DEFAULT_MAX_PIXELS = 2**26
+
 
 class BadImageError(DatasetError):
-    """An image file cannot be decoded (and ``on_bad_image="stop"``)."""
+    """An image file cannot be used (and ``on_bad_image="stop"``).
+
+    It cannot be decoded, has more pixels than allowed, is not a regular
+    file, or is a link out of the folder; the message names it.
+    """
 
 
 def _check_fraction(test_fraction):
@@ -146,19 +170,38 @@ def load_digits_split(
     )
 
 
-def _decode_image(path, image_size, channels):
-    """Read, center-crop to a square and resize one file; raises on bad data."""
+def _decode_image(path, image_size, channels, max_pixels=DEFAULT_MAX_PIXELS, root=None):
+    """Read, center-crop to a square and resize one file; raises on bad data.
+
+    The file must be a regular file (inside ``root`` if given), and its
+    header's width x height at most ``max_pixels``, before anything is
+    decoded.
+    """
     from PIL import Image
 
-    with Image.open(path) as image:
-        image.load()
-        image = image.convert("L" if channels == 1 else "RGB")
-        width, height = image.size
-        side = min(width, height)
-        left, top = (width - side) // 2, (height - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-        image = image.resize((image_size, image_size), Image.BICUBIC)  # type: ignore[attr-defined]  # (Pillow 9.0: no Resampling)
-        pixels = np.asarray(image, dtype=np.float32) / 255.0
+    with open_regular_file(path, inside=root) as handle:
+        try:
+            opened = Image.open(handle)  # the header only
+        except Image.DecompressionBombError as error:
+            raise BadImageError(
+                f"{path}: too many pixels ({error}); ImageFolder's limit is max_pixels"
+                f"={max_pixels} (raising it past Pillow's limit also needs "
+                "PIL.Image.MAX_IMAGE_PIXELS raised)"
+            ) from None
+        with opened as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise BadImageError(
+                    f"{path}: {width}x{height} = {width * height} pixels, more than "
+                    f"max_pixels={max_pixels}: refused before decoding"
+                )
+            image.load()
+            image = image.convert("L" if channels == 1 else "RGB")
+            side = min(width, height)
+            left, top = (width - side) // 2, (height - side) // 2
+            image = image.crop((left, top, left + side, top + side))
+            image = image.resize((image_size, image_size), Image.BICUBIC)  # type: ignore[attr-defined]  # (Pillow 9.0: no Resampling)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     return np.clip(pixels, 0.0, 1.0)
@@ -173,6 +216,25 @@ class ImageFolder:
     are held in memory; :meth:`load_batch` decodes with Pillow and is safe to
     call from several threads at once.
 
+    The folder may come from anywhere, so nothing is read outside it and
+    nothing can block or blow up memory:
+
+    - A symbolic link to a folder is never followed: one resolving inside
+      ``root`` (a loop back to it, or a second name for a class) is left out
+      with a warning, so no image is counted twice under a bogus class.
+    - A symbolic link resolving outside ``root`` (to a folder or an image
+      file) is a bad entry, and so is an image name that is not a regular
+      file (a FIFO, socket or device: never opened) or a broken link. Bad
+      entries are found while scanning and follow ``on_bad_image``: left
+      out with a warning (listed in :attr:`skipped_files`) or
+      :class:`BadImageError` from the constructor. Links to image files
+      inside ``root`` are read.
+    - Each image's header is read first; more than ``max_pixels`` pixels
+      (or Pillow's ``DecompressionBombError``) makes it a bad image,
+      refused before decoding (Pillow may print its own
+      ``DecompressionBombWarning`` first). Every read checks again that the
+      path is a regular file inside ``root``.
+
     Each image is center-cropped to a square and resized (bicubic) to
     ``image_size`` -- the usual evaluation transform; the I-JEPA paper's
     random-resized-crop augmentation is not done while reading (a
@@ -184,12 +246,18 @@ class ImageFolder:
         image_size: output height and width, >= 1.
         channels: 1 (grayscale) or 3 (RGB).
         on_bad_image: ``"skip"`` (warn once per file, count it, and fill its
-            slot in the batch with the next readable image of the dataset)
+            slot in the batch with the next readable image of the dataset;
+            bad entries found while scanning are left out of the list)
             or ``"stop"`` (raise :class:`BadImageError`).
         extensions: file name endings (lower case) that count as images.
+        max_pixels: the largest ``width * height`` decoded (default
+            :data:`DEFAULT_MAX_PIXELS`, 2**26 = 8192 x 8192); checked from the
+            header. Above ~89.5 million, Pillow's own
+            ``PIL.Image.MAX_IMAGE_PIXELS`` must be raised too.
 
     Raises:
         DatasetError: ``root`` is missing, not a folder, or holds no image.
+        BadImageError: a bad entry while scanning, with ``on_bad_image="stop"``.
 
     Example:
 
@@ -210,6 +278,7 @@ class ImageFolder:
         channels: int = 3,
         on_bad_image: str = "skip",
         extensions: Iterable[str] = IMAGE_EXTENSIONS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.image_size = check_image_size(image_size)
         _check_channels(channels)
@@ -218,42 +287,113 @@ class ImageFolder:
                 "Invalid value for argument `on_bad_image`. Expected 'skip' or "
                 f"'stop'. Received: on_bad_image={on_bad_image!r}"
             )
+        self.max_pixels = check_int("max_pixels", max_pixels, low=1)
         self.root = os.fspath(root)
         self.channels = channels
         self.on_bad_image = on_bad_image
         self.extensions = tuple(e.lower() for e in extensions)
-        self.files, self.labels, self.class_names = self._scan()
         self._bad: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.files, self.labels, self.class_names = self._scan()
 
     def _scan(self):
         if not os.path.exists(self.root):
             raise DatasetError(f"image folder not found: {self.root}")
         if not os.path.isdir(self.root):
             raise DatasetError(f"not a folder: {self.root}")
-        entries = sorted(e for e in os.listdir(self.root) if not e.startswith("."))
-        class_names = tuple(e for e in entries if os.path.isdir(os.path.join(self.root, e)))
-        files, labels = [], []
-        for entry in entries:
-            if entry.lower().endswith(self.extensions) and os.path.isfile(
-                os.path.join(self.root, entry)
-            ):
-                files.append(os.path.join(self.root, entry))
+        self._real_root = os.path.realpath(self.root)
+        files, labels, class_folders = [], [], []
+        for path, kind in self._list(self.root):
+            if kind == "file":
+                files.append(path)
                 labels.append(-1)
-        for label, name in enumerate(class_names):
-            for folder, subfolders, names in os.walk(os.path.join(self.root, name)):
-                subfolders[:] = sorted(s for s in subfolders if not s.startswith("."))
-                for file_name in sorted(names):
-                    if not file_name.startswith(".") and file_name.lower().endswith(
-                        self.extensions
-                    ):
-                        files.append(os.path.join(folder, file_name))
+            else:
+                class_folders.append(path)
+        for label, top in enumerate(class_folders):
+            stack = [top]  # depth first, files before subfolders, as os.walk
+            while stack:
+                subfolders = []
+                for path, kind in self._list(stack.pop()):
+                    if kind == "file":
+                        files.append(path)
                         labels.append(label)
+                    else:
+                        subfolders.append(path)
+                stack.extend(reversed(subfolders))
         if not files:
+            left_out = f"; {len(self._bad)} left out, see the warnings" if self._bad else ""
             raise DatasetError(
-                f"no images found in {self.root} (looked for {', '.join(self.extensions)})"
+                f"no images found in {self.root} (looked for "
+                f"{', '.join(self.extensions)}{left_out})"
             )
+        class_names = tuple(os.path.basename(p) for p in class_folders)
         return files, np.asarray(labels, dtype=np.int64), class_names
+
+    def _list(self, folder):
+        """``[(path, "file" | "folder")]`` of ``folder``, sorted, vetted.
+
+        Regular files with an image extension and real (not linked) folders;
+        links to image files inside the root count as files. Everything
+        else is ignored, or is a bad entry (see the class docstring).
+        """
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(
+                    (e for e in scan if not e.name.startswith(".")), key=lambda e: e.name
+                )
+        except OSError as error:
+            if folder == self.root:
+                raise DatasetError(f"cannot list {folder}: {error}") from None
+            self._leave_out(folder, f"cannot list this folder ({error.strerror})")
+            return []
+        out = []
+        for entry in entries:
+            is_image = entry.name.lower().endswith(self.extensions)
+            if entry.is_dir(follow_symlinks=False):
+                out.append((entry.path, "folder"))
+            elif entry.is_file(follow_symlinks=False):
+                if is_image:
+                    out.append((entry.path, "file"))
+            elif entry.is_symlink():
+                kind = self._vet_link(entry.path, is_image)
+                if kind is not None:
+                    out.append((entry.path, kind))
+            elif is_image:
+                mode = entry.stat(follow_symlinks=False).st_mode
+                self._leave_out(entry.path, f"{_file_kind(mode)}, not a regular file")
+        return out
+
+    def _vet_link(self, path, is_image):
+        """``"file"`` for a link to an image file inside the root, else None."""
+        target = os.path.realpath(path)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as error:
+            if is_image:
+                self._leave_out(path, f"a broken link to {target} ({error.strerror})")
+            return None
+        if not (is_image or stat.S_ISDIR(mode)):
+            return None
+        if not is_inside(target, self._real_root):
+            self._leave_out(path, f"a link to {target}, outside {self.root}")
+        elif stat.S_ISDIR(mode):
+            warnings.warn(
+                f"not following {path}, a link to the folder {target} inside {self.root} "
+                "(a loop, or a second name for images read under their own name)",
+                stacklevel=5,
+            )
+        elif stat.S_ISREG(mode):
+            return "file"
+        else:
+            self._leave_out(path, f"a link to {target}, {_file_kind(mode)}, not a regular file")
+        return None
+
+    def _leave_out(self, path, reason):
+        """A bad entry found while scanning: warn and leave it out, or stop."""
+        if self.on_bad_image == "stop":
+            raise BadImageError(f"refusing {path}: {reason} (on_bad_image='stop')")
+        self._bad[path] = reason
+        warnings.warn(f"skipping {path}: {reason}", stacklevel=5)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -265,13 +405,13 @@ class ImageFolder:
 
     @property
     def num_skipped(self) -> int:
-        """How many distinct files failed to decode so far."""
+        """How many distinct files were left out while scanning or failed to decode so far."""
         with self._lock:
             return len(self._bad)
 
     @property
     def skipped_files(self) -> dict[str, str]:
-        """``{path: error message}`` of the files that failed to decode."""
+        """``{path: reason}`` of the files left out while scanning or that failed to decode."""
         with self._lock:
             return dict(self._bad)
 
@@ -281,9 +421,15 @@ class ImageFolder:
             if path in self._bad:
                 return None
         try:
-            return _decode_image(path, self.image_size, self.channels)
+            return _decode_image(
+                path, self.image_size, self.channels, self.max_pixels, self._real_root
+            )
         except Exception as error:  # Pillow raises many types on bad data
-            message = f"{type(error).__name__}: {error}"
+            message = (
+                str(error)
+                if isinstance(error, DatasetError)
+                else f"{type(error).__name__}: {error}"
+            )
             if self.on_bad_image == "stop":
                 raise BadImageError(f"cannot read image {path} ({message})") from None
             with self._lock:

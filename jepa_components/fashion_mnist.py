@@ -16,8 +16,9 @@ for, in order, in ``$JEPA_DATA_DIR/fashion-mnist``, Keras' cache
 ``dataset-fashion-mnist``); or only in the folder given as ``path``. Nothing
 is downloaded. The IDX format (LeCun et al., the MNIST page): a big-endian
 header ``0, 0, dtype code, ndim``, ``ndim`` uint32 sizes, then the data.
-Every file is checked (magic, sizes, length, label range, image and label
-counts) and a bad one is named in the error.
+Every file is checked (a regular file inside the folder; magic, sizes,
+length, label range, image and label counts) before its data is allocated,
+and a bad one is named in the error (see :func:`read_idx` for the limits).
 
 :func:`jepa_components.datasets.load_fashion_mnist` is the same function.
 
@@ -34,13 +35,20 @@ Example (a tiny fixture in the real format):
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 
 import numpy as np
 import numpy.typing as npt
 
-from jepa_components._images import DatasetError, ImageSplit, resize_bilinear
+from jepa_components._images import (
+    DatasetError,
+    ImageSplit,
+    is_inside,
+    open_regular_file,
+    resize_bilinear,
+)
 from jepa_components._validation import check_int, invalid
 
 __all__ = [
@@ -48,6 +56,8 @@ __all__ = [
     "FASHION_MNIST_FILES",
     "FASHION_MNIST_MEAN",
     "FASHION_MNIST_STD",
+    "DEFAULT_MAX_IDX_BYTES",
+    "IDX_MAX_NDIM",
     "fashion_mnist_search_paths",
     "load_fashion_mnist",
     "read_idx",
@@ -113,18 +123,95 @@ def fashion_mnist_search_paths() -> list[str]:
     return paths
 
 
-def _open(path):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+# What read_idx accepts: at most this many dimensions, and by default at most
+# this many data bytes (the largest real IDX file, Fashion-MNIST's training
+# images, holds 47 MB).
+IDX_MAX_NDIM = 8
+DEFAULT_MAX_IDX_BYTES = 2**31
+# deflate never inflates more than 1032:1 (zlib's technical notes); with
+# slack for the gzip header and several members.
+_GZIP_MAX_RATIO = 1100
+_CHUNK = 1 << 20
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+def _read_up_to(stream, count):
+    """Up to ``count`` bytes of ``stream`` (fewer only at its end)."""
+    parts, total = [], 0
+    while total < count:
+        part = stream.read(min(count - total, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        total += len(part)
+    return b"".join(parts)
+
+
+def _read_idx_header(stream, path):
+    """``(dtype, shape, header_bytes)`` from the start of ``stream``, validated."""
+    magic = _read_up_to(stream, 4)
+    if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+        detail = (
+            f"unknown type code 0x{magic[2]:02x}; "
+            if len(magic) == 4 and not any(magic[:2])
+            else ""
+        )
+        raise DatasetError(
+            f"not an IDX file: {path} (bad magic number {magic.hex() or 'empty file'}; "
+            f"{detail}expected 00 00 <type> <ndim>, type one of "
+            f"{', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)})"
+        )
+    dtype, ndim = np.dtype(_IDX_DTYPES[magic[2]]), magic[3]
+    if not 1 <= ndim <= IDX_MAX_NDIM:
+        raise DatasetError(
+            f"unsupported IDX file {path}: {ndim} dimensions (expected 1 to {IDX_MAX_NDIM})"
+        )
+    header = 4 + 4 * ndim
+    sizes = _read_up_to(stream, 4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise DatasetError(
+            f"truncated IDX file {path}: {4 + len(sizes)} bytes, header needs {header}"
+        )
+    shape = tuple(int.from_bytes(sizes[i : i + 4], "big") for i in range(0, 4 * ndim, 4))
+    return dtype, shape, header
+
+
+def _read_exactly_into(stream, buffer, path, expected):
+    view, filled = memoryview(buffer).cast("B"), 0
+    while filled < len(view):
+        count = stream.readinto(view[filled : filled + _CHUNK])
+        if not count:
+            raise DatasetError(
+                f"truncated IDX file {path}: {expected - len(view) + filled} bytes, "
+                f"needs {expected}"
+            )
+        filled += count
+
+
+def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_IDX_BYTES) -> np.ndarray:
     """Read one IDX file (gzipped if its name ends in ``.gz``) into an array.
 
+    Hostile files are refused before anything large is allocated: the
+    header is read and checked first (magic ``00 00``, a known type code,
+    1 to :data:`IDX_MAX_NDIM` dimensions), the data size it declares is
+    computed exactly (Python integers: no overflow) and must be at most
+    ``max_bytes``. A plain file must then be exactly header + data bytes
+    long (checked with ``os.fstat`` before reading); a gzipped one must be
+    able to inflate that much (deflate stays under ~1032:1) and is inflated
+    by 1 MiB chunks into the declared array, then one byte more must show
+    its end: a small gzip that inflates to gigabytes costs the declared
+    size, never more. The path must be a regular file (a FIFO or device is
+    refused without being opened).
+
+    Args:
+        path: the file.
+        max_bytes: the largest data size accepted (default
+            :data:`DEFAULT_MAX_IDX_BYTES`, 2 GiB); raise it for larger files.
+
     Raises:
-        DatasetError: the file cannot be read, is not IDX (bad magic or type
-            code), is truncated, or has trailing bytes; the message names it.
+        DatasetError: the file cannot be read, is not a regular file, is not
+            IDX (bad magic or type code, too many dimensions), declares more
+            than ``max_bytes``, is truncated, or has trailing bytes; the
+            message names it.
 
     >>> import tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "x-idx1-ubyte.gz")
@@ -133,40 +220,66 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     [3, 1, 4]
     """
     path = os.fspath(path)
+    max_bytes = check_int("max_bytes", max_bytes, low=0)
+    gzipped = path.endswith(".gz")
     try:
-        with _open(path) as handle:
-            data = handle.read()
+        with open_regular_file(path) as raw:
+            file_size = os.fstat(raw.fileno()).st_size
+            with gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw as stream:
+                return _read_idx_body(stream, path, max_bytes, file_size, gzipped)
     except (OSError, EOFError, zlib.error) as error:
         raise DatasetError(
             f"cannot read IDX file {path}: {type(error).__name__}: {error} "
             "(a corrupt or truncated download? delete it and get it again)"
         ) from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
+
+
+def _read_idx_body(stream, path, max_bytes, file_size, gzipped):
+    dtype, shape, header = _read_idx_header(stream, path)
+    count = math.prod(shape)  # exact: Python ints
+    expected = header + count * dtype.itemsize
+    # Zero dims aside too: (0, 2**31, 2**31) holds nothing but NumPy cannot shape it.
+    size = math.prod(max(d, 1) for d in shape) * dtype.itemsize
+    if size > max_bytes:
         raise DatasetError(
-            f"not an IDX file: {path} (bad magic number "
-            f"{data[:4].hex() or 'empty file'}; expected 00 00 <type> <ndim>)"
+            f"IDX file {path} declares shape {shape} of {dtype.newbyteorder('=')}: "
+            f"{size} bytes{' (its 0 dims aside)' if count == 0 else ''}, more than "
+            f"max_bytes={max_bytes} (pass a larger `max_bytes` if the file really is that large)"
         )
-    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"truncated IDX file {path}: {len(data)} bytes, header needs {header}")
-    shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        problem = "truncated" if len(data) < expected else "trailing data in"
+    if not gzipped and file_size != expected:
+        problem = "truncated" if file_size < expected else "trailing data in"
         raise DatasetError(
-            f"{problem} IDX file {path}: {len(data)} bytes, shape {shape} needs {expected}"
+            f"{problem} IDX file {path}: {file_size} bytes, shape {shape} needs {expected}"
         )
-    return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    if gzipped and expected > _GZIP_MAX_RATIO * file_size + 1024:
+        raise DatasetError(
+            f"truncated IDX file {path}: {file_size} gzip bytes cannot inflate to the "
+            f"{expected} bytes shape {shape} needs"
+        )
+    data = np.empty(count, dtype)
+    _read_exactly_into(stream, data, path, expected)
+    if stream.read(1):
+        raise DatasetError(
+            f"trailing data in IDX file {path}: more than the {expected} bytes shape {shape} needs"
+        )
+    native = dtype.newbyteorder("=")
+    if dtype != native:
+        data.byteswap(inplace=True)
+    return data.view(native).reshape(shape)
 
 
 def write_idx(path: str | os.PathLike[str], array: npt.ArrayLike) -> None:
     """Write ``array`` as an IDX file (gzipped if ``path`` ends in ``.gz``).
 
     For test fixtures and converted data; dtypes uint8, int8, int16, int32,
-    float32, float64.
+    float32, float64; 1 to :data:`IDX_MAX_NDIM` dimensions (what
+    :func:`read_idx` reads back).
     """
     array = np.asarray(array)
+    if not 1 <= array.ndim <= IDX_MAX_NDIM:
+        raise invalid(
+            "array", f"an array of 1 to {IDX_MAX_NDIM} dimensions", f"array of shape {array.shape}"
+        )
     code = _IDX_CODES.get(array.dtype.newbyteorder("="))
     if code is None:
         raise invalid(
@@ -212,16 +325,19 @@ def _find_files(folder):
     """``{role: path}`` if ``folder`` holds all four files, None if none of them.
 
     Raises DatasetError for a folder holding only some of them (an
-    interrupted copy: reading elsewhere instead would be a silent fallback).
+    interrupted copy: reading elsewhere instead would be a silent fallback),
+    or one whose file is a symbolic link resolving outside it.
     """
     if not os.path.isdir(folder):
         return None
     found, missing = {}, []
     for role, stem in FASHION_MNIST_FILES.items():
+        # Any entry of that name counts (read_idx refuses a FIFO, device or
+        # broken link by name, rather than calling the file missing).
         hits = [
             os.path.join(folder, n)
             for n in _candidates(stem)
-            if os.path.isfile(os.path.join(folder, n))
+            if os.path.lexists(os.path.join(folder, n))
         ]
         if hits:
             found[role] = hits[0]  # uncompressed first: faster to read
@@ -234,6 +350,13 @@ def _find_files(folder):
             f"incomplete Fashion-MNIST folder {folder}: missing "
             f"{', '.join(missing)}. {_INSTALL_HINT}"
         )
+    for path in found.values():
+        if not is_inside(path, folder):
+            raise DatasetError(
+                f"{path} is a link to {os.path.realpath(path)}, outside the folder {folder}: "
+                "refused (files are never read outside the folder named; copy the file "
+                "there, or name the folder that holds it)"
+            )
     return found
 
 
@@ -299,7 +422,9 @@ def load_fashion_mnist(
     Raises:
         DatasetError: no folder holds the files (the message lists the
             places searched and how to get the files), a folder holds only
-            some of them, or a file is corrupt (named in the message).
+            some of them, or a file is corrupt or hostile (named in the
+            message): not a regular file, a link out of the folder, or an
+            IDX file refused by :func:`read_idx`.
     """
     if image_size is not None:
         image_size = check_int("image_size", image_size, low=1)

@@ -215,3 +215,51 @@ def test_iter_batches__validates():
         list(ds.iter_batches(lambda i: i, range(4), 0))
     with pytest.raises(ValueError, match="`num_threads`"):
         list(ds.iter_batches(lambda i: i, range(4), 2, num_threads=0))
+
+
+# --- limits and links (hostile folders: tests/security/test_hostile_data.py) ------------
+
+
+def test_image_folder__max_pixels_is_checked_from_the_header(tmp_path):
+    PIL.new("RGB", (100, 60)).save(tmp_path / "big.png")
+    PIL.new("RGB", (50, 50)).save(tmp_path / "small.png")
+    assert ds.DEFAULT_MAX_PIXELS == 2**26
+    assert ds.ImageFolder(tmp_path, image_size=4).load_batch([0, 1]).shape == (2, 4, 4, 3)
+    stop = ds.ImageFolder(tmp_path, image_size=4, max_pixels=5000, on_bad_image="stop")
+    with pytest.raises(ds.BadImageError, match=r"big\.png: 100x60 = 6000 pixels, more than"):
+        stop.load_batch([0])
+    skip = ds.ImageFolder(tmp_path, image_size=4, max_pixels=5000)
+    with pytest.warns(UserWarning, match=r"big\.png.*max_pixels=5000"):
+        skip.load_batch([0, 1])
+    assert list(skip.skipped_files) == [str(tmp_path / "big.png")]
+
+
+def test_image_folder__validates_max_pixels(tmp_path):
+    with pytest.raises(ValueError, match="`max_pixels`"):
+        ds.ImageFolder(tmp_path, image_size=8, max_pixels=0)
+
+
+def test_image_folder__links_to_images_inside_the_root_are_read(tmp_path):
+    _make_folder(tmp_path)
+    os.symlink(tmp_path / "dog" / "0.jpg", tmp_path / "cat" / "also_a_dog.jpg")
+    folder = ds.ImageFolder(tmp_path, image_size=8)
+    assert len(folder) == 7 and folder.labels.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(folder.load(2), folder.load(4))
+
+
+def test_image_folder__order_and_labels_as_before(tmp_path):
+    _make_folder(tmp_path, loose=1)
+    (tmp_path / "cat" / "a_sub" / "deeper").mkdir(parents=True)
+    PIL.new("L", (5, 5)).save(tmp_path / "cat" / "a_sub" / "deeper" / "z.png")
+    folder = ds.ImageFolder(tmp_path, image_size=4)
+    names = [os.path.relpath(f, tmp_path) for f in folder.files]
+    assert names == [
+        "loose0.bmp",
+        "cat/0.png",
+        "cat/1.png",
+        "cat/a_sub/deeper/z.png",
+        "cat/nested/2.png",
+        "dog/0.jpg",
+        "dog/1.jpg",
+        "dog/nested/2.jpg",
+    ]

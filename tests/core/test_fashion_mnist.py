@@ -228,3 +228,44 @@ def test_real_files__official_split_smoke():
     np.testing.assert_allclose(
         split.train_images.std(dtype=np.float64), fm.FASHION_MNIST_STD, rtol=1e-6
     )
+
+
+# --- limits (hostile files: tests/security/test_hostile_data.py) -------------------------
+
+
+def test_read_idx__max_bytes_is_the_documented_limit(tmp_path):
+    path = tmp_path / "x-idx2-ubyte"
+    fm.write_idx(path, np.zeros((28, 28), np.uint8))
+    assert fm.read_idx(path, max_bytes=784).shape == (28, 28)
+    with pytest.raises(DatasetError, match=r"784 bytes, more than max_bytes=783") as info:
+        fm.read_idx(path, max_bytes=783)
+    assert str(path) in str(info.value)
+    assert fm.DEFAULT_MAX_IDX_BYTES == 2**31
+    with pytest.raises(ValueError, match="`max_bytes`"):
+        fm.read_idx(path, max_bytes=-1)
+
+
+def test_read_idx__result_is_native_writable_and_owns_nothing_shared(tmp_path):
+    path = tmp_path / "x-idx1-ubyte.gz"
+    fm.write_idx(path, np.array([1.5, -2.0], np.float64))
+    back = fm.read_idx(path)
+    assert back.dtype == np.dtype("float64") and back.dtype.isnative and back.flags.writeable
+    assert back.tolist() == [1.5, -2.0]
+
+
+def test_write_idx__refuses_what_read_idx_cannot_read(tmp_path):
+    with pytest.raises(ValueError, match=r"1 to 8 dimensions"):
+        fm.write_idx(tmp_path / "a", np.zeros(()))
+    with pytest.raises(ValueError, match=r"1 to 8 dimensions"):
+        fm.write_idx(tmp_path / "a", np.zeros((1,) * 9))
+    fm.write_idx(tmp_path / "b", np.zeros((1,) * 8, np.uint8))
+    assert fm.read_idx(tmp_path / "b").shape == (1,) * 8
+
+
+def test_load_fashion_mnist__links_inside_the_folder_are_read(tmp_path):
+    fm.write_idx_fixture(tmp_path / "store", num_train=3, num_test=2, gzipped=False)
+    os.symlink("store", tmp_path / "fashion")  # the folder itself may be a link
+    folder = tmp_path / "fashion"
+    os.rename(folder / "t10k-labels-idx1-ubyte", folder / "labels.bin")
+    os.symlink("labels.bin", folder / "t10k-labels-idx1-ubyte")
+    assert fm.load_fashion_mnist(folder).test_labels.tolist() == [0, 1]
