@@ -44,7 +44,7 @@ the framework's peak device allocation (torch ``max_memory_allocated``, jax
 
 Examples::
 
-    # the issue's setting (vit_tiny/16, 96 px, batch 16, 20 ctx / 4 x 5, fp32, 2 threads)
+    # the defaults: vit_tiny/16, 96 px, batch 16, 20 ctx / 4 x 5 tokens, fp32, all cores
     python benchmarks/bench_train_step.py --backends jax,torch,tensorflow
     # less memory: our predictor's blocks recomputed in the backward pass (remat=True)
     python benchmarks/bench_train_step.py --backends torch --remat predictor
@@ -68,7 +68,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
-
 from _workloads import (  # noqa: E402
     PREDICTORS,
     SIZES,
@@ -87,61 +86,128 @@ RESULT = "RESULT "
 # --------------------------------------------------------------------- options
 def parse_args(argv=None, description=None, extra=None):
     """The options (``extra(parser)`` may add more, e.g. for the profiler)."""
-    p = argparse.ArgumentParser(description=description or __doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=description or __doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     if extra is not None:
         extra(p)
-    p.add_argument("--backends", default="jax,torch,tensorflow",
-                   help="comma-separated Keras backends, each run in a subprocess")
+    p.add_argument(
+        "--backends",
+        default="jax,torch,tensorflow",
+        help="comma-separated Keras backends, each run in a subprocess",
+    )
     p.add_argument("--model", default="tiny", choices=sorted(SIZES), help="ViT size")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--patch-size", type=int, default=16)
-    p.add_argument("--pred-dim", type=int, default=None,
-                   help="predictor width (default per size: tiny 96, small 192, else 384)")
-    p.add_argument("--pred-depth", type=int, default=None,
-                   help="predictor depth (default 6; 12 for large and up)")
+    p.add_argument(
+        "--pred-dim",
+        type=int,
+        default=None,
+        help="predictor width (default per size: tiny 96, small 192, else 384)",
+    )
+    p.add_argument(
+        "--pred-depth",
+        type=int,
+        default=None,
+        help="predictor depth (default 6; 12 for large and up)",
+    )
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--masks", default="20/4x5",
-                   help="'KC/MxKT' fixed token counts, or 'sampler' (real masks)")
-    p.add_argument("--ragged", default="pad",
-                   help="ragged mode of our sampler with --masks sampler (pad, truncate, ...)")
-    p.add_argument("--valid-flags", action="store_true",
-                   help="fixed masks: also feed all-True context_valid/targets_valid")
-    p.add_argument("--remat", default="none", choices=["none", "encoder", "predictor", "both"],
-                   help="our encoder, predictor or both built with remat=True (blocks "
-                        "recomputed in the backward pass)")
-    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: Keras 'mixed_bfloat16' policy / official bf16 autocast")
+    p.add_argument(
+        "--masks", default="20/4x5", help="'KC/MxKT' fixed token counts, or 'sampler' (real masks)"
+    )
+    p.add_argument(
+        "--ragged",
+        default="pad",
+        help="ragged mode of our sampler with --masks sampler (pad, truncate, ...)",
+    )
+    p.add_argument(
+        "--valid-flags",
+        action="store_true",
+        help="fixed masks: also feed all-True context_valid/targets_valid",
+    )
+    p.add_argument(
+        "--remat",
+        default="none",
+        choices=["none", "encoder", "predictor", "both"],
+        help="our encoder, predictor or both built with remat=True (blocks "
+        "recomputed in the backward pass)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="fp32",
+        choices=["fp32", "bf16"],
+        help="bf16: Keras 'mixed_bfloat16' policy / official bf16 autocast",
+    )
     p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: all cores); pins the process to that many cores")
-    p.add_argument("--steps", type=int, default=None,
-                   help="measured steps per side (default 30; 200 with --masks sampler)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: all cores); pins the process to that many cores",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="measured steps per side (default 30; 200 with --masks sampler)",
+    )
     p.add_argument("--warmup", type=int, default=3, help="discarded steps per side")
     p.add_argument("--chunk", type=int, default=5, help="steps per interleaved turn")
-    p.add_argument("--interleave", default="auto", choices=["auto", "yes", "no"],
-                   help="official steps inside the Keras process (auto: yes on cpu; no on gpu, "
-                        "where two big models in one process may not fit: then the official "
-                        "step is timed in its own process)")
-    p.add_argument("--data", default="pydataset", choices=["pydataset", "numpy"],
-                   help="feed fit a PyDataset or a numpy dict (fixed masks only)")
-    p.add_argument("--jit-compile", default="auto", choices=["auto", "true", "false"],
-                   help="model.compile(jit_compile=...)")
+    p.add_argument(
+        "--interleave",
+        default="auto",
+        choices=["auto", "yes", "no"],
+        help="official steps inside the Keras process (auto: yes on cpu; no on gpu, "
+        "where two big models in one process may not fit: then the official "
+        "step is timed in its own process)",
+    )
+    p.add_argument(
+        "--data",
+        default="pydataset",
+        choices=["pydataset", "numpy"],
+        help="feed fit a PyDataset or a numpy dict (fixed masks only)",
+    )
+    p.add_argument(
+        "--jit-compile",
+        default="auto",
+        choices=["auto", "true", "false"],
+        help="model.compile(jit_compile=...)",
+    )
     p.add_argument("--steps-per-execution", type=int, default=1)
-    p.add_argument("--no-memory", dest="memory", action="store_false",
-                   help="skip the peak-memory processes")
+    p.add_argument(
+        "--no-memory", dest="memory", action="store_false", help="skip the peak-memory processes"
+    )
     p.add_argument("--memory-steps", type=int, default=3)
     p.add_argument("--memory-only", action="store_true", help="skip the timing runs")
-    p.add_argument("--official-grad-stats", action="store_true",
-                   help="include train.py's grad_logger (logging) in the official step")
-    p.add_argument("--patch", action="append", default=[],
-                   help="python file executed in each Keras worker after `import keras` and "
-                        "before the model is built (experiments: monkeypatches)")
-    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                   help="environment of the worker processes, e.g. OMP_WAIT_POLICY=PASSIVE "
-                        "(fairer on a loaded machine) or GLIBC_TUNABLES=glibc.malloc.hugetlb=1")
-    p.add_argument("--official-code", "--anchors", dest="anchors", default=None, metavar="PATH",
-                   help="checkout of facebookresearch/ijepa (default: $IJEPA_OFFICIAL_CODE)")
+    p.add_argument(
+        "--official-grad-stats",
+        action="store_true",
+        help="include train.py's grad_logger (logging) in the official step",
+    )
+    p.add_argument(
+        "--patch",
+        action="append",
+        default=[],
+        help="python file executed in each Keras worker after `import keras` and "
+        "before the model is built (experiments: monkeypatches)",
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment of the worker processes, e.g. OMP_WAIT_POLICY=PASSIVE "
+        "(fairer on a loaded machine) or GLIBC_TUNABLES=glibc.malloc.hugetlb=1",
+    )
+    p.add_argument(
+        "--official-code",
+        "--anchors",
+        dest="anchors",
+        default=None,
+        metavar="PATH",
+        help="checkout of facebookresearch/ijepa (default: $IJEPA_OFFICIAL_CODE)",
+    )
     p.add_argument("--json", default=None, help="also write all results to this file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
@@ -160,10 +226,11 @@ def parse_args(argv=None, description=None, extra=None):
         p.error("--image-size must be a multiple of --patch-size")
     if args.sampler and args.data == "numpy":
         p.error("--data numpy needs fixed masks")
-    args.interleaved = args.interleave == "yes" or (args.interleave == "auto"
-                                                    and args.device == "cpu")
+    args.interleaved = args.interleave == "yes" or (
+        args.interleave == "auto" and args.device == "cpu"
+    )
     args.grid = args.image_size // args.patch_size
-    args.num_patches = args.grid ** 2
+    args.num_patches = args.grid**2
     args.arch = dict(embed_dim=embed_dim, depth=depth, num_heads=heads, mlp_ratio=mlp)
     return args
 
@@ -182,8 +249,9 @@ def worker_env(args):
     for item in args.env:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"Invalid value for argument `--env`. Expected KEY=VALUE. "
-                             f"Received: --env={item!r}")
+            raise SystemExit(
+                f"Invalid value for argument `--env`. Expected KEY=VALUE. Received: --env={item!r}"
+            )
         env[key] = value
     return env
 
@@ -208,17 +276,32 @@ def make_inputs(args):
 
 
 def official_kwargs(args):
-    return dict(model_name=f"vit_{args.model}", image_size=args.image_size,
-                patch_size=args.patch_size, pred_depth=args.pred_depth,
-                pred_emb_dim=args.pred_dim, device="cuda" if args.device == "gpu" else "cpu",
-                bf16=args.dtype == "bf16", grad_stats=args.official_grad_stats,
-                seed=args.seed, **({"anchors": args.anchors} if args.anchors else {}))
+    return dict(
+        model_name=f"vit_{args.model}",
+        image_size=args.image_size,
+        patch_size=args.patch_size,
+        pred_depth=args.pred_depth,
+        pred_emb_dim=args.pred_dim,
+        device="cuda" if args.device == "gpu" else "cpu",
+        bf16=args.dtype == "bf16",
+        grad_stats=args.official_grad_stats,
+        seed=args.seed,
+        **({"anchors": args.anchors} if args.anchors else {}),
+    )
 
 
 def paper_collator_kwargs(args):
-    return dict(input_size=(args.image_size, args.image_size), patch_size=args.patch_size,
-                enc_mask_scale=(0.85, 1.0), pred_mask_scale=(0.15, 0.2),
-                aspect_ratio=(0.75, 1.5), nenc=1, npred=4, min_keep=10, allow_overlap=False)
+    return dict(
+        input_size=(args.image_size, args.image_size),
+        patch_size=args.patch_size,
+        enc_mask_scale=(0.85, 1.0),
+        pred_mask_scale=(0.15, 0.2),
+        aspect_ratio=(0.75, 1.5),
+        nenc=1,
+        npred=4,
+        min_keep=10,
+        allow_overlap=False,
+    )
 
 
 class OfficialFeed:
@@ -239,7 +322,8 @@ class OfficialFeed:
         else:
             context, targets = make_inputs_masks(args, images)
             _, self.enc, self.pred = official.to_device(
-                nchw[:1], [context], [targets[:, m] for m in range(targets.shape[1])])
+                nchw[:1], [context], [targets[:, m] for m in range(targets.shape[1])]
+            )
 
     def reset(self):
         self.mask_seconds.clear()
@@ -250,9 +334,11 @@ class OfficialFeed:
         """Mean official token counts and mask time (sampler masks), else {}."""
         if self.collator is None or not self.context_tokens:
             return {}
-        return {"official_context_tokens_mean": float(np.mean(self.context_tokens)),
-                "official_target_tokens_mean": float(np.mean(self.block_tokens)),
-                "official_mask_s_mean": float(np.mean(self.mask_seconds))}
+        return {
+            "official_context_tokens_mean": float(np.mean(self.context_tokens)),
+            "official_target_tokens_mean": float(np.mean(self.block_tokens)),
+            "official_mask_s_mean": float(np.mean(self.mask_seconds)),
+        }
 
     def next(self):
         if self.collator is None:
@@ -292,19 +378,36 @@ def import_keras(args, backend):
 
 def build_keras(args, keras, total_steps):
     from jepa_components.backends.keras import (
-        IJEPA, Predictor, TargetEMA, VisionTransformer, make_adamw)
+        IJEPA,
+        Predictor,
+        TargetEMA,
+        VisionTransformer,
+        make_adamw,
+    )
 
-    encoder = VisionTransformer(image_size=args.image_size, patch_size=args.patch_size,
-                                remat=args.remat in ("encoder", "both"), seed=args.seed,
-                                **args.arch)
-    predictor = Predictor(num_patches=args.num_patches, embed_dim=args.arch["embed_dim"],
-                          predictor_embed_dim=args.pred_dim, depth=args.pred_depth,
-                          num_heads=args.arch["num_heads"],
-                          remat=args.remat in ("predictor", "both"), seed=args.seed + 1)
+    encoder = VisionTransformer(
+        image_size=args.image_size,
+        patch_size=args.patch_size,
+        remat=args.remat in ("encoder", "both"),
+        seed=args.seed,
+        **args.arch,
+    )
+    predictor = Predictor(
+        num_patches=args.num_patches,
+        embed_dim=args.arch["embed_dim"],
+        predictor_embed_dim=args.pred_dim,
+        depth=args.pred_depth,
+        num_heads=args.arch["num_heads"],
+        remat=args.remat in ("predictor", "both"),
+        seed=args.seed + 1,
+    )
     model = IJEPA(encoder=encoder, predictor=predictor, loss="smooth_l1")
     jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
-    model.compile(optimizer=make_adamw(steps_per_epoch=1000, epochs=10, warmup_epochs=1),
-                  jit_compile=jit, steps_per_execution=args.steps_per_execution)
+    model.compile(
+        optimizer=make_adamw(steps_per_epoch=1000, epochs=10, warmup_epochs=1),
+        jit_compile=jit,
+        steps_per_execution=args.steps_per_execution,
+    )
     return model, TargetEMA(total_steps=10000)
 
 
@@ -327,10 +430,12 @@ def keras_data(args, keras, images, total_steps):
         from jepa_components.backends.keras import MaskedImageDataset
         from jepa_components.masks import MultiBlockMaskSampler
 
-        sampler = MultiBlockMaskSampler(grid_size=(args.grid, args.grid), seed=args.seed,
-                                        ragged=args.ragged)
-        data = MaskedImageDataset(_Cycled(images, total_steps * args.batch), sampler,
-                                  batch_size=args.batch)
+        sampler = MultiBlockMaskSampler(
+            grid_size=(args.grid, args.grid), seed=args.seed, ragged=args.ragged
+        )
+        data = MaskedImageDataset(
+            _Cycled(images, total_steps * args.batch), sampler, batch_size=args.batch
+        )
         return data, {}, sampler
     context, targets = make_inputs_masks(args, images)
     batch = {"images": images, "context": context, "targets": targets}
@@ -358,8 +463,12 @@ def sync_loss(logs):
 
 def summarize(times):
     arr = np.asarray(times, float)
-    return {"median_s": float(np.median(arr)), "mean_s": float(arr.mean()),
-            "min_s": float(arr.min()), "n": int(arr.size)}
+    return {
+        "median_s": float(np.median(arr)),
+        "mean_s": float(arr.mean()),
+        "min_s": float(arr.min()),
+        "n": int(arr.size),
+    }
 
 
 def warmed_up_official(args, images):
@@ -384,9 +493,12 @@ def official_time_worker(args):
     images, _ = make_inputs(args)
     official, feed, first = warmed_up_official(args, images)
     runs = [official.timed_step(*feed.next()) for _ in range(args.steps)]
-    result = {"official": summarize([r[0] for r in runs]),
-              "cpu_official_median_s": float(np.median([r[2] for r in runs])),
-              "first_step_official_s": first, "loss_official_last": runs[-1][1]}
+    result = {
+        "official": summarize([r[0] for r in runs]),
+        "cpu_official_median_s": float(np.median([r[2] for r in runs])),
+        "first_step_official_s": first,
+        "loss_official_last": runs[-1][1],
+    }
     result.update(feed.stats())
     print(RESULT + json.dumps(result), flush=True)
 
@@ -413,8 +525,14 @@ def time_worker(args):
         return original_step(*a, **k)
 
     model.train_step = counting_step
-    record = {"ours": [], "official": [], "official_loss": [], "ours_loss": [],
-              "ours_cpu": [], "official_cpu": []}
+    record = {
+        "ours": [],
+        "official": [],
+        "official_loss": [],
+        "ours_loss": [],
+        "ours_cpu": [],
+        "official_cpu": [],
+    }
 
     class Interleave(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -436,8 +554,7 @@ def time_worker(args):
                 record["ours_cpu"].extend([(cpu - self.cpu_mark) / steps] * steps)
                 record["ours_loss"].append(loss)
                 self.turn += steps
-            if official is not None and (self.turn >= args.chunk
-                                         or batch == total_batches - 1):
+            if official is not None and (self.turn >= args.chunk or batch == total_batches - 1):
                 for _ in range(self.turn):
                     seconds, official_loss, cpu_seconds = official.timed_step(*feed.next())
                     record["official"].append(seconds)
@@ -450,7 +567,8 @@ def time_worker(args):
     model.fit(x, epochs=1, verbose=0, callbacks=[ema, Interleave()], **fit_kwargs)
     fit_total = time.perf_counter() - fit_start
     result = {
-        "backend": args._backend, "ours": summarize(record["ours"]),
+        "backend": args._backend,
+        "ours": summarize(record["ours"]),
         "cpu_ours_median_s": float(np.median(record["ours_cpu"])),
         "first_step_ours_s": record["first_step_s"],
         "fit_setup_s": record["train_begin"] - fit_start,
@@ -464,18 +582,23 @@ def time_worker(args):
         # Paired ratio per turn: both sides of a turn see the same load.
         o, f = np.asarray(record["ours"]), np.asarray(record["official"])
         n = min(o.size, f.size) // args.chunk * args.chunk
-        paired = (f[:n].reshape(-1, args.chunk).mean(1) / o[:n].reshape(-1, args.chunk).mean(1)
-                  if n else np.array([np.nan]))
-        result.update({
-            "official": summarize(record["official"]),
-            "ratio_paired": float(np.median(paired)),
-            "cpu_official_median_s": float(np.median(record["official_cpu"])),
-            "first_step_official_s": first_official,
-            "loss_official_last": record["official_loss"][-1],
-        })
+        paired = (
+            f[:n].reshape(-1, args.chunk).mean(1) / o[:n].reshape(-1, args.chunk).mean(1)
+            if n
+            else np.array([np.nan])
+        )
+        result.update(
+            {
+                "official": summarize(record["official"]),
+                "ratio_paired": float(np.median(paired)),
+                "cpu_official_median_s": float(np.median(record["official_cpu"])),
+                "first_step_official_s": first_official,
+                "loss_official_last": record["official_loss"][-1],
+            }
+        )
         result.update(feed.stats())
     if args.sampler:
-        probe = sampler.sample(256, start=10 ** 7)
+        probe = sampler.sample(256, start=10**7)
         result["ours_context_slots"] = int(probe.context.shape[1])
         result["ours_target_slots"] = int(probe.targets.shape[2])
         result["ours_context_valid_mean"] = float(probe.context_valid.sum(1).mean())
@@ -484,7 +607,7 @@ def time_worker(args):
 
 
 def _mib(value):
-    return None if value is None else value / 2 ** 20
+    return None if value is None else value / 2**20
 
 
 def device_peak(framework):
@@ -504,7 +627,7 @@ def device_peak(framework):
 
             gpus = tf.config.list_logical_devices("GPU")
             return tf.config.experimental.get_memory_info("GPU:0")["peak"] if gpus else None
-    except Exception:  # noqa: BLE001 - a missing statistic is reported as None
+    except Exception:  # a missing statistic is reported as None
         return None
     return None
 
@@ -571,12 +694,15 @@ def memory_worker(args):
         model.fit(x, epochs=1, verbose=0, callbacks=[ema, Phases()], **fit_kwargs)
         framework = args._backend
     peaks = poller.stop()
-    result = {"side": side, "rss_base_mib": base / 2 ** 20,
-              "rss_peak_delta_mib": {k: (v - base) / 2 ** 20 for k, v in peaks.items()},
-              "device_peak_mib": None}
+    result = {
+        "side": side,
+        "rss_base_mib": base / 2**20,
+        "rss_peak_delta_mib": {k: (v - base) / 2**20 for k, v in peaks.items()},
+        "device_peak_mib": None,
+    }
     peak = device_peak(framework)
     if peak is not None:
-        result["device_peak_mib"] = peak / 2 ** 20
+        result["device_peak_mib"] = peak / 2**20
     print(RESULT + json.dumps(result), flush=True)
 
 
@@ -588,25 +714,30 @@ def run_worker(args, argv, worker, backend=None):
     proc = subprocess.run(cmd, env=worker_env(args), capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT):
-            return json.loads(line[len(RESULT):])
+            return json.loads(line[len(RESULT) :])
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
     return {"error": f"{worker} {backend or ''} failed (exit {proc.returncode}):\n{tail}"}
 
 
 def describe(args):
     a = args.arch
-    masks = (f"sampler (ours ragged={args.ragged!r}, official MaskCollator)" if args.sampler
-             else "fixed {}/{}x{} (context / blocks x tokens)".format(*args.fixed))
-    return (f"vit_{args.model}/{args.patch_size} at {args.image_size} px "
-            f"(D={a['embed_dim']}, depth {a['depth']}, heads {a['num_heads']}), predictor "
-            f"{args.pred_dim}x{args.pred_depth}, batch {args.batch}, masks {masks}, "
-            f"{args.dtype}{f', ours remat {args.remat}' if args.remat != 'none' else ''}, "
-            f"{args.device}, "
-            f"threads {args.threads or os.cpu_count()}, "
-            f"{args.steps} steps per side after {args.warmup} warm-up, turns of {args.chunk}"
-            + (f", env {' '.join(args.env)}" if args.env else "")
-            + (f", patches {' '.join(args.patch)}" if args.patch else "")
-            + f"; load average {os.getloadavg()[0]:.1f}")
+    masks = (
+        f"sampler (ours ragged={args.ragged!r}, official MaskCollator)"
+        if args.sampler
+        else "fixed {}/{}x{} (context / blocks x tokens)".format(*args.fixed)
+    )
+    return (
+        f"vit_{args.model}/{args.patch_size} at {args.image_size} px "
+        f"(D={a['embed_dim']}, depth {a['depth']}, heads {a['num_heads']}), predictor "
+        f"{args.pred_dim}x{args.pred_depth}, batch {args.batch}, masks {masks}, "
+        f"{args.dtype}{f', ours remat {args.remat}' if args.remat != 'none' else ''}, "
+        f"{args.device}, "
+        f"threads {args.threads or os.cpu_count()}, "
+        f"{args.steps} steps per side after {args.warmup} warm-up, turns of {args.chunk}"
+        + (f", env {' '.join(args.env)}" if args.env else "")
+        + (f", patches {' '.join(args.patch)}" if args.patch else "")
+        + f"; load average {os.getloadavg()[0]:.1f}"
+    )
 
 
 def flops_per_step(args, result):
@@ -618,21 +749,33 @@ def flops_per_step(args, result):
     else:
         kc, _, kt = args.fixed
     m = 4 if args.sampler else args.fixed[1]
-    return step_flops(batch=args.batch, image_size=args.image_size, patch_size=args.patch_size,
-                      embed_dim=args.arch["embed_dim"], depth=args.arch["depth"],
-                      mlp_ratio=args.arch["mlp_ratio"], pred_dim=args.pred_dim,
-                      pred_depth=args.pred_depth, context_tokens=kc, num_blocks=m,
-                      block_tokens=kt)["total"]
+    return step_flops(
+        batch=args.batch,
+        image_size=args.image_size,
+        patch_size=args.patch_size,
+        embed_dim=args.arch["embed_dim"],
+        depth=args.arch["depth"],
+        mlp_ratio=args.arch["mlp_ratio"],
+        pred_dim=args.pred_dim,
+        pred_depth=args.pred_depth,
+        context_tokens=kc,
+        num_blocks=m,
+        block_tokens=kt,
+    )["total"]
 
 
 def gpu_name(args):
     if args.device != "gpu":
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return out.stdout.strip().splitlines()[0]
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -649,8 +792,10 @@ def main(argv=None):
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     for b in backends:
         if b not in ("jax", "torch", "tensorflow"):
-            raise SystemExit(f"Invalid value for argument `--backends`. Expected jax, torch "
-                             f"or tensorflow. Received: {b!r}")
+            raise SystemExit(
+                f"Invalid value for argument `--backends`. Expected jax, torch "
+                f"or tensorflow. Received: {b!r}"
+            )
     print(describe(args), flush=True)
     device = gpu_name(args)
     results = {"config": vars(args).copy(), "gpu": device, "time": {}, "memory": {}}
@@ -677,30 +822,38 @@ def main(argv=None):
             res["ratio_paired"] = float("nan")
         res["ratio_median"] = res["official"]["median_s"] / res["ours"]["median_s"]
         o, f = res["ours"], res["official"]
-        line = (f"[{backend:10s}] ours {1e3 * o['median_s']:8.1f} ms/step "
-                f"{args.batch / o['median_s']:8.1f} img/s | official {1e3 * f['median_s']:8.1f} "
-                f"ms/step {args.batch / f['median_s']:8.1f} img/s | ratio {res['ratio_median']:.2f}x "
-                f"(paired {res['ratio_paired']:.2f}x) | first step ours "
-                f"{res['first_step_ours_s']:.1f} s (+{res['fit_setup_s']:.1f} s fit set-up), "
-                f"official {res['first_step_official_s']:.2f} s | traces {res['traces']} | "
-                f"CPU s/step ours {res['cpu_ours_median_s']:.3f} official "
-                f"{res['cpu_official_median_s']:.3f}")
+        line = (
+            f"[{backend:10s}] ours {1e3 * o['median_s']:8.1f} ms/step "
+            f"{args.batch / o['median_s']:8.1f} img/s | official {1e3 * f['median_s']:8.1f} "
+            f"ms/step {args.batch / f['median_s']:8.1f} img/s | ratio {res['ratio_median']:.2f}x "
+            f"(paired {res['ratio_paired']:.2f}x) | first step ours "
+            f"{res['first_step_ours_s']:.1f} s (+{res['fit_setup_s']:.1f} s fit set-up), "
+            f"official {res['first_step_official_s']:.2f} s | traces {res['traces']} | "
+            f"CPU s/step ours {res['cpu_ours_median_s']:.3f} official "
+            f"{res['cpu_official_median_s']:.3f}"
+        )
         print(line, flush=True)
         if args.sampler:
-            print(f"{'':13s}tokens per image: ours context {res['ours_context_slots']} slots "
-                  f"({res['ours_context_valid_mean']:.1f} valid on average), target blocks "
-                  f"{res['ours_target_slots']} slots ({res['ours_target_valid_mean']:.1f} valid);"
-                  f" official context {res['official_context_tokens_mean']:.1f}, target blocks "
-                  f"{res['official_target_tokens_mean']:.1f} (cut to the batch minimum); "
-                  f"official masks {1e3 * res['official_mask_s_mean']:.1f} ms/batch (not in "
-                  f"its step)", flush=True)
+            print(
+                f"{'':13s}tokens per image: ours context {res['ours_context_slots']} slots "
+                f"({res['ours_context_valid_mean']:.1f} valid on average), target blocks "
+                f"{res['ours_target_slots']} slots ({res['ours_target_valid_mean']:.1f} valid);"
+                f" official context {res['official_context_tokens_mean']:.1f}, target blocks "
+                f"{res['official_target_tokens_mean']:.1f} (cut to the batch minimum); "
+                f"official masks {1e3 * res['official_mask_s_mean']:.1f} ms/batch (not in "
+                f"its step)",
+                flush=True,
+            )
         flops = flops_per_step(args, res)
         peak = peak_tflops(device, args.dtype) if device else None
         if flops and peak:
             mfu_o = flops / o["median_s"] / (peak * 1e12)
             mfu_f = flops / f["median_s"] / (peak * 1e12)
-            print(f"{'':13s}MFU (official-work FLOPs {flops / 1e12:.2f} TF/step, peak {peak} "
-                  f"TFLOP/s): ours {100 * mfu_o:.1f}%, official {100 * mfu_f:.1f}%", flush=True)
+            print(
+                f"{'':13s}MFU (official-work FLOPs {flops / 1e12:.2f} TF/step, peak {peak} "
+                f"TFLOP/s): ours {100 * mfu_o:.1f}%, official {100 * mfu_f:.1f}%",
+                flush=True,
+            )
     if args.memory:
         sides = [("official", None)] + [("keras", b) for b in backends]
         for side, backend in sides:
@@ -712,10 +865,13 @@ def main(argv=None):
                 continue
             d = res["rss_peak_delta_mib"]
             dev = res.get("device_peak_mib")
-            print(f"[memory {key:10s}] peak RSS above post-import baseline "
-                  f"({res['rss_base_mib']:.0f} MiB): build {d.get('build', 0):.0f} MiB, first "
-                  f"step {d.get('first_step', 0):.0f} MiB, steady {d.get('steady', 0):.0f} MiB"
-                  + (f" | device peak {dev:.0f} MiB" if dev is not None else ""), flush=True)
+            print(
+                f"[memory {key:10s}] peak RSS above post-import baseline "
+                f"({res['rss_base_mib']:.0f} MiB): build {d.get('build', 0):.0f} MiB, first "
+                f"step {d.get('first_step', 0):.0f} MiB, steady {d.get('steady', 0):.0f} MiB"
+                + (f" | device peak {dev:.0f} MiB" if dev is not None else ""),
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

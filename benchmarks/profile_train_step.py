@@ -37,12 +37,20 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import bench_train_step as bench  # noqa: E402
 import numpy as np  # noqa: E402
 
-import bench_train_step as bench  # noqa: E402
-
-PARTS = ("target", "context_fwd", "predictor_fwd", "forward", "forward_backward", "optimizer",
-         "ema", "train_step", "fit")
+PARTS = (
+    "target",
+    "context_fwd",
+    "predictor_fwd",
+    "forward",
+    "forward_backward",
+    "optimizer",
+    "ema",
+    "train_step",
+    "fit",
+)
 
 
 def timed(fn, sync):
@@ -89,8 +97,12 @@ def jax_parts(model, x):
     pairs = model._ema_pairs()
     targets_w, online_w = [t.value for t, _ in pairs], [o.value for _, o in pairs]
     ema = jax.jit(lambda ts, os_: [0.996 * a + 0.004 * b for a, b in zip(ts, os_)])
-    tokens = context_fwd(values(enc.trainable_variables), values(enc.non_trainable_variables),
-                         jx["images"], jx["context"])
+    tokens = context_fwd(
+        values(enc.trainable_variables),
+        values(enc.non_trainable_variables),
+        jx["images"],
+        jx["context"],
+    )
     model.make_train_function()
     # Copies: the train function donates its state, the model keeps its own buffers.
     state = jax.tree.map(jax.numpy.copy, [tv, ntv, opt_vars, values(model.metrics_variables)])
@@ -106,8 +118,9 @@ def jax_parts(model, x):
     parts = {
         "target": lambda: target(te_nt, jx["images"], jx["targets"]),
         "context_fwd": lambda: context_fwd(enc_t, enc_nt, jx["images"], jx["context"]),
-        "predictor_fwd": lambda: predictor_fwd(pred_t, pred_nt, tokens, jx["context"],
-                                               jx["targets"]),
+        "predictor_fwd": lambda: predictor_fwd(
+            pred_t, pred_nt, tokens, jx["context"], jx["targets"]
+        ),
         "forward": lambda: forward(tv, ntv, jx),
         "forward_backward": lambda: forward_backward(tv, ntv, jx),
         "optimizer": lambda: optimizer(opt_vars, grads, tv),
@@ -128,8 +141,9 @@ def torch_parts(model, x):
 
     def target():
         with torch.no_grad():
-            return make_targets(te(tx["images"]), ops.cast(tx["targets"], "int32"),
-                                eps=model.target_eps, xp=ops)
+            return make_targets(
+                te(tx["images"]), ops.cast(tx["targets"], "int32"), eps=model.target_eps, xp=ops
+            )
 
     with torch.no_grad():
         tokens = enc(tx["images"], indices=tx["context"])
@@ -210,7 +224,8 @@ def tensorflow_parts(model, x, jit_compile):
         "train_step": lambda: model.train_function(iterator),
     }
     return parts, lambda out: tf.nest.map_structure(
-        lambda t: t.numpy() if hasattr(t, "numpy") else t, out)
+        lambda t: t.numpy() if hasattr(t, "numpy") else t, out
+    )
 
 
 def profile_worker(args):
@@ -225,7 +240,7 @@ def profile_worker(args):
     official = OfficialStep(**bench.official_kwargs(args))
     feed = bench.OfficialFeed(args, official, images)
     official_parts = official_components(official, *feed.next())
-    model, ema = bench.build_keras(args, keras, 10 ** 6)
+    model, ema = bench.build_keras(args, keras, 10**6)
     x = {"images": images, "context": context, "targets": targets}
     model.fit(x, batch_size=args.batch, epochs=1, verbose=0, callbacks=[ema])  # builds optimizer
     if args._backend == "jax":
@@ -261,21 +276,28 @@ def profile_worker(args):
         def on_train_batch_end(self, batch, logs=None):
             float(logs["loss"])
             if batch >= 2:
-                fit_times.append((time.perf_counter() - self.start[0],
-                                  time.process_time() - self.start[1]))
+                fit_times.append(
+                    (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
+                )
             official.timed_step(*feed.next())
 
     xs = {k: np.concatenate([v] * (args.reps + 2)) for k, v in x.items()}
-    model.fit(xs, batch_size=args.batch, epochs=1, verbose=0, shuffle=False,
-              callbacks=[ema, Timer()])
+    model.fit(
+        xs, batch_size=args.batch, epochs=1, verbose=0, shuffle=False, callbacks=[ema, Timer()]
+    )
     times["ours"]["fit"] = np.median(np.asarray(fit_times), axis=0).tolist()
     print(bench.RESULT + json.dumps(times), flush=True)
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    args = bench.parse_args(argv, description=__doc__.splitlines()[0], extra=lambda p: p.add_argument(
-        "--reps", type=int, default=15, help="timed runs of every part"))
+    args = bench.parse_args(
+        argv,
+        description=__doc__.splitlines()[0],
+        extra=lambda p: p.add_argument(
+            "--reps", type=int, default=15, help="timed runs of every part"
+        ),
+    )
     if args.sampler:
         raise SystemExit("profile_train_step.py needs fixed masks (--masks KC/MxKT)")
     if args._worker == "profile":
@@ -283,14 +305,21 @@ def main(argv=None):
     print(bench.describe(args), flush=True)
     out = {}
     for backend in [b for b in args.backends.split(",") if b]:
-        cmd = [sys.executable, os.path.abspath(__file__), *argv,
-               "--_worker", "profile", "--_backend", backend]
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            *argv,
+            "--_worker",
+            "profile",
+            "--_backend",
+            backend,
+        ]
         proc = subprocess.run(cmd, env=bench.worker_env(args), capture_output=True, text=True)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(bench.RESULT)]
         if not lines:
             print(f"[{backend}] ERROR\n" + "\n".join(proc.stderr.splitlines()[-15:]))
             continue
-        res = out[backend] = json.loads(lines[0][len(bench.RESULT):])
+        res = out[backend] = json.loads(lines[0][len(bench.RESULT) :])
         print(f"\n[{backend}] part               ours wall / CPU ms   official wall / CPU ms")
         for name in PARTS:
             o = res["ours"].get(name)

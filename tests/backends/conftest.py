@@ -54,5 +54,8 @@ def _torch_stays_out_of_tensorflow(request):
     before = sys.modules.get("torch") is not None
     yield
     if _guard["on"] and not before and sys.modules.get("torch") is not None:
-        pytest.fail(f"{request.node.nodeid} imported torch into a tensorflow process; mark "
-                    "it @pytest.mark.torch (see tests/backends/conftest.py)", pytrace=False)
+        pytest.fail(
+            f"{request.node.nodeid} imported torch into a tensorflow process; mark "
+            "it @pytest.mark.torch (see tests/backends/conftest.py)",
+            pytrace=False,
+        )

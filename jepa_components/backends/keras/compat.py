@@ -39,25 +39,40 @@ if a private framework name is used anywhere else in the package. The
 figures behind each fast path are in the docs' performance page.
 """
 
+from __future__ import annotations
+
 import contextlib
 import ctypes
 import functools
 import importlib
 import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import keras
 
-__all__ = ["JAX_CPU_COMPILER_OPTIONS", "PROBES", "TorchFusedAdamWHooks", "callback_model",
-           "fused_blend", "jax_train_step_jit", "no_autocast", "private_api",
-           "release_free_heap", "release_heap_after_first_call",
-           "residual_gradient_boundary", "torch_block_call", "torch_fused_adamw",
-           "torch_fused_adamw_supported"]
+__all__ = [
+    "JAX_CPU_COMPILER_OPTIONS",
+    "PROBES",
+    "TorchFusedAdamWHooks",
+    "callback_model",
+    "fused_blend",
+    "jax_train_step_jit",
+    "no_autocast",
+    "private_api",
+    "release_free_heap",
+    "release_heap_after_first_call",
+    "residual_gradient_boundary",
+    "torch_block_call",
+    "torch_fused_adamw",
+    "torch_fused_adamw_supported",
+]
 
 
 # ------------------------------------------------------------------------ probes
 #: Every private framework name the package uses: ``name -> (module, attribute)``.
 #: :func:`private_api` looks each up once and returns None where it is missing.
-PROBES = {
+PROBES: dict[str, tuple[str, str]] = {
     "stateless_scope": ("keras.src.backend.common.stateless_scope", "in_stateless_scope"),
     "autocast_scope": ("keras.src.backend.common.variables", "AutocastScope"),
     "torch_foreach_lerp": ("torch", "_foreach_lerp_"),
@@ -66,15 +81,19 @@ PROBES = {
 
 #: Private methods of ``keras.optimizers.Optimizer`` that :class:`TorchFusedAdamWHooks`
 #: overrides or calls, and the optimizer state it reads.
-OPTIMIZER_METHODS = ("_backend_update_step", "_apply_weight_decay", "_use_weight_decay",
-                     "_get_variable_index")
+OPTIMIZER_METHODS = (
+    "_backend_update_step",
+    "_apply_weight_decay",
+    "_use_weight_decay",
+    "_get_variable_index",
+)
 OPTIMIZER_STATE = ("_momentums", "_velocities")
 
-_disabled = set()  # probe names switched off (tests of the public paths)
+_disabled: set[str] = set()  # probe names switched off (tests of the public paths)
 
 
 @functools.cache
-def _lookup(name):
+def _lookup(name: str) -> Any:
     module, attribute = PROBES[name]
     try:
         return getattr(importlib.import_module(module), attribute)
@@ -82,7 +101,7 @@ def _lookup(name):
         return None
 
 
-def private_api(name):
+def private_api(name: str) -> Any:
     """The private object probed as ``name`` (a key of :data:`PROBES`), or None if missing.
 
     Importing the module is deferred to the first call, so a backend's
@@ -92,19 +111,24 @@ def private_api(name):
 
 
 @contextlib.contextmanager
-def public_paths(*names):
+def public_paths(*names: str) -> Iterator[None]:
     """Context (for tests): the probes ``names`` report missing, so callers take the public path.
 
     ``"optimizer"`` switches off :class:`TorchFusedAdamWHooks`' use of the
     optimizer internals, ``"model_train_function"`` and ``"callback_model"``
     the Keras model / callback internals.
     """
-    unknown = set(names) - set(PROBES) - {"optimizer", "callback_model", "model_train_function",
-                                           "model_distribute_strategy"}
+    unknown = (
+        set(names)
+        - set(PROBES)
+        - {"optimizer", "callback_model", "model_train_function", "model_distribute_strategy"}
+    )
     if unknown:
-        raise ValueError(f"Invalid value for argument `names`. Expected names of PROBES or "
-                         f"'optimizer', 'callback_model', 'model_train_function', "
-                         f"'model_distribute_strategy'. Received: {sorted(unknown)}")
+        raise ValueError(
+            f"Invalid value for argument `names`. Expected names of PROBES or "
+            f"'optimizer', 'callback_model', 'model_train_function', "
+            f"'model_distribute_strategy'. Received: {sorted(unknown)}"
+        )
     added = set(names) - _disabled
     _disabled.update(added)
     try:
@@ -113,7 +137,7 @@ def public_paths(*names):
         _disabled.difference_update(added)
 
 
-def fused_blend(pairs, momentum):
+def fused_blend(pairs: Sequence[tuple[Any, Any]], momentum: Any) -> bool:
     """``t = m * t + (1 - m) * o`` in place for all ``(t, o)`` pairs, if fusable.
 
     Args:
@@ -144,7 +168,7 @@ def fused_blend(pairs, momentum):
     return True
 
 
-def no_autocast():
+def no_autocast() -> contextlib.AbstractContextManager[Any]:
     """Context: float variables read as stored, whatever the mixed-precision policy.
 
     ``Layer.__call__`` of a ``mixed_bfloat16`` layer opens an autocast scope
@@ -159,23 +183,25 @@ def no_autocast():
         return scope(None)
     policy = keras.config.dtype_policy()
     if policy.compute_dtype != policy.variable_dtype:
-        _warn_once("autocast_scope",
-                   "This Keras has no AutocastScope: under the mixed-precision policy "
-                   f"{policy.name!r} the EMA target update reads its float32 variables in "
-                   f"{policy.compute_dtype}. Use a float32 policy for exact EMA updates.")
+        _warn_once(
+            "autocast_scope",
+            "This Keras has no AutocastScope: under the mixed-precision policy "
+            f"{policy.name!r} the EMA target update reads its float32 variables in "
+            f"{policy.compute_dtype}. Use a float32 policy for exact EMA updates.",
+        )
     return contextlib.nullcontext()
 
 
-_warned = set()
+_warned: set[str] = set()
 
 
-def _warn_once(key, message):
+def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
         _warned.add(key)
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def callback_model(callback):
+def callback_model(callback: Any) -> Any:
     """``callback``'s model without the jax state sync of ``Callback.model`` (writes only).
 
     ``Callback.model`` on jax first copies the training state back into the
@@ -187,10 +213,10 @@ def callback_model(callback):
 
 
 # --------------------------------------------------------------- jax: gradient boundary
-_BOUNDARY = None
+_BOUNDARY: Callable[[Any], Any] | None = None
 
 
-def _make_jax_boundary():
+def _make_jax_boundary() -> Callable[[Any], Any]:
     """Identity whose backward passes the cotangent through a ``lax.cond``.
 
     XLA on CPU fuses cheap element-wise producers into every consumer, and
@@ -224,8 +250,11 @@ def _make_jax_boundary():
     return boundary
 
 
-def residual_gradient_boundary(x):
-    """``x`` unchanged; on jax its gradient is materialized here (see :func:`_make_jax_boundary`)."""
+def residual_gradient_boundary(x: Any) -> Any:
+    """``x`` unchanged; on jax its gradient is materialized here.
+
+    See :func:`_make_jax_boundary` for why and how.
+    """
     global _BOUNDARY
     if keras.backend.backend() != "jax":
         return x
@@ -235,7 +264,7 @@ def residual_gradient_boundary(x):
 
 
 # --------------------------------------------------- torch: functional transformer block
-_TORCH_ACTIVATIONS = {
+_TORCH_ACTIVATIONS: dict[str, Callable[[Any, Any], Any]] = {
     "gelu": lambda F, x: F.gelu(x),
     "gelu_tanh": lambda F, x: F.gelu(x, approximate="tanh"),
     "relu": lambda F, x: F.relu(x),
@@ -244,7 +273,7 @@ _TORCH_ACTIVATIONS = {
 }
 
 
-def torch_block_call(block, x, key_mask=None):
+def torch_block_call(block: Any, x: Any, key_mask: Any = None) -> Any:
     """``block(x, key_mask)`` of a ``TransformerBlock`` in ``torch.nn.functional``, or None.
 
     The same math and weights as the ``keras.ops`` path (bitwise equal
@@ -273,8 +302,9 @@ def torch_block_call(block, x, key_mask=None):
         return F.linear(h, dense.kernel.value.t(), bias)
 
     def norm(layer, h):
-        out = F.layer_norm(h.float(), (h.shape[-1],), layer.gamma.value, layer.beta.value,
-                           layer.epsilon)
+        out = F.layer_norm(
+            h.float(), (h.shape[-1],), layer.gamma.value, layer.beta.value, layer.epsilon
+        )
         return out.to(h.dtype)
 
     batch, length, dim = x.shape
@@ -288,16 +318,20 @@ def torch_block_call(block, x, key_mask=None):
 
 
 # ----------------------------------------------------------------- torch: fused AdamW
-def torch_fused_adamw_supported(optimizer):
+def torch_fused_adamw_supported(optimizer: Any) -> bool:
     """Whether :func:`torch_fused_adamw` can run ``optimizer``'s update (weight decay included).
 
     Torch backend, no AMSGrad, and torch >= 2.4 (the first with a CPU kernel
     of ``_fused_adamw_``). The optimizer asks once, for both its update and
     its weight decay, so they never disagree.
     """
-    if (keras.backend.backend() != "torch" or getattr(optimizer, "amsgrad", False)
-            or "optimizer" in _disabled or private_api("torch_fused_adamw") is None
-            or not all(hasattr(optimizer, name) for name in OPTIMIZER_METHODS + OPTIMIZER_STATE)):
+    if (
+        keras.backend.backend() != "torch"
+        or getattr(optimizer, "amsgrad", False)
+        or "optimizer" in _disabled
+        or private_api("torch_fused_adamw") is None
+        or not all(hasattr(optimizer, name) for name in OPTIMIZER_METHODS + OPTIMIZER_STATE)
+    ):
         return False
     import torch
 
@@ -305,7 +339,14 @@ def torch_fused_adamw_supported(optimizer):
     return release >= (2, 4)
 
 
-def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, use_decay):
+def torch_fused_adamw(
+    optimizer: Any,
+    grads: Sequence[Any],
+    variables: Sequence[Any],
+    learning_rate: Any,
+    weight_decay: Any,
+    use_decay: Callable[[Any], bool],
+) -> None:
     """One Adam(W) update as ``torch._fused_adamw_``, Keras' formula.
 
     Keras: ``w -= lr sqrt(bc2) / bc1 * m / (sqrt(v) + eps)``; the torch
@@ -330,9 +371,12 @@ def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, 
     import torch
 
     step = int(keras.ops.convert_to_numpy(optimizer.iterations)) + 1  # a Variable or a tensor
-    eps = optimizer.epsilon / math.sqrt(1.0 - optimizer.beta_2 ** step)
+    eps = optimizer.epsilon / math.sqrt(1.0 - optimizer.beta_2**step)
     lr, wd = float(learning_rate), float(weight_decay or 0.0)
-    groups = {True: ([], [], [], []), False: ([], [], [], [])}
+    groups: dict[bool, tuple[list[Any], list[Any], list[Any], list[Any]]] = {
+        True: ([], [], [], []),
+        False: ([], [], [], []),
+    }
     for grad, variable in zip(grads, variables):
         index = optimizer._get_variable_index(variable)
         group = groups[wd > 0.0 and bool(use_decay(variable))]
@@ -345,14 +389,30 @@ def torch_fused_adamw(optimizer, grads, variables, learning_rate, weight_decay, 
             if not params:
                 continue
             steps = torch.full((), float(step), dtype=torch.float32, device=params[0].device)
-            private_api("torch_fused_adamw")(params, group_grads, moments, velocities, [],
-                                [steps] * len(params), lr=lr, beta1=optimizer.beta_1,
-                                beta2=optimizer.beta_2, weight_decay=wd if decay else 0.0,
-                                eps=eps, amsgrad=False, maximize=False)
+            private_api("torch_fused_adamw")(
+                params,
+                group_grads,
+                moments,
+                velocities,
+                [],
+                [steps] * len(params),
+                lr=lr,
+                beta1=optimizer.beta_1,
+                beta2=optimizer.beta_2,
+                weight_decay=wd if decay else 0.0,
+                eps=eps,
+                amsgrad=False,
+                maximize=False,
+            )
 
 
+if TYPE_CHECKING:  # the mixin uses attributes of the AdamW it is mixed into
+    _OptimizerMixinBase = Any
+else:
+    _OptimizerMixinBase = object
 
-class TorchFusedAdamWHooks:
+
+class TorchFusedAdamWHooks(_OptimizerMixinBase):
     """Mixin for a ``keras.optimizers.AdamW`` subclass: its update as :func:`torch_fused_adamw`.
 
     Overrides two private methods of ``keras.optimizers.Optimizer``:
@@ -364,18 +424,27 @@ class TorchFusedAdamWHooks:
     ``class MyAdamW(TorchFusedAdamWHooks, keras.optimizers.AdamW)``.
     """
 
-    def _apply_weight_decay(self, variables):
+    def _apply_weight_decay(self, variables: Sequence[Any]) -> None:
         if not torch_fused_adamw_supported(self):  # else inside `_backend_update_step`
             super()._apply_weight_decay(variables)
 
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+    def _backend_update_step(
+        self, grads: Sequence[Any], trainable_variables: Sequence[Any], learning_rate: Any
+    ) -> None:
         if torch_fused_adamw_supported(self):
-            torch_fused_adamw(self, grads, trainable_variables, learning_rate,
-                              self.weight_decay, self._use_weight_decay)
+            torch_fused_adamw(
+                self,
+                grads,
+                trainable_variables,
+                learning_rate,
+                self.weight_decay,
+                self._use_weight_decay,
+            )
         else:
             super()._backend_update_step(grads, trainable_variables, learning_rate)
 
-def release_free_heap():
+
+def release_free_heap() -> bool:
     """Return the C heap's free pages to the OS (glibc ``malloc_trim(0)``).
 
     Returns:
@@ -390,7 +459,7 @@ def release_free_heap():
     return True
 
 
-def release_heap_after_first_call(function):
+def release_heap_after_first_call(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function``, calling :func:`release_free_heap` once after its first call (jax, tensorflow).
 
     XLA's compile of the train step frees hundreds of MiB that glibc keeps
@@ -403,7 +472,7 @@ def release_heap_after_first_call(function):
     pending = [True]
 
     @functools.wraps(function)
-    def call(*args, **kwargs):
+    def call(*args: Any, **kwargs: Any) -> Any:
         result = function(*args, **kwargs)
         if pending:
             pending.clear()
@@ -418,12 +487,15 @@ def release_heap_after_first_call(function):
 #: recomputation of a rematerialized block as early as its inputs allow, so
 #: ``jax.checkpoint`` saves almost nothing. The memory-ordered scheduler
 #: keeps recomputations next to their use, at no cost in speed (the docs'
-#: performance page has the figures). ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``
-#: sets the same for a whole process.
-JAX_CPU_COMPILER_OPTIONS = {"xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+#: performance page has the figures).
+#: ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false`` sets
+#: the same for a whole process.
+JAX_CPU_COMPILER_OPTIONS: dict[str, str] = {
+    "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+}
 
 
-def jax_train_step_jit(model):
+def jax_train_step_jit(model: Any) -> Callable[..., Any] | None:
     """Keras' jitted jax train step with :data:`JAX_CPU_COMPILER_OPTIONS`, or None.
 
     ``jax.jit(model.train_step, donate_argnums=0)``, what Keras' jax trainer
@@ -437,14 +509,18 @@ def jax_train_step_jit(model):
     import jax
 
     nnx = getattr(keras.config, "is_nnx_enabled", lambda: False)  # before Keras 3.11: no NNX
-    if (jax.default_backend() != "cpu" or keras.distribution.distribution() is not None
-            or nnx() or not _jax_accepts_cpu_compiler_options()):
+    if (
+        jax.default_backend() != "cpu"
+        or keras.distribution.distribution() is not None
+        or nnx()
+        or not _jax_accepts_cpu_compiler_options()
+    ):
         return None
     return jax.jit(model.train_step, donate_argnums=0, compiler_options=JAX_CPU_COMPILER_OPTIONS)
 
 
 @functools.cache
-def _jax_accepts_cpu_compiler_options():
+def _jax_accepts_cpu_compiler_options() -> bool:
     """Whether this jax compiles with :data:`JAX_CPU_COMPILER_OPTIONS` (``jit(compiler_options=)``
     came in jax 0.4.36, the scheduler option in later jaxlibs)."""
     import jax
@@ -452,8 +528,9 @@ def _jax_accepts_cpu_compiler_options():
 
     try:
         jax.jit(lambda x: x + 1, compiler_options=JAX_CPU_COMPILER_OPTIONS).lower(
-            np.float32(0)).compile()
-    except Exception:  # noqa: BLE001 - TypeError (old jit) or an unknown-option error
+            np.float32(0)
+        ).compile()
+    except Exception:  # TypeError (old jit) or an unknown-option error
         return False
     return True
 
@@ -464,7 +541,7 @@ __all__ += ["model_distribute_strategy", "model_train_function"]
 _NOT_FOUND = object()
 
 
-def model_train_function(model, step):
+def model_train_function(model: Any, step: Callable[..., Any]) -> Callable[..., Any] | None:
     """The function ``fit`` calls, made by Keras around the compiled train ``step``, or None.
 
     ``keras.Model`` wraps a compiled step (the loop over
@@ -478,15 +555,18 @@ def model_train_function(model, step):
     return None if make is None else make(step)
 
 
-def model_distribute_strategy(model):
-    """The ``tf.distribute`` strategy ``model`` runs under, or None (no strategy, or not tensorflow).
+def model_distribute_strategy(model: Any) -> Any:
+    """The ``tf.distribute`` strategy ``model`` runs under; None without one or off tensorflow.
 
     Keras' tensorflow trainer keeps it in the internal ``_distribute_strategy``.
     Where that is missing (or ``public_paths("model_distribute_strategy")``):
     the strategy of the current ``tf.distribute`` scope, if any.
     """
-    strategy = (_NOT_FOUND if "model_distribute_strategy" in _disabled
-                else getattr(model, "_distribute_strategy", _NOT_FOUND))
+    strategy = (
+        _NOT_FOUND
+        if "model_distribute_strategy" in _disabled
+        else getattr(model, "_distribute_strategy", _NOT_FOUND)
+    )
     if strategy is not _NOT_FOUND:
         return strategy
     if keras.backend.backend() != "tensorflow":

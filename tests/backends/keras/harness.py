@@ -6,8 +6,8 @@ layer (same config, same outputs once weights are copied), and a
 serialize/deserialize round trip through ``keras.saving`` does the same.
 """
 
-import numpy as np
 import keras
+import numpy as np
 from keras import ops
 
 TINY_VIT = dict(image_size=16, patch_size=4, embed_dim=32, depth=1, num_heads=2)
@@ -59,15 +59,16 @@ def training_batch(batch_size=2, seed=0):
 def pad(batch, extra_context=2, extra_targets=2):
     """The same batch with padded (invalid) slots appended; padded indices hold 0."""
     out = dict(batch)
-    b, kc = batch["context"].shape
-    _, m, kt = batch["targets"].shape
+    b, _ = batch["context"].shape
+    _, m, _ = batch["targets"].shape
     out["context"] = np.concatenate([batch["context"], np.zeros((b, extra_context), "int32")], 1)
     out["context_valid"] = np.concatenate(
-        [batch["context_valid"], np.zeros((b, extra_context), bool)], 1)
-    out["targets"] = np.concatenate(
-        [batch["targets"], np.zeros((b, m, extra_targets), "int32")], 2)
+        [batch["context_valid"], np.zeros((b, extra_context), bool)], 1
+    )
+    out["targets"] = np.concatenate([batch["targets"], np.zeros((b, m, extra_targets), "int32")], 2)
     out["targets_valid"] = np.concatenate(
-        [batch["targets_valid"], np.zeros((b, m, extra_targets), bool)], 2)
+        [batch["targets_valid"], np.zeros((b, m, extra_targets), bool)], 2
+    )
     return out
 
 

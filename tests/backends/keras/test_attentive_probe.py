@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from harness import check_layer, to_numpy, weights_numpy
 
 from jepa_components.backends.keras.evaluation.attentive_probe import (
     AttentivePooler,
@@ -11,7 +12,6 @@ from jepa_components.backends.keras.evaluation.attentive_probe import (
     token_statistics,
     train_attentive_probe,
 )
-from harness import check_layer, to_numpy, weights_numpy
 
 
 def separable_tokens(n=96, tokens=4, dim=8, classes=3, seed=0):
@@ -31,8 +31,11 @@ FAST = dict(num_heads=2, epochs=12, batch_size=16, learning_rate=1e-2, warmup_ep
 
 def test_attentive_pooler__layer_harness():
     tokens = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
-    check_layer(lambda: AttentivePooler(8, num_heads=2, num_queries=3, seed=0),
-                lambda layer: layer(tokens), (2, 3, 8))
+    check_layer(
+        lambda: AttentivePooler(8, num_heads=2, num_queries=3, seed=0),
+        lambda layer: layer(tokens),
+        (2, 3, 8),
+    )
 
 
 def test_attentive_pooler__matches_a_numpy_cross_attention_block():
@@ -116,7 +119,7 @@ def test_train_attentive_probe__token_statistics_come_from_the_train_tokens():
     rows = x.reshape(-1, x.shape[-1]).astype("float64")
     np.testing.assert_allclose(to_numpy(probe.token_mean), rows.mean(0), rtol=1e-5)
     np.testing.assert_allclose(to_numpy(probe.token_std), rows.std(0), rtol=1e-5)
-    mean, std = token_statistics(x, chunk=7)
+    mean, _ = token_statistics(x, chunk=7)
     np.testing.assert_allclose(mean, rows.mean(0), rtol=1e-10)
     np.testing.assert_allclose(token_statistics(np.ones((2, 3, 4)))[1], 1.0)  # std 0 -> 1
 
@@ -130,8 +133,7 @@ def test_train_attentive_probe__seed_determines_weights_and_training():
     assert classes.tolist() == [0, 1, 2]
     for a, b in zip(weights_numpy(first), weights_numpy(second)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(to_numpy(first.pooler.query_tokens),
-                           to_numpy(other.pooler.query_tokens))
+    assert not np.allclose(to_numpy(first.pooler.query_tokens), to_numpy(other.pooler.query_tokens))
 
 
 def test_train_attentive_probe__validates():

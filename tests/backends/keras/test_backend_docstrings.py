@@ -35,8 +35,7 @@ KERAS_FRAMEWORKS = {"jax": "jax", "torch": "torch", "tensorflow": "tensorflow"}
 
 MODULES = sorted(
     m.name
-    for m in pkgutil.walk_packages(jepa_components.backends.__path__,
-                                   "jepa_components.backends.")
+    for m in pkgutil.walk_packages(jepa_components.backends.__path__, "jepa_components.backends.")
 )
 
 
@@ -63,9 +62,13 @@ TORCH_EXAMPLES = {
 }
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=[pytest.mark.torch] if name in TORCH_EXAMPLES else [])
-    for name in MODULES])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[pytest.mark.torch] if name in TORCH_EXAMPLES else [])
+        for name in MODULES
+    ],
+)
 def test_docstring_examples(name):
     if name in EXCLUDED:
         pytest.skip(EXCLUDED[name])

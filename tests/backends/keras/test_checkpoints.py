@@ -12,8 +12,8 @@ import os
 import sys
 import warnings
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 from keras import ops
 
@@ -35,8 +35,6 @@ PARTS = ("encoder", "predictor", "target_encoder")
 TOLERANCE = 2e-6
 
 
-
-
 @pytest.fixture(scope="module")
 def fixture():
     with np.load(NPZ) as data:
@@ -45,8 +43,10 @@ def fixture():
 
 @pytest.fixture(scope="module")
 def state(fixture):
-    return {part: {k[len(part) + 1:]: v for k, v in fixture.items() if k.startswith(part + "/")}
-            for part in PARTS}
+    return {
+        part: {k[len(part) + 1 :]: v for k, v in fixture.items() if k.startswith(part + "/")}
+        for part in PARTS
+    }
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,11 @@ def test_parity__encoder_then_predictor(model, fixture):
 def test_load__infers_architecture(model):
     encoder, predictor = model.encoder, model.predictor
     assert (encoder.image_size, encoder.patch_size, encoder.embed_dim, encoder.depth) == (
-        32, 8, 32, 2)
+        32,
+        8,
+        32,
+        2,
+    )
     assert (encoder.num_heads, encoder.mlp_ratio, encoder.in_channels) == (2, 4.0, 3)
     assert (predictor.predictor_embed_dim, predictor.depth, predictor.num_heads) == (16, 2, 2)
     assert isinstance(model, IJEPA)
@@ -131,17 +135,22 @@ def test_round_trip__import_export_import_identical(model, state, fixture):
 
 
 def test_load__ddp_prefix_and_extra_entries(state, fixture):
-    prefixed = {part: {f"module.{k}": v for k, v in values.items()} for part, values in state.items()}
+    prefixed = {
+        part: {f"module.{k}": v for k, v in values.items()} for part, values in state.items()
+    }
     prefixed.update(opt=None, scaler=None, epoch=7, lr=1e-3)
     loaded = load_official_checkpoint(prefixed, num_heads=int(fixture["num_heads"]))
-    assert max_abs(loaded.target_encoder(nhwc(fixture["images"])),
-                   fixture["out_target_full"]) < TOLERANCE
+    assert (
+        max_abs(loaded.target_encoder(nhwc(fixture["images"])), fixture["out_target_full"])
+        < TOLERANCE
+    )
 
 
 def test_load__bare_encoder_state_dict(state, fixture):
     with pytest.warns(UserWarning, match="encoder only"):
-        loaded = load_official_checkpoint(state["target_encoder"], num_heads=2,
-                                          predictor_embed_dim=16, predictor_depth=1, seed=0)
+        loaded = load_official_checkpoint(
+            state["target_encoder"], num_heads=2, predictor_embed_dim=16, predictor_depth=1, seed=0
+        )
     images = nhwc(fixture["images"])
     assert max_abs(loaded.encoder(images), fixture["out_target_full"]) < TOLERANCE
     assert max_abs(loaded.target_encoder(images), fixture["out_target_full"]) < TOLERANCE
@@ -149,10 +158,12 @@ def test_load__bare_encoder_state_dict(state, fixture):
 
 
 def test_load__fills_given_model(model, state, fixture):
-    encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=2,
-                                num_heads=2, seed=3)
-    predictor = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=2,
-                          num_heads=2, seed=4)
+    encoder = VisionTransformer(
+        image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, seed=3
+    )
+    predictor = Predictor(
+        num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=2, num_heads=2, seed=4
+    )
     target = IJEPA(encoder=encoder, predictor=predictor)
     assert load_official_checkpoint(state, model=target) is target
     for ours, theirs in zip(weights_of(model), weights_of(target)):
@@ -164,8 +175,10 @@ def zeros(*shape):
 
 
 def shape_only_checkpoint(dim, depth, patch, grid, hidden, pred_dim, pred_depth):
-    encoder = {"patch_embed.proj.weight": zeros(dim, 3, patch, patch),
-               "pos_embed": zeros(1, grid * grid, dim)}
+    encoder = {
+        "patch_embed.proj.weight": zeros(dim, 3, patch, patch),
+        "pos_embed": zeros(1, grid * grid, dim),
+    }
     for i in range(depth):
         encoder[f"blocks.{i}.mlp.fc1.weight"] = zeros(hidden, dim)
         encoder[f"blocks.{i}.attn.qkv.bias"] = zeros(3 * dim)
@@ -179,10 +192,24 @@ def shape_only_checkpoint(dim, depth, patch, grid, hidden, pred_dim, pred_depth)
 def test_infer__official_vit_huge_14():
     checkpoint = shape_only_checkpoint(1280, 32, 14, 16, 5120, 384, 12)
     encoder, predictor = infer_official_architecture(checkpoint)
-    assert encoder == dict(image_size=224, patch_size=14, in_channels=3, embed_dim=1280,
-                           depth=32, num_heads=16, mlp_ratio=4.0, qkv_bias=True)
-    assert predictor == dict(embed_dim=1280, num_heads=16, predictor_embed_dim=384, depth=12,
-                             mlp_ratio=4.0, qkv_bias=True)
+    assert encoder == dict(
+        image_size=224,
+        patch_size=14,
+        in_channels=3,
+        embed_dim=1280,
+        depth=32,
+        num_heads=16,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+    )
+    assert predictor == dict(
+        embed_dim=1280,
+        num_heads=16,
+        predictor_embed_dim=384,
+        depth=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+    )
 
 
 def test_infer__vit_giant_mlp_ratio_gives_exact_hidden_width():
@@ -195,7 +222,8 @@ def test_infer__vit_giant_mlp_ratio_gives_exact_hidden_width():
 def test_infer__explicit_values_win():
     checkpoint = shape_only_checkpoint(192, 1, 16, 14, 768, 96, 1)
     encoder, predictor = infer_official_architecture(
-        checkpoint, image_size=448, num_heads=6, predictor_num_heads=4)
+        checkpoint, image_size=448, num_heads=6, predictor_num_heads=4
+    )
     assert (encoder["image_size"], encoder["num_heads"], predictor["num_heads"]) == (448, 6, 4)
 
 
@@ -240,17 +268,24 @@ def test_export__loads_into_official_init_model_strict(tmp_path, official_code):
     helper = official_code("src.helper")
     import torch
 
-    encoder = VisionTransformer(image_size=32, patch_size=16, embed_dim=192, depth=12,
-                                num_heads=3, seed=0)  # official vit_tiny
-    predictor = Predictor(num_patches=4, embed_dim=192, predictor_embed_dim=12, depth=1,
-                          num_heads=3, seed=1)
+    encoder = VisionTransformer(
+        image_size=32, patch_size=16, embed_dim=192, depth=12, num_heads=3, seed=0
+    )  # official vit_tiny
+    predictor = Predictor(
+        num_patches=4, embed_dim=192, predictor_embed_dim=12, depth=1, num_heads=3, seed=1
+    )
     model = IJEPA(encoder=encoder, predictor=predictor)
     path = tmp_path / "for_official.pth.tar"
     export_official_checkpoint(model, path, epoch=2)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     official_encoder, official_predictor = helper.init_model(
-        device="cpu", patch_size=16, model_name="vit_tiny", crop_size=32, pred_depth=1,
-        pred_emb_dim=12)
+        device="cpu",
+        patch_size=16,
+        model_name="vit_tiny",
+        crop_size=32,
+        pred_depth=1,
+        pred_emb_dim=12,
+    )
     official_target = copy.deepcopy(official_encoder)
     official_encoder.load_state_dict(checkpoint["encoder"], strict=True)
     official_predictor.load_state_dict(checkpoint["predictor"], strict=True)
@@ -315,34 +350,46 @@ def test_error__not_a_checkpoint_dict():
 def test_error__missing_key_named(state):
     broken = fresh_state(state)
     del broken["encoder"]["blocks.1.norm2.bias"]
-    with pytest.raises(ValueError, match=r"checkpoint\['encoder'\]: missing keys \['blocks.1.norm2.bias'\]"):
+    with pytest.raises(
+        ValueError, match=r"checkpoint\['encoder'\]: missing keys \['blocks.1.norm2.bias'\]"
+    ):
         load_official_checkpoint(broken, num_heads=2)
 
 
 def test_error__unexpected_key_named(state):
     broken = fresh_state(state)
     broken["predictor"]["predictor_blocks.0.attn.q_norm.weight"] = np.zeros(16, np.float32)
-    with pytest.raises(ValueError, match=r"unexpected keys \['predictor_blocks.0.attn.q_norm.weight'\]"):
+    with pytest.raises(
+        ValueError, match=r"unexpected keys \['predictor_blocks.0.attn.q_norm.weight'\]"
+    ):
         load_official_checkpoint(broken, num_heads=2)
 
 
 def test_error__shape_mismatch_names_key_and_both_shapes(state):
     broken = fresh_state(state)
     broken["target_encoder"]["blocks.0.mlp.fc1.bias"] = np.zeros(100, np.float32)
-    with pytest.raises(ValueError, match=r"`blocks.0.mlp.fc1.bias`: \(100,\) in the checkpoint, "
-                                         r"\(128,\) expected"):
+    with pytest.raises(
+        ValueError,
+        match=r"`blocks.0.mlp.fc1.bias`: \(100,\) in the checkpoint, "
+        r"\(128,\) expected",
+    ):
         load_official_checkpoint(broken, num_heads=2)
 
 
 def test_error__wrong_architecture_for_given_model_loads_nothing(model, state):
-    encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=2,
-                                num_heads=2, seed=3)
-    predictor = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=1,
-                          num_heads=2, seed=4)  # the checkpoint's predictor has 2 blocks
+    encoder = VisionTransformer(
+        image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, seed=3
+    )
+    predictor = Predictor(
+        num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=1, num_heads=2, seed=4
+    )  # the checkpoint's predictor has 2 blocks
     target = IJEPA(encoder=encoder, predictor=predictor)
     before = weights_of(target)
-    with pytest.raises(ValueError, match=r"checkpoint\['predictor'\]: unexpected keys "
-                                         r"\['predictor_blocks.1.attn.proj.bias'"):
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint\['predictor'\]: unexpected keys "
+        r"\['predictor_blocks.1.attn.proj.bias'",
+    ):
         load_official_checkpoint(state, model=target)
     for old, new in zip(before, weights_of(target)):  # never a partial load
         np.testing.assert_array_equal(old, new)
@@ -350,10 +397,12 @@ def test_error__wrong_architecture_for_given_model_loads_nothing(model, state):
 
 def test_error__mismatch_names_the_file():
     encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=8, depth=1, num_heads=2)
-    predictor = Predictor(num_patches=16, embed_dim=8, predictor_embed_dim=8, depth=1,
-                          num_heads=2)
-    with pytest.raises(ValueError, match=r"official_tiny_ddp\.pth\.tar' does not match the "
-                                         r"model; nothing was loaded"):
+    predictor = Predictor(num_patches=16, embed_dim=8, predictor_embed_dim=8, depth=1, num_heads=2)
+    with pytest.raises(
+        ValueError,
+        match=r"official_tiny_ddp\.pth\.tar' does not match the "
+        r"model; nothing was loaded",
+    ):
         load_official_checkpoint(PTH, model=IJEPA(encoder=encoder, predictor=predictor))
 
 
@@ -372,7 +421,8 @@ def learned_state(state, seed=0):
     out = fresh_state(state)
     for part in ("encoder", "target_encoder"):
         out[part]["pos_embed"] = rng.standard_normal(out[part]["pos_embed"].shape).astype(
-            np.float32)
+            np.float32
+        )
     return out
 
 
@@ -382,8 +432,9 @@ def test_load__learned_tables_build_learned_encoders(state, fixture):
     for part in ("encoder", "target_encoder"):
         layer = getattr(loaded, part)
         assert layer.pos_embed == "learned"
-        np.testing.assert_array_equal(ops.convert_to_numpy(layer.position_table()),
-                                      tables[part]["pos_embed"])
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(layer.position_table()), tables[part]["pos_embed"]
+        )
     # export writes the tables back unchanged, and they load again
     exported = official_state_dicts(loaded)
     for part in PARTS:
@@ -395,10 +446,12 @@ def test_load__learned_tables_build_learned_encoders(state, fixture):
 
 
 def test_load__sincos_table_into_learned_model_gives_official_outputs(state, fixture):
-    encoder = VisionTransformer(image_size=32, patch_size=8, embed_dim=32, depth=2,
-                                num_heads=2, pos_embed="learned", seed=3)
-    predictor = Predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=2,
-                          num_heads=2, seed=4)
+    encoder = VisionTransformer(
+        image_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, pos_embed="learned", seed=3
+    )
+    predictor = Predictor(
+        num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=2, num_heads=2, seed=4
+    )
     target = load_official_checkpoint(state, model=IJEPA(encoder=encoder, predictor=predictor))
     out = target.target_encoder(nhwc(fixture["images"]))
     assert max_abs(out, fixture["out_target_full"]) < TOLERANCE
@@ -415,9 +468,12 @@ def test_load__table_within_float32_rounding_is_the_fixed_one(state):
 
 def test_error__learned_table_into_fixed_model_refused(model, state):
     before = weights_of(model)
-    with pytest.raises(ValueError, match=r"checkpoint\['encoder'\]: `pos_embed` is not the "
-                                         r"official fixed 2-D sin-cos table .*"
-                                         r"pos_embed=\"learned\""):
+    with pytest.raises(
+        ValueError,
+        match=r"checkpoint\['encoder'\]: `pos_embed` is not the "
+        r"official fixed 2-D sin-cos table .*"
+        r"pos_embed=\"learned\"",
+    ):
         load_official_checkpoint(learned_state(state), model=model)
     for old, new in zip(before, weights_of(model)):
         np.testing.assert_array_equal(old, new)
@@ -431,8 +487,11 @@ def test_error__learned_table_not_interpolated(state):
 def test_error__predictor_table_must_be_sincos(state):
     broken = fresh_state(state)
     broken["predictor"]["predictor_pos_embed"] = broken["predictor"]["predictor_pos_embed"] + 0.5
-    with pytest.raises(ValueError, match="`predictor_pos_embed` is not the official fixed 2-D "
-                                         "sin-cos table.*only has fixed sin-cos positions"):
+    with pytest.raises(
+        ValueError,
+        match=r"`predictor_pos_embed` is not the official fixed 2-D "
+        r"sin-cos table.*only has fixed sin-cos positions",
+    ):
         load_official_checkpoint(broken, num_heads=2)
 
 
@@ -444,9 +503,16 @@ def test_export__learned_table_loads_into_official_encoder(state, tmp_path, offi
     path = tmp_path / "learned.pth.tar"
     export_official_checkpoint(loaded, path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    official = vit.VisionTransformer(img_size=[32], patch_size=8, embed_dim=32, depth=2,
-                                     num_heads=2, qkv_bias=True, mlp_ratio=4,
-                                     norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6))
+    official = vit.VisionTransformer(
+        img_size=[32],
+        patch_size=8,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        qkv_bias=True,
+        mlp_ratio=4,
+        norm_layer=lambda d: torch.nn.LayerNorm(d, eps=1e-6),
+    )
     official.load_state_dict(checkpoint["target_encoder"], strict=True)
     assert not official.pos_embed.requires_grad  # a fixed buffer there, holding our table
     images = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)

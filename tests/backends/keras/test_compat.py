@@ -19,12 +19,11 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from harness import to_numpy
 from keras import ops
 
 import jepa_components
-from jepa_components.backends.keras import HealthMonitor, make_adamw
-from jepa_components.backends.keras import compat
-from harness import to_numpy
+from jepa_components.backends.keras import HealthMonitor, compat, make_adamw
 
 BACKEND = keras.backend.backend()
 PACKAGE = pathlib.Path(jepa_components.__file__).parent
@@ -33,8 +32,14 @@ COMPAT = PACKAGE / "backends" / "keras" / "compat.py"
 
 # Framework classes whose private members count as framework internals even where the
 # package defines a member of the same name (an override of a private method).
-FRAMEWORK_CLASSES = (keras.Model, keras.layers.Layer, keras.optimizers.AdamW,
-                     keras.callbacks.Callback, keras.utils.PyDataset, keras.Variable)
+FRAMEWORK_CLASSES = (
+    keras.Model,
+    keras.layers.Layer,
+    keras.optimizers.AdamW,
+    keras.callbacks.Callback,
+    keras.utils.PyDataset,
+    keras.Variable,
+)
 
 
 def _private(name):
@@ -90,12 +95,14 @@ def test_no_private_framework_access_outside_compat():
 def test_private_framework_uses__finds_each_kind(tmp_path):
     """The scanner itself: a ``keras.src`` import, a framework attribute, a private override."""
     bad = tmp_path / "bad.py"
-    bad.write_text("from keras.src.backend import config\n"
-                   "import torch\n"
-                   "torch._foreach_add_([], [])\n"
-                   "class Opt:\n"
-                   "    def _backend_update_step(self, grads, variables, lr):\n"
-                   "        return self._momentums\n")
+    bad.write_text(
+        "from keras.src.backend import config\n"
+        "import torch\n"
+        "torch._foreach_add_([], [])\n"
+        "class Opt:\n"
+        "    def _backend_update_step(self, grads, variables, lr):\n"
+        "        return self._momentums\n"
+    )
     found = private_framework_uses([bad])
     assert any("keras.src" in line for line in found)
     assert any("._foreach_add_" in line for line in found)
@@ -117,7 +124,8 @@ def test_probe__finds_the_private_name_on_this_installation(name):
         pytest.skip("torch's private kernels are probed only on the torch backend")
     assert importlib.util.find_spec(module) is not None
     assert compat.private_api(name) is not None, (
-        f"{compat.PROBES[name]} is gone from this {module}: compat.py's public path now runs")
+        f"{compat.PROBES[name]} is gone from this {module}: compat.py's public path now runs"
+    )
 
 
 def test_optimizer_internals__present_on_this_keras():
@@ -175,7 +183,7 @@ def test_no_autocast__keeps_float32_reads_under_mixed_precision():
     try:
         layer = keras.layers.Dense(2)
         layer.build((None, 2))
-        value = np.float32(1.0 + 2.0 ** -12)  # not representable in bfloat16
+        value = np.float32(1.0 + 2.0**-12)  # not representable in bfloat16
         layer.kernel.assign(np.full((2, 2), value, "float32"))
         with compat.no_autocast():
             read = ops.convert_to_tensor(layer.kernel)
@@ -198,14 +206,16 @@ def test_scheduled_adamw__public_path_equals_the_fused_update():
     """With the optimizer internals switched off, Keras' own update and weight decay run:
     the same weights as the fused torch kernel (and as the same optimizer elsewhere)."""
     rng = np.random.default_rng(0)
-    start = {"kernel": rng.normal(size=(6, 4)).astype("float32"),
-             "bias": rng.normal(size=(4,)).astype("float32")}
-    grads = [[rng.normal(size=v.shape).astype("float32") for v in start.values()]
-             for _ in range(4)]
+    start = {
+        "kernel": rng.normal(size=(6, 4)).astype("float32"),
+        "bias": rng.normal(size=(4,)).astype("float32"),
+    }
+    grads = [[rng.normal(size=v.shape).astype("float32") for v in start.values()] for _ in range(4)]
 
     def run():
-        optimizer = make_adamw(steps_per_epoch=4, epochs=1, warmup_epochs=0, weight_decay=0.1,
-                               final_weight_decay=0.2)
+        optimizer = make_adamw(
+            steps_per_epoch=4, epochs=1, warmup_epochs=0, weight_decay=0.1, final_weight_decay=0.2
+        )
         variables = [keras.Variable(value, name=name) for name, value in start.items()]
         for step in grads:
             optimizer.apply([ops.convert_to_tensor(g) for g in step], variables)

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from harness import check_layer, to_numpy
 from keras import ops
 
 from jepa_components.backends.keras.layers import (
@@ -15,7 +16,6 @@ from jepa_components.backends.keras.layers import (
     derive_seed,
     output_init_stds,
 )
-from harness import check_layer, to_numpy
 
 X = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
 
@@ -25,15 +25,16 @@ def test_patch_embed__harness_and_row_major_order():
     # holds r * 3 + c; a summing kernel makes token i equal 16 * i.
     grid = np.arange(6, dtype="float32").reshape(2, 3)
     image = np.kron(grid, np.ones((4, 4), "float32"))[None, :, :, None]
-    layer = check_layer(lambda: PatchEmbed(patch_size=4, embed_dim=2, seed=0),
-                        lambda l: l(image), (1, 6, 2))
+    layer = check_layer(
+        lambda: PatchEmbed(patch_size=4, embed_dim=2, seed=0), lambda layer: layer(image), (1, 6, 2)
+    )
     layer.proj.kernel.assign(np.ones((4, 4, 1, 2), "float32"))
     tokens = to_numpy(layer(image))
     np.testing.assert_allclose(tokens[0, :, 0], 16.0 * np.arange(6))
 
 
 def test_attention__equals_reference_softmax_attention():
-    layer = check_layer(lambda: Attention(8, num_heads=2, seed=0), lambda l: l(X), X.shape)
+    layer = check_layer(lambda: Attention(8, num_heads=2, seed=0), lambda layer: layer(X), X.shape)
     qkv_w, qkv_b, proj_w, proj_b = [to_numpy(w) for w in layer.weights]
     qkv = (X @ qkv_w + qkv_b).reshape(2, 5, 3, 2, 4).transpose(2, 0, 3, 1, 4)
     q, k, v = qkv  # (B, heads, T, hd)
@@ -60,8 +61,9 @@ _erf = np.vectorize(math.erf)
 # Numpy references of every activation (float64).
 REFERENCE_ACTIVATIONS = {
     "gelu": lambda h: 0.5 * h * (1.0 + _erf(h / math.sqrt(2.0))),
-    "gelu_tanh": lambda h: 0.5 * h * (1.0 + np.tanh(math.sqrt(2.0 / math.pi)
-                                                    * (h + 0.044715 * h**3))),
+    "gelu_tanh": lambda h: (
+        0.5 * h * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * h**3)))
+    ),
     "quick_gelu": lambda h: h / (1.0 + np.exp(-1.702 * h)),
     "relu": lambda h: np.maximum(h, 0.0),
     "silu": lambda h: h / (1.0 + np.exp(-h)),
@@ -77,8 +79,11 @@ def test_activations__reference_table_covers_every_name():
 def test_mlp__activation_matches_its_formula_and_no_other(activation):
     # init_std=1 puts the hidden units at |h| ~ 1-8, where exact and tanh GELU
     # differ by ~1e-3 (with the default std 0.02 every GELU is the same).
-    layer = check_layer(lambda: MLP(8, hidden_dim=16, init_std=1.0, activation=activation,
-                                    seed=0), lambda l: l(X), X.shape)
+    layer = check_layer(
+        lambda: MLP(8, hidden_dim=16, init_std=1.0, activation=activation, seed=0),
+        lambda layer: layer(X),
+        X.shape,
+    )
     assert layer.get_config()["activation"] == activation
     w1, b1, w2, b2 = [to_numpy(w).astype("float64") for w in layer.weights]
     hidden = X.astype("float64") @ w1 + b1
@@ -101,7 +106,9 @@ def test_transformer_block__activation_reaches_the_mlp():
 
 
 def test_transformer_block__harness_and_pre_norm_residual():
-    layer = check_layer(lambda: TransformerBlock(8, num_heads=2, seed=0), lambda l: l(X), X.shape)
+    layer = check_layer(
+        lambda: TransformerBlock(8, num_heads=2, seed=0), lambda layer: layer(X), X.shape
+    )
     x = ops.convert_to_tensor(X)
     h = x + layer.attn(layer.norm1(x))
     expected = h + layer.mlp(layer.norm2(h))
@@ -123,8 +130,10 @@ def test_transformer_block__output_init_std_scales_output_projections():
 
 def test_output_init_stds__official_fix_init_weight_or_none():
     assert output_init_stds(0.02, 3, depth_scaled_init=False) == [None, None, None]
-    np.testing.assert_allclose(output_init_stds(0.02, 3, depth_scaled_init=True),
-                               [0.02 / math.sqrt(2), 0.02 / 2, 0.02 / math.sqrt(6)])
+    np.testing.assert_allclose(
+        output_init_stds(0.02, 3, depth_scaled_init=True),
+        [0.02 / math.sqrt(2), 0.02 / 2, 0.02 / math.sqrt(6)],
+    )
 
 
 def test_layers__same_seed_same_weights_other_seed_other_weights():
@@ -164,4 +173,3 @@ def test_derive_seed__deterministic_and_path_dependent():
 def test_layers__invalid_arguments_raise(make, match):
     with pytest.raises(ValueError, match=f"Invalid value for argument `{match}`"):
         make()
-

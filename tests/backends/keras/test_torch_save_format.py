@@ -12,7 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jepa_components.backends.keras.convert import load_torch_file, read_torch_save
 
@@ -78,15 +79,30 @@ def test_read__everything_a_checkpoint_holds_equals_torch_load(tmp_path):
     weight.sum().backward()
     optimizer.step()
     obj = {
-        "f32": base, "transposed": base.T, "strided_view": base[1:3, ::2], "row": base[2],
-        "f64": base.double(), "f16": base.half(), "bf16": (base / 7).bfloat16(),
-        "i64": torch.arange(5), "i32": torch.arange(5, dtype=torch.int32),
-        "i16": torch.arange(5, dtype=torch.int16), "i8": torch.arange(-2, 3, dtype=torch.int8),
-        "u8": torch.arange(5, dtype=torch.uint8), "bool": torch.tensor([True, False]),
-        "u16": torch.tensor([1, 65535], dtype=torch.uint16), "c64": torch.tensor([1 + 2j]),
-        "scalar": torch.tensor(3.5), "empty": torch.zeros(0, 3), "param": weight,
-        "opt": optimizer.state_dict(), "size": torch.Size([2, 3]), "bytes": b"\x00\xff",
-        "od": OrderedDict(a=1, b=[1.5, "x", None, (2, 3)]), "set": {1, 2}, "epoch": 3,
+        "f32": base,
+        "transposed": base.T,
+        "strided_view": base[1:3, ::2],
+        "row": base[2],
+        "f64": base.double(),
+        "f16": base.half(),
+        "bf16": (base / 7).bfloat16(),
+        "i64": torch.arange(5),
+        "i32": torch.arange(5, dtype=torch.int32),
+        "i16": torch.arange(5, dtype=torch.int16),
+        "i8": torch.arange(-2, 3, dtype=torch.int8),
+        "u8": torch.arange(5, dtype=torch.uint8),
+        "bool": torch.tensor([True, False]),
+        "u16": torch.tensor([1, 65535], dtype=torch.uint16),
+        "c64": torch.tensor([1 + 2j]),
+        "scalar": torch.tensor(3.5),
+        "empty": torch.zeros(0, 3),
+        "param": weight,
+        "opt": optimizer.state_dict(),
+        "size": torch.Size([2, 3]),
+        "bytes": b"\x00\xff",
+        "od": OrderedDict(a=1, b=[1.5, "x", None, (2, 3)]),
+        "set": {1, 2},
+        "epoch": 3,
     }
     path = save(tmp_path, obj)
     expected = as_numpy(torch.load(path, weights_only=True))
@@ -95,16 +111,22 @@ def test_read__everything_a_checkpoint_holds_equals_torch_load(tmp_path):
     assert np.shares_memory(got["f32"], got["row"])  # one storage, as in torch
 
 
-DTYPES = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "int8", "uint8",
-          "bool"]
+DTYPES = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "int8", "uint8", "bool"]
 
 
 @pytest.mark.torch
-@given(tensors=st.dictionaries(
-    st.text("abc.", min_size=1, max_size=6),
-    st.tuples(st.sampled_from(DTYPES), st.lists(st.integers(0, 4), max_size=3),
-              st.booleans(), st.integers(0, 2**31 - 1)),
-    max_size=4))
+@given(
+    tensors=st.dictionaries(
+        st.text("abc.", min_size=1, max_size=6),
+        st.tuples(
+            st.sampled_from(DTYPES),
+            st.lists(st.integers(0, 4), max_size=3),
+            st.booleans(),
+            st.integers(0, 2**31 - 1),
+        ),
+        max_size=4,
+    )
+)
 def test_read__random_state_dicts_equal_torch_load(tensors, tmp_path_factory):
     import torch
 
@@ -152,7 +174,7 @@ def test_old_format__needs_torch_load(tmp_path):
     import torch
 
     path = save(tmp_path, {"w": torch.arange(3.0)}, _use_new_zipfile_serialization=False)
-    with pytest.raises(ValueError, match="older torch.*torch.load"):
+    with pytest.raises(ValueError, match=r"older torch.*torch.load"):
         read_torch_save(path)
     assert load_torch_file(path)["w"].tolist() == [0.0, 1.0, 2.0]
 
@@ -163,7 +185,7 @@ def test_truncated__every_cut_is_a_value_error(tmp_path, no_torch):
     path = tmp_path / "cut.pth"
     for length in sorted({4, 30, 100, 1000, *range(0, len(data), max(1, len(data) // 40))}):
         path.write_bytes(data[:length])
-        with pytest.raises(ValueError, match="truncated|not a zip|not a PyTorch"):
+        with pytest.raises(ValueError, match=r"truncated|not a zip|not a PyTorch"):
             load_torch_file(path)
 
 
@@ -174,7 +196,7 @@ def test_damaged__overwritten_bytes_never_crash(tmp_path, no_torch):
     for _ in range(30):
         noisy = bytearray(data)
         start = int(rng.integers(0, len(data) - 64))
-        noisy[start:start + 64] = rng.bytes(64)
+        noisy[start : start + 64] = rng.bytes(64)
         path.write_bytes(bytes(noisy))
         try:
             read_torch_save(path)  # storage bytes carry no checksum: may read fine
@@ -185,7 +207,7 @@ def test_damaged__overwritten_bytes_never_crash(tmp_path, no_torch):
 def test_errors__path_file_and_archive(tmp_path, no_torch):
     with pytest.raises(ValueError, match="Invalid value for argument `path`"):
         read_torch_save(42)
-    with pytest.raises(FileNotFoundError, match="absent.pth"):
+    with pytest.raises(FileNotFoundError, match=r"absent.pth"):
         load_torch_file(tmp_path / "absent.pth")
     text = tmp_path / "notes.pth"
     text.write_text("hello")
@@ -195,5 +217,5 @@ def test_errors__path_file_and_archive(tmp_path, no_torch):
 
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
         archive.writestr("readme.txt", "not torch")
-    with pytest.raises(ValueError, match="not a torch.save archive"):
+    with pytest.raises(ValueError, match=r"not a torch.save archive"):
         read_torch_save(tmp_path / "other.zip")

@@ -28,8 +28,17 @@ from jepa_components.backends.keras.convert.safetensors import read_safetensors,
 from jepa_components.backends.keras.convert.torch_save import load_torch_file, read_torch_save
 
 __all__ = [
-    "export_hf_checkpoint", "export_official_checkpoint", "hf_state_dict",
-    "infer_official_architecture", "load_hf_checkpoint", "load_official_checkpoint",
-    "load_torch_file", "official_state_dicts", "read_hf_checkpoint", "read_official_checkpoint",
-    "read_safetensors", "read_torch_save", "write_safetensors",
+    "export_hf_checkpoint",
+    "export_official_checkpoint",
+    "hf_state_dict",
+    "infer_official_architecture",
+    "load_hf_checkpoint",
+    "load_official_checkpoint",
+    "load_torch_file",
+    "official_state_dicts",
+    "read_hf_checkpoint",
+    "read_official_checkpoint",
+    "read_safetensors",
+    "read_torch_save",
+    "write_safetensors",
 ]

@@ -54,8 +54,14 @@ from jepa_components.backends.keras.models.ijepa import IJEPA
 from jepa_components.backends.keras.models.predictor import Predictor
 from jepa_components.backends.keras.models.vit import VisionTransformer
 
-__all__ = ["ENCODER_ROWS", "export_hf_checkpoint", "hf_state_dict", "hf_table",
-           "load_hf_checkpoint", "read_hf_checkpoint"]
+__all__ = [
+    "ENCODER_ROWS",
+    "export_hf_checkpoint",
+    "hf_state_dict",
+    "hf_table",
+    "load_hf_checkpoint",
+    "read_hf_checkpoint",
+]
 
 POSITION_KEY = "embeddings.position_embeddings"
 ENCODERS = {"target": "target_encoder", "context": "encoder"}
@@ -81,13 +87,14 @@ ENCODER_ROWS = [
 
 def hf_table(vit: VisionTransformer) -> list:
     """The entries of a ``VisionTransformer`` in Hugging Face (5.x) names."""
-    return table_entries(vit, ENCODER_ROWS,
-                         [position_entry(POSITION_KEY, vit, vit.grid_size, vit.embed_dim)])
+    return table_entries(
+        vit, ENCODER_ROWS, [position_entry(POSITION_KEY, vit, vit.grid_size, vit.embed_dim)]
+    )
 
 
 _HINTS = {
     "pooler.": "`pooler.*` (IJepaModel(add_pooling_layer=True); it pools the first token, "
-               "which I-JEPA does not have)",
+    "which I-JEPA does not have)",
     "embeddings.mask_token": "`embeddings.mask_token` (IJepaModel(use_mask_token=True))",
     "classifier.": "`classifier.*` (an IJepaForImageClassification head)",
 }
@@ -95,10 +102,16 @@ _HINTS = {
 
 # ------------------------------------------------------------------ public
 def load_hf_checkpoint(
-        source: str | os.PathLike | Mapping | Any, *, config: Mapping | Any | None = None,
-        predictor_embed_dim: int = 384, predictor_depth: int = 6,
-        predictor_num_heads: int | None = None, seed: int | None = None,
-        weights_only: bool = True, model_kwargs: Mapping[str, Any] | None = None) -> IJEPA:
+    source: str | os.PathLike | Mapping | Any,
+    *,
+    config: Mapping | Any | None = None,
+    predictor_embed_dim: int = 384,
+    predictor_depth: int = 6,
+    predictor_num_heads: int | None = None,
+    seed: int | None = None,
+    weights_only: bool = True,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> IJEPA:
     """Build an :class:`IJEPA` from Hugging Face ``IJepaModel`` weights (never downloads).
 
     Both the encoder and the target encoder hold the weights (the hub models
@@ -176,22 +189,34 @@ def load_hf_checkpoint(
     kwargs = encoder_kwargs_from_config(config)
     heads = predictor_num_heads or kwargs["num_heads"]
     if predictor_embed_dim % heads:
-        raise invalid("predictor_num_heads", f"a divisor of predictor_embed_dim="
-                      f"{predictor_embed_dim} (None uses the encoder's {kwargs['num_heads']})",
-                      predictor_num_heads)
-    grid = tuple(side // kwargs["patch_size"] for side in check_pair("image_size",
-                                                                     kwargs["image_size"]))
+        raise invalid(
+            "predictor_num_heads",
+            f"a divisor of predictor_embed_dim="
+            f"{predictor_embed_dim} (None uses the encoder's {kwargs['num_heads']})",
+            predictor_num_heads,
+        )
+    grid = tuple(
+        side // kwargs["patch_size"] for side in check_pair("image_size", kwargs["image_size"])
+    )
     if is_learned_table(state.get(POSITION_KEY), grid):
         kwargs["pos_embed"] = "learned"
     encoder = VisionTransformer(**kwargs, seed=seed)
-    where = (f"The Hugging Face checkpoint {os.fspath(source)!r}"
-             if isinstance(source, (str, os.PathLike)) else "The Hugging Face state dict")
+    where = (
+        f"The Hugging Face checkpoint {os.fspath(source)!r}"
+        if isinstance(source, (str, os.PathLike))
+        else "The Hugging Face state dict"
+    )
     load_entries([("", hf_table(encoder), state)], where, hints=_HINTS)
     square = encoder.grid_size[0] == encoder.grid_size[1]
     predictor = Predictor(
-        num_patches=encoder.num_patches, embed_dim=encoder.embed_dim,
-        predictor_embed_dim=predictor_embed_dim, depth=predictor_depth, num_heads=heads,
-        grid_size=None if square else encoder.grid_size, seed=derive_seed(seed, 1))
+        num_patches=encoder.num_patches,
+        embed_dim=encoder.embed_dim,
+        predictor_embed_dim=predictor_embed_dim,
+        depth=predictor_depth,
+        num_heads=heads,
+        grid_size=None if square else encoder.grid_size,
+        seed=derive_seed(seed, 1),
+    )
     return IJEPA(encoder=encoder, predictor=predictor, **(model_kwargs or {}))
 
 
@@ -199,15 +224,20 @@ def _encoder_of(model, encoder):
     check_choice("encoder", encoder, tuple(ENCODERS))
     if isinstance(model, VisionTransformer):
         return model
-    if isinstance(model, IJEPA) and isinstance(getattr(model, ENCODERS[encoder]),
-                                               VisionTransformer):
+    if isinstance(model, IJEPA) and isinstance(
+        getattr(model, ENCODERS[encoder]), VisionTransformer
+    ):
         return getattr(model, ENCODERS[encoder])
-    raise invalid("model", "an IJEPA with a VisionTransformer encoder, or a VisionTransformer",
-                  type(model).__name__)
+    raise invalid(
+        "model",
+        "an IJEPA with a VisionTransformer encoder, or a VisionTransformer",
+        type(model).__name__,
+    )
 
 
-def hf_state_dict(model: IJEPA | VisionTransformer,
-                  encoder: str = "target") -> tuple[dict, dict[str, np.ndarray]]:
+def hf_state_dict(
+    model: IJEPA | VisionTransformer, encoder: str = "target"
+) -> tuple[dict, dict[str, np.ndarray]]:
     """``(config, state)`` of one encoder in the Hugging Face ``IJepaModel`` format.
 
     Args:
@@ -234,8 +264,9 @@ def hf_state_dict(model: IJEPA | VisionTransformer,
     return encoder_config(vit), state
 
 
-def export_hf_checkpoint(model: IJEPA | VisionTransformer, folder: str | os.PathLike, *,
-                         encoder: str = "target") -> str | os.PathLike:
+def export_hf_checkpoint(
+    model: IJEPA | VisionTransformer, folder: str | os.PathLike, *, encoder: str = "target"
+) -> str | os.PathLike:
     """Write one encoder as a folder that ``transformers.IJepaModel.from_pretrained`` loads.
 
     ``config.json`` plus ``model.safetensors`` (float32, the transformers

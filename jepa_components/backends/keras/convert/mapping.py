@@ -23,7 +23,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from keras import ops
@@ -31,9 +31,25 @@ from keras import ops
 from jepa_components.positional import sincos_2d_positions
 
 __all__ = [
-    "CONV", "QKV_BIAS", "QKV_KERNEL", "SAME", "SINCOS_TOLERANCE", "TRANSPOSE", "Entry",
-    "FixedTable", "Transform", "export_entries", "is_learned_table", "linear", "load_entries",
-    "locate", "mlp_ratio", "norm", "position_entry", "sincos_difference", "table_entries",
+    "CONV",
+    "QKV_BIAS",
+    "QKV_KERNEL",
+    "SAME",
+    "SINCOS_TOLERANCE",
+    "TRANSPOSE",
+    "Entry",
+    "FixedTable",
+    "Transform",
+    "export_entries",
+    "is_learned_table",
+    "linear",
+    "load_entries",
+    "locate",
+    "mlp_ratio",
+    "norm",
+    "position_entry",
+    "sincos_difference",
+    "table_entries",
     "to_numpy",
 ]
 
@@ -49,19 +65,26 @@ class Transform(NamedTuple):
     to_source: Callable[[np.ndarray], tuple]
 
 
-def _one(forward, backward=None):
+def _one(
+    forward: Callable[[np.ndarray], np.ndarray],
+    backward: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Transform:
     return Transform(forward, lambda value: ((backward or forward)(value),))
 
 
 SAME = _one(lambda a: a)
 TRANSPOSE = _one(lambda a: a.T)  # torch Linear (out, in) <-> Dense kernel (in, out)
-CONV = _one(lambda a: a.transpose(2, 3, 1, 0),  # torch Conv2d (D, C, p, p) <-> (p, p, C, D)
-            lambda a: a.transpose(3, 2, 0, 1))
+CONV = _one(
+    lambda a: a.transpose(2, 3, 1, 0),  # torch Conv2d (D, C, p, p) <-> (p, p, C, D)
+    lambda a: a.transpose(3, 2, 0, 1),
+)
 # Separate q, k, v Linears <-> one fused Dense whose columns are [q | k | v].
-QKV_KERNEL = Transform(lambda q, k, v: np.concatenate([q, k, v]).T,
-                       lambda kernel: tuple(np.split(kernel.T, 3)))
-QKV_BIAS = Transform(lambda q, k, v: np.concatenate([q, k, v]),
-                     lambda bias: tuple(np.split(bias, 3)))
+QKV_KERNEL = Transform(
+    lambda q, k, v: np.concatenate([q, k, v]).T, lambda kernel: tuple(np.split(kernel.T, 3))
+)
+QKV_BIAS = Transform(
+    lambda q, k, v: np.concatenate([q, k, v]), lambda bias: tuple(np.split(bias, 3))
+)
 
 
 class Entry(NamedTuple):
@@ -72,19 +95,25 @@ class Entry(NamedTuple):
     transform: Transform = SAME
     hint: str = ""  # added to a shape mismatch
 
-    def check(self, arrays):
+    def check(
+        self, arrays: Sequence[np.ndarray]
+    ) -> tuple[list[str], list[tuple[Any, np.ndarray]], list[str]]:
         """``(problems, [(variable, value)], notes)`` for the arrays of ``keys``."""
         # The source shapes the variable needs, from a zero-byte stand-in.
         stand_in = np.broadcast_to(np.zeros((), np.bool_), tuple(self.variable.shape))
         wants = [tuple(a.shape) for a in self.transform.to_source(stand_in)]
-        wrong = [f"shape mismatch for `{key}`: {tuple(a.shape)} in the checkpoint, {want} "
-                 f"expected{self.hint}" for key, a, want in zip(self.keys, arrays, wants)
-                 if tuple(a.shape) != want]
+        wrong = [
+            f"shape mismatch for `{key}`: {tuple(a.shape)} in the checkpoint, {want} "
+            f"expected{self.hint}"
+            for key, a, want in zip(self.keys, arrays, wants)
+            if tuple(a.shape) != want
+        ]
         if wrong:
             return wrong, [], []
         return [], [(self.variable, self.transform.to_keras(*arrays))], []
 
-    def export(self):
+    def export(self) -> dict[str, np.ndarray]:
+        """``{key: array}`` of the variable's value in the source layout."""
         value = ops.convert_to_numpy(ops.cast(self.variable, "float32"))
         return dict(zip(self.keys, self.transform.to_source(value)))
 
@@ -104,40 +133,69 @@ class FixedTable(NamedTuple):
     fix: str
 
     @property
-    def keys(self):
+    def keys(self) -> tuple[str]:
+        """The one source key, as :attr:`Entry.keys`."""
         return (self.key,)
 
-    def check(self, arrays):
+    def check(
+        self, arrays: Sequence[np.ndarray]
+    ) -> tuple[list[str], list[tuple[Any, np.ndarray]], list[str]]:
+        """``(problems, [], notes)``: the table is checked, never assigned."""
         (value,) = arrays
         shape, want = tuple(value.shape), (1, int(np.prod(self.grid)), self.width)
         side = int(round(np.sqrt(shape[1]))) if len(shape) == 3 else 0
-        if shape != want and not (self.other_grids and side > 0
-                                  and shape == (1, side * side, self.width)):
-            return [f"shape mismatch for `{self.key}`: {shape} in the checkpoint, {want} "
-                    f"expected ({self.grid} patch grid)"], [], []
+        if shape != want and not (
+            self.other_grids and side > 0 and shape == (1, side * side, self.width)
+        ):
+            return (
+                [
+                    f"shape mismatch for `{self.key}`: {shape} in the checkpoint, {want} "
+                    f"expected ({self.grid} patch grid)"
+                ],
+                [],
+                [],
+            )
         grid = self.grid if shape == want else (side, side)
         error = sincos_difference(value, grid)
         if error > SINCOS_TOLERANCE:
-            return [f"`{self.key}` is not the official fixed 2-D sin-cos table (max abs "
-                    f"difference {error:.3g}): {self.fix}"], [], []
-        return [], [], [] if grid == self.grid else [
-            f"trained on {shape[1]} patches, the model uses a {self.grid} grid: its fixed "
-            "sin-cos positions are used."]
+            return (
+                [
+                    f"`{self.key}` is not the official fixed 2-D sin-cos table (max abs "
+                    f"difference {error:.3g}): {self.fix}"
+                ],
+                [],
+                [],
+            )
+        return (
+            [],
+            [],
+            []
+            if grid == self.grid
+            else [
+                f"trained on {shape[1]} patches, the model uses a {self.grid} grid: its fixed "
+                "sin-cos positions are used."
+            ],
+        )
 
-    def export(self):
+    def export(self) -> dict[str, np.ndarray]:
+        """``{key: the sin-cos table (1, N, width)}``."""
         return {self.key: sincos_2d_positions(self.width, self.grid)[None]}
 
 
-def position_entry(key: str, layer: Any, grid: Sequence[int], width: int,
-                   other_grids: bool = False) -> Entry | FixedTable:
+def position_entry(
+    key: str, layer: Any, grid: Sequence[int], width: int, other_grids: bool = False
+) -> Entry | FixedTable:
     """The positional table ``layer`` adds: its learned weight, or a :class:`FixedTable`."""
     if getattr(layer, "pos_embed", None) == "learned":
         if not layer.built:
             layer.build()
         return Entry((key,), layer.pos_embed_weight, SAME, "; tables are not interpolated")
-    fix = ("build the encoder with pos_embed=\"learned\" to load it (the loaders do when "
-           "they build the model)" if hasattr(layer, "pos_embed") else
-           "the predictor only has fixed sin-cos positions")
+    fix = (
+        'build the encoder with pos_embed="learned" to load it (the loaders do when '
+        "they build the model)"
+        if hasattr(layer, "pos_embed")
+        else "the predictor only has fixed sin-cos positions"
+    )
     return FixedTable(key, tuple(grid), width, other_grids, fix)
 
 
@@ -145,8 +203,10 @@ def position_entry(key: str, layer: Any, grid: Sequence[int], width: int,
 def linear(source: str, keras: str | None = None, transform: Transform = TRANSPOSE) -> list:
     """Rows of a torch Linear or Conv2d (``weight``, ``bias``) <-> ``kernel``, ``bias``."""
     keras = keras or source
-    return [(f"{source}.weight", f"{keras}.kernel", transform),
-            (f"{source}.bias", f"{keras}.bias", SAME)]
+    return [
+        (f"{source}.weight", f"{keras}.kernel", transform),
+        (f"{source}.bias", f"{keras}.bias", SAME),
+    ]
 
 
 def norm(source: str, keras: str | None = None) -> list:
@@ -188,8 +248,8 @@ def table_entries(layer: Any, rows: Sequence, extra: Sequence = ()) -> list:
     if not layer.built:
         layer.build()
     entries = []
-    for repeated, group in itertools.groupby(rows, key=lambda row: "{i}" in row[1]):
-        group = list(group)
+    for repeated, run in itertools.groupby(rows, key=lambda row: "{i}" in row[1]):
+        group = list(run)
         count = len(getattr(layer, group[0][1].split(".")[0])) if repeated else 1
         for i, (keys, path, transform) in itertools.product(range(count), group):
             keys = (keys,) if isinstance(keys, str) else keys
@@ -205,8 +265,11 @@ def table_entries(layer: Any, rows: Sequence, extra: Sequence = ()) -> list:
 
 
 # ------------------------------------------------------------------ load, export
-def load_entries(groups: Iterable[tuple[str, Sequence, Mapping]], source: str,
-                 hints: Mapping[str, str] | None = None) -> None:
+def load_entries(
+    groups: Iterable[tuple[str, Sequence, Mapping]],
+    source: str,
+    hints: Mapping[str, str] | None = None,
+) -> None:
     """Check whole states against their tables; assign only when everything fits.
 
     Args:
@@ -228,11 +291,20 @@ def load_entries(groups: Iterable[tuple[str, Sequence, Mapping]], source: str,
         missing, unexpected = sorted(keys - set(state)), sorted(set(state) - keys)
         found = [f"missing keys {missing}"] if missing else []
         if unexpected:
-            known = [hint for prefix, hint in (hints or {}).items()
-                     if any(key.startswith(prefix) for key in unexpected)]
-            found.append(f"unexpected keys {unexpected}" + (
-                f"; {', '.join(known)} ha{'s' if len(known) == 1 else 've'} no counterpart in "
-                "the model: remove them from the state dict to load the rest" if known else ""))
+            known = [
+                hint
+                for prefix, hint in (hints or {}).items()
+                if any(key.startswith(prefix) for key in unexpected)
+            ]
+            found.append(
+                f"unexpected keys {unexpected}"
+                + (
+                    f"; {', '.join(known)} ha{'s' if len(known) == 1 else 've'} no counterpart in "
+                    "the model: remove them from the state dict to load the rest"
+                    if known
+                    else ""
+                )
+            )
         for entry in entries:
             if all(key in state for key in entry.keys):
                 wrong, assignments, entry_notes = entry.check([state[k] for k in entry.keys])
@@ -241,8 +313,9 @@ def load_entries(groups: Iterable[tuple[str, Sequence, Mapping]], source: str,
                 notes += [label + note for note in entry_notes]
         problems += [label + problem for problem in found]
     if problems:
-        raise ValueError(f"{source} does not match the model; nothing was loaded.\n  "
-                         + "\n  ".join(problems))
+        raise ValueError(
+            f"{source} does not match the model; nothing was loaded.\n  " + "\n  ".join(problems)
+        )
     for note in notes:
         warnings.warn(note, stacklevel=3)
     for variable, value in plan:
@@ -251,8 +324,11 @@ def load_entries(groups: Iterable[tuple[str, Sequence, Mapping]], source: str,
 
 def export_entries(entries: Iterable, rename: Callable[[str], str] = str) -> dict:
     """``{rename(key): float32 np.ndarray}`` of every entry, in the source layout."""
-    return {rename(key): np.ascontiguousarray(value, dtype=np.float32)
-            for entry in entries for key, value in entry.export().items()}
+    return {
+        rename(key): np.ascontiguousarray(value, dtype=np.float32)
+        for entry in entries
+        for key, value in entry.export().items()
+    }
 
 
 # ------------------------------------------------------------------ shared helpers
@@ -263,8 +339,10 @@ def to_numpy(value: Any, where: str) -> np.ndarray:
         value = (value.float() if value.is_floating_point() else value).numpy()
     array = np.asarray(value)
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise ValueError(f"{where} is not a numeric tensor. Received: {type(value).__name__} "
-                         f"with dtype {array.dtype}")
+        raise ValueError(
+            f"{where} is not a numeric tensor. Received: {type(value).__name__} "
+            f"with dtype {array.dtype}"
+        )
     return array
 
 
@@ -296,10 +374,14 @@ def sincos_difference(table: Any, grid: Sequence[int]) -> float:
     """
     table = np.asarray(table)
     grid = tuple(int(g) for g in grid)
-    if (table.ndim != 3 or table.shape[0] != 1 or table.shape[1] != grid[0] * grid[1]
-            or table.shape[2] % 4):
+    if (
+        table.ndim != 3
+        or table.shape[0] != 1
+        or table.shape[1] != grid[0] * grid[1]
+        or table.shape[2] % 4
+    ):
         return float("inf")
-    fixed = sincos_2d_positions(table.shape[2], grid)
+    fixed = sincos_2d_positions(table.shape[2], cast("tuple[int, int]", grid))
     return float(np.max(np.abs(table[0].astype(np.float64) - fixed), initial=0.0))
 
 

@@ -43,6 +43,7 @@ from jepa_components._validation import check_seed, invalid
 from jepa_components.backends.keras.convert.mapping import (
     CONV,
     SAME,
+    Transform,
     export_entries,
     is_learned_table,
     linear,
@@ -65,27 +66,42 @@ from jepa_components.backends.keras.models.predictor import Predictor
 from jepa_components.backends.keras.models.vit import VisionTransformer
 
 __all__ = [
-    "ENCODER_ROWS", "PREDICTOR_ROWS", "export_official_checkpoint", "infer_official_architecture",
-    "load_official_checkpoint", "official_state_dicts", "official_tables",
+    "ENCODER_ROWS",
+    "PREDICTOR_ROWS",
+    "export_official_checkpoint",
+    "infer_official_architecture",
+    "load_official_checkpoint",
+    "official_state_dicts",
+    "official_tables",
     "read_official_checkpoint",
 ]
 
 
-def _block_rows(prefix):
+def _block_rows(prefix: str) -> list[tuple[str, str, Transform]]:
     """One pre-norm block: the Keras sublayers carry the official names."""
     block = f"{prefix}.{{i}}"
-    return [*norm(f"{block}.norm1"), *linear(f"{block}.attn.qkv"), *linear(f"{block}.attn.proj"),
-            *norm(f"{block}.norm2"), *linear(f"{block}.mlp.fc1"), *linear(f"{block}.mlp.fc2")]
+    return [
+        *norm(f"{block}.norm1"),
+        *linear(f"{block}.attn.qkv"),
+        *linear(f"{block}.attn.proj"),
+        *norm(f"{block}.norm2"),
+        *linear(f"{block}.mlp.fc1"),
+        *linear(f"{block}.mlp.fc2"),
+    ]
 
 
 # (official key, Keras weight path, transform); `{i}` rows repeat per block.
 ENCODER_ROWS = [*linear("patch_embed.proj", transform=CONV), *_block_rows("blocks"), *norm("norm")]
-PREDICTOR_ROWS = [("mask_token", "mask_token", SAME), *linear("predictor_embed"),
-                  *_block_rows("predictor_blocks"), *norm("predictor_norm"),
-                  *linear("predictor_proj")]
+PREDICTOR_ROWS = [
+    ("mask_token", "mask_token", SAME),
+    *linear("predictor_embed"),
+    *_block_rows("predictor_blocks"),
+    *norm("predictor_norm"),
+    *linear("predictor_proj"),
+]
 
 
-def _grid(layer):
+def _grid(layer: Any) -> tuple[int, ...]:
     grid = getattr(layer, "grid_size", None)
     if grid is None:  # a square predictor
         side = int(round(np.sqrt(layer.num_patches)))
@@ -96,28 +112,40 @@ def _grid(layer):
 def official_tables(model: Any) -> dict[str, list]:
     """``{part: entries}`` of an ``IJEPA`` in the official layout (see the module docstring)."""
     try:
-        tables = {}
+        tables: dict[str, list] = {}
         for part in PARTS:
             layer = getattr(model, part)
-            rows, pos_key, width = ((PREDICTOR_ROWS, "predictor_pos_embed",
-                                     layer.predictor_embed_dim) if part == "predictor" else
-                                    (ENCODER_ROWS, "pos_embed", layer.embed_dim))
+            rows, pos_key, width = (
+                (PREDICTOR_ROWS, "predictor_pos_embed", layer.predictor_embed_dim)
+                if part == "predictor"
+                else (ENCODER_ROWS, "pos_embed", layer.embed_dim)
+            )
             position = position_entry(pos_key, layer, _grid(layer), width, other_grids=True)
             tables[part] = table_entries(layer, rows, [position])
         return tables
     except AttributeError as error:
-        raise invalid("model", "an IJEPA whose encoder is a VisionTransformer and whose "
-                      "predictor is a Predictor", f"{model!r} ({error})") from error
+        raise invalid(
+            "model",
+            "an IJEPA whose encoder is a VisionTransformer and whose predictor is a Predictor",
+            f"{model!r} ({error})",
+        ) from error
 
 
 # ------------------------------------------------------------------ load, export
 def load_official_checkpoint(
-        path_or_state: str | os.PathLike | Mapping, model: IJEPA | None = None, *,
-        model_name: str | None = None, image_size: int | None = None,
-        num_heads: int | None = None, predictor_embed_dim: int | None = None,
-        predictor_depth: int | None = None, predictor_num_heads: int | None = None,
-        weights_only: bool = True, seed: int | None = None,
-        model_kwargs: Mapping[str, Any] | None = None) -> IJEPA:
+    path_or_state: str | os.PathLike | Mapping,
+    model: IJEPA | None = None,
+    *,
+    model_name: str | None = None,
+    image_size: int | None = None,
+    num_heads: int | None = None,
+    predictor_embed_dim: int | None = None,
+    predictor_depth: int | None = None,
+    predictor_num_heads: int | None = None,
+    weights_only: bool = True,
+    seed: int | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+) -> IJEPA:
     """Build (or fill) an :class:`IJEPA` from an official I-JEPA checkpoint.
 
     Numerically the same network as the official PyTorch modules
@@ -210,27 +238,37 @@ def load_official_checkpoint(
         model.fit(data, epochs=epochs, initial_epoch=done,
                   callbacks=[TargetEMA(total_steps=steps * epochs)])
     """
-    arch = dict(model_name=model_name, image_size=image_size, num_heads=num_heads,
-                predictor_embed_dim=predictor_embed_dim, predictor_depth=predictor_depth,
-                predictor_num_heads=predictor_num_heads)
+    arch: dict[str, Any] = dict(
+        model_name=model_name,
+        image_size=image_size,
+        num_heads=num_heads,
+        predictor_embed_dim=predictor_embed_dim,
+        predictor_depth=predictor_depth,
+        predictor_num_heads=predictor_num_heads,
+    )
     if model is not None and (any(v is not None for v in arch.values()) or model_kwargs):
         given = sorted(k for k, v in arch.items() if v is not None) + (
-            ["model_kwargs"] if model_kwargs else [])
-        raise ValueError("Invalid arguments: pass either `model` or architecture arguments, "
-                         f"not both. Received: model and {given}")
+            ["model_kwargs"] if model_kwargs else []
+        )
+        raise ValueError(
+            "Invalid arguments: pass either `model` or architecture arguments, "
+            f"not both. Received: model and {given}"
+        )
     if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
         raise invalid("model_kwargs", "None or a dict", model_kwargs)
     check_seed(seed)
     if model is not None and not isinstance(model, IJEPA):
         raise invalid("model", "None or an IJEPA", type(model).__name__)
+    checkpoint: Mapping[str, Any]
     if isinstance(path_or_state, (str, os.PathLike)):
         checkpoint = read_official_checkpoint(path_or_state, weights_only=weights_only)
         source = f"The checkpoint {os.fspath(path_or_state)!r}"
     elif isinstance(path_or_state, Mapping):
         checkpoint, source = path_or_state, "The checkpoint"
     else:
-        raise invalid("path_or_state", "a file path or a checkpoint dict",
-                      type(path_or_state).__name__)
+        raise invalid(
+            "path_or_state", "a file path or a checkpoint dict", type(path_or_state).__name__
+        )
     states = split_checkpoint(checkpoint)
     if model is None:
         encoder_kwargs, predictor_kwargs = infer_official_architecture(checkpoint, **arch)
@@ -238,16 +276,23 @@ def load_official_checkpoint(
             encoder_kwargs["pos_embed"] = "learned"
         encoder = VisionTransformer(**encoder_kwargs, seed=seed)
         grid = encoder.grid_size
-        predictor = Predictor(num_patches=encoder.num_patches,
-                              grid_size=None if grid[0] == grid[1] else grid,
-                              seed=derive_seed(seed, 1), **predictor_kwargs)
+        predictor = Predictor(
+            num_patches=encoder.num_patches,
+            grid_size=None if grid[0] == grid[1] else grid,
+            seed=derive_seed(seed, 1),
+            **predictor_kwargs,
+        )
         model = IJEPA(encoder=encoder, predictor=predictor, **(model_kwargs or {}))
     tables = official_tables(model)
-    load_entries([(f"checkpoint[{part!r}]: ", tables[part], state)
-                  for part, state in states.items()], source)
+    load_entries(
+        [(f"checkpoint[{part!r}]: ", tables[part], state) for part, state in states.items()], source
+    )
     if "predictor" not in states:
-        warnings.warn("The checkpoint holds an encoder only: encoder and target encoder were "
-                      "loaded, the predictor keeps its initial weights.", stacklevel=2)
+        warnings.warn(
+            "The checkpoint holds an encoder only: encoder and target encoder were "
+            "loaded, the predictor keeps its initial weights.",
+            stacklevel=2,
+        )
     return model
 
 
@@ -276,15 +321,22 @@ def official_state_dicts(model: IJEPA, ddp_prefix: bool = False) -> dict[str, di
     for part, entries in official_tables(model).items():
         grid = _grid(getattr(model, part))
         if grid[0] != grid[1]:
-            raise ValueError(f"The {part} uses a non-square {grid} patch grid; the official "
-                             "code only builds square ones.")
+            raise ValueError(
+                f"The {part} uses a non-square {grid} patch grid; the official "
+                "code only builds square ones."
+            )
         states[part] = export_entries(entries, rename=lambda key: prefix + key)
     return states
 
 
-def export_official_checkpoint(model: IJEPA, path: str | os.PathLike, *, epoch: int = 0,
-                               ddp_prefix: bool = False,
-                               extra: Mapping[str, Any] | None = None) -> None:
+def export_official_checkpoint(
+    model: IJEPA,
+    path: str | os.PathLike,
+    *,
+    epoch: int = 0,
+    ddp_prefix: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """Write an ``IJEPA`` as an official training checkpoint (needs torch).
 
     The file is a ``torch.save`` dict ``{"encoder", "predictor",
@@ -328,8 +380,10 @@ def export_official_checkpoint(model: IJEPA, path: str | os.PathLike, *, epoch: 
         raise invalid("extra", "None or a dict", type(extra).__name__)
     states = official_state_dicts(model, ddp_prefix=ddp_prefix)
     torch = import_torch("Writing a PyTorch checkpoint file")
-    checkpoint = {part: {key: torch.from_numpy(value) for key, value in state.items()}
-                  for part, state in states.items()}
+    checkpoint: dict[str, Any] = {
+        part: {key: torch.from_numpy(value) for key, value in state.items()}
+        for part, state in states.items()
+    }
     checkpoint.update(opt=None, scaler=None, epoch=int(epoch))
     checkpoint.update(extra or {})
     torch.save(checkpoint, path)

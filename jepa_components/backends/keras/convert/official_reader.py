@@ -35,14 +35,17 @@ DEFAULT_PREDICTOR_EMBED_DIM, DEFAULT_PREDICTOR_DEPTH = 384, 6
 def _state_dict(value, where):
     """``{key: np.ndarray}`` with the DDP ``module.`` prefix removed."""
     if not isinstance(value, Mapping):
-        raise ValueError(f"{where} must be a state dict (a mapping of names to tensors). "
-                         f"Received: {type(value).__name__}")
+        raise ValueError(
+            f"{where} must be a state dict (a mapping of names to tensors). "
+            f"Received: {type(value).__name__}"
+        )
     state = {}
     for key, tensor in value.items():
         name = str(key).removeprefix(DDP_PREFIX)
         if name in state:
-            raise ValueError(f"{where} holds `{name}` both with and without the "
-                             f"`{DDP_PREFIX}` prefix.")
+            raise ValueError(
+                f"{where} holds `{name}` both with and without the `{DDP_PREFIX}` prefix."
+            )
         state[name] = to_numpy(tensor, f"{where}[{key!r}]")
     return state
 
@@ -54,16 +57,19 @@ def _looks_like_encoder(mapping):
 def split_checkpoint(checkpoint: Any) -> dict[str, dict[str, np.ndarray]]:
     """``{part: state}``: a training checkpoint, or a bare encoder (also the target)."""
     if not isinstance(checkpoint, Mapping):
-        raise ValueError("Expected an official I-JEPA checkpoint: a dict with keys "
-                         f"{PARTS}, or an encoder state dict. "
-                         f"Received: {type(checkpoint).__name__}")
+        raise ValueError(
+            "Expected an official I-JEPA checkpoint: a dict with keys "
+            f"{PARTS}, or an encoder state dict. "
+            f"Received: {type(checkpoint).__name__}"
+        )
     if any(part in checkpoint for part in PARTS):
         missing = [part for part in PARTS if part not in checkpoint]
         if missing:
             raise ValueError(
                 f"The checkpoint misses the key(s) {missing}: an official training checkpoint "
                 f"holds {list(PARTS)}. Found keys: {sorted(map(str, checkpoint))}. To load "
-                "an encoder alone, pass its state dict, e.g. checkpoint['target_encoder'].")
+                "an encoder alone, pass its state dict, e.g. checkpoint['target_encoder']."
+            )
         return {part: _state_dict(checkpoint[part], f"checkpoint[{part!r}]") for part in PARTS}
     if _looks_like_encoder(checkpoint):
         state = _state_dict(checkpoint, "the encoder state dict")
@@ -72,7 +78,8 @@ def split_checkpoint(checkpoint: Any) -> dict[str, dict[str, np.ndarray]]:
     raise ValueError(
         f"Not an official I-JEPA checkpoint: expected the keys {list(PARTS)} (a training "
         "checkpoint) or `patch_embed.proj.weight` (an encoder state dict). Found keys: "
-        f"{keys[:10]}{' ...' if len(keys) > 10 else ''}")
+        f"{keys[:10]}{' ...' if len(keys) > 10 else ''}"
+    )
 
 
 def read_official_checkpoint(path: str | os.PathLike, weights_only: bool = True) -> dict:
@@ -108,16 +115,21 @@ def read_official_checkpoint(path: str | os.PathLike, weights_only: bool = True)
     """
     checkpoint = load_torch_file(path, weights_only)
     if not isinstance(checkpoint, Mapping):
-        raise ValueError(f"{os.fspath(path)!r} holds a {type(checkpoint).__name__}, not an "
-                         "official I-JEPA checkpoint dict.")
+        raise ValueError(
+            f"{os.fspath(path)!r} holds a {type(checkpoint).__name__}, not an "
+            "official I-JEPA checkpoint dict."
+        )
     checkpoint = dict(checkpoint)
     if any(part in checkpoint for part in PARTS):
         for part in PARTS:
             if isinstance(checkpoint.get(part), Mapping):
                 checkpoint[part] = _state_dict(checkpoint[part], f"checkpoint[{part!r}]")
         return checkpoint
-    return _state_dict(checkpoint, "the encoder state dict") if _looks_like_encoder(
-        checkpoint) else checkpoint
+    return (
+        _state_dict(checkpoint, "the encoder state dict")
+        if _looks_like_encoder(checkpoint)
+        else checkpoint
+    )
 
 
 # ------------------------------------------------------------ architecture
@@ -133,8 +145,10 @@ def _shape(state, key, where, ndim):
 def _depth(state, prefix, where):
     found = {int(m.group(1)) for k in state for m in [re.match(rf"{prefix}\.(\d+)\.", k)] if m}
     if not found or found != set(range(len(found))):
-        raise ValueError(f"{where} must hold blocks `{prefix}.0` ... `{prefix}.<depth-1>`. "
-                         f"Found block numbers: {sorted(found)}")
+        raise ValueError(
+            f"{where} must hold blocks `{prefix}.0` ... `{prefix}.<depth-1>`. "
+            f"Found block numbers: {sorted(found)}"
+        )
     return len(found)
 
 
@@ -144,9 +158,14 @@ def _block_config(state, prefix, dim):
 
 
 def infer_official_architecture(
-        checkpoint: Mapping, *, model_name: str | None = None, image_size: int | None = None,
-        num_heads: int | None = None, predictor_embed_dim: int | None = None,
-        predictor_depth: int | None = None, predictor_num_heads: int | None = None,
+    checkpoint: Mapping,
+    *,
+    model_name: str | None = None,
+    image_size: int | None = None,
+    num_heads: int | None = None,
+    predictor_embed_dim: int | None = None,
+    predictor_depth: int | None = None,
+    predictor_num_heads: int | None = None,
 ) -> tuple[dict, dict]:
     """Encoder and predictor arguments of an official checkpoint, from tensor shapes.
 
@@ -190,8 +209,9 @@ def infer_official_architecture(
     num_patches = _shape(encoder, "pos_embed", where, 3)[1]
     side = int(round(np.sqrt(num_patches)))
     if side * side != num_patches:
-        raise ValueError(f"`pos_embed` has {num_patches} patches, not a square grid as the "
-                         "official code builds.")
+        raise ValueError(
+            f"`pos_embed` has {num_patches} patches, not a square grid as the official code builds."
+        )
     if num_heads is None:
         if model_name is not None:
             num_heads = VIT_SIZES[model_name][2]
@@ -200,31 +220,42 @@ def infer_official_architecture(
         else:
             raise ValueError(
                 f"Cannot infer `num_heads` for embed_dim={dim}: not an official size "
-                f"({sorted(OFFICIAL_NUM_HEADS)}). Pass num_heads=... (or model_name=...).")
+                f"({sorted(OFFICIAL_NUM_HEADS)}). Pass num_heads=... (or model_name=...)."
+            )
     if model_name is not None and VIT_SIZES[model_name][0] != dim:
-        raise ValueError(f"Invalid value for argument `model_name`: {model_name} has "
-                         f"embed_dim {VIT_SIZES[model_name][0]}, the checkpoint {dim}.")
+        raise ValueError(
+            f"Invalid value for argument `model_name`: {model_name} has "
+            f"embed_dim {VIT_SIZES[model_name][0]}, the checkpoint {dim}."
+        )
     encoder_kwargs = dict(
-        image_size=side * patch if image_size is None else image_size, patch_size=patch,
-        in_channels=channels, embed_dim=dim, depth=_depth(encoder, "blocks", where),
-        num_heads=int(num_heads), **_block_config(encoder, "blocks", dim))
+        image_size=side * patch if image_size is None else image_size,
+        patch_size=patch,
+        in_channels=channels,
+        embed_dim=dim,
+        depth=_depth(encoder, "blocks", where),
+        num_heads=int(num_heads),
+        **_block_config(encoder, "blocks", dim),
+    )
 
     predictor = states.get("predictor")
     predictor_kwargs = dict(embed_dim=dim, num_heads=int(predictor_num_heads or num_heads))
     if predictor is None:
         predictor_kwargs.update(
             predictor_embed_dim=predictor_embed_dim or DEFAULT_PREDICTOR_EMBED_DIM,
-            depth=predictor_depth or DEFAULT_PREDICTOR_DEPTH)
+            depth=predictor_depth or DEFAULT_PREDICTOR_DEPTH,
+        )
     else:
         where = "checkpoint['predictor']"
         width = _shape(predictor, "predictor_embed.weight", where, 2)[0]
         predictor_kwargs.update(
             predictor_embed_dim=predictor_embed_dim or width,
             depth=predictor_depth or _depth(predictor, "predictor_blocks", where),
-            **_block_config(predictor, "predictor_blocks", width))
+            **_block_config(predictor, "predictor_blocks", width),
+        )
     if predictor_kwargs["predictor_embed_dim"] % predictor_kwargs["num_heads"]:
         raise ValueError(
             f"The predictor width {predictor_kwargs['predictor_embed_dim']} is not divisible by "
             f"{predictor_kwargs['num_heads']} heads (the encoder's, as official init_model). "
-            "Pass predictor_num_heads=...")
+            "Pass predictor_num_heads=..."
+        )
     return encoder_kwargs, predictor_kwargs

@@ -11,13 +11,24 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 __all__ = ["read_safetensors", "write_safetensors"]
 
-_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2", "I64": "<i8",
-              "I32": "<i4", "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+_ST_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "BF16": "<u2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+}
 _NP_TO_ST = {np.dtype(v).str: k for k, v in _ST_DTYPES.items() if k != "BF16"}
 _MAX_HEADER = 100 << 20
 
@@ -39,15 +50,20 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     with open(path, "rb") as handle:
         length = int.from_bytes(handle.read(8), "little") if size >= 8 else -1
         if not 2 <= length <= min(size - 8, _MAX_HEADER):
-            raise ValueError(f"{where} is not a safetensors file, or it is truncated "
-                             f"({size} bytes).")
+            raise ValueError(
+                f"{where} is not a safetensors file, or it is truncated ({size} bytes)."
+            )
         try:
             header = json.loads(handle.read(length))
         except ValueError as error:
-            raise ValueError(f"{where} is not a safetensors file: its header is not "
-                             f"JSON ({error}).") from None
-    data = (np.memmap(path, dtype=np.uint8, mode="r", offset=8 + length)
-            if size > 8 + length else np.zeros(0, np.uint8))
+            raise ValueError(
+                f"{where} is not a safetensors file: its header is not JSON ({error})."
+            ) from None
+    data = (
+        np.memmap(path, dtype=np.uint8, mode="r", offset=8 + length)
+        if size > 8 + length
+        else np.zeros(0, np.uint8)
+    )
     tensors = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -56,12 +72,15 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
             kind, shape, (begin, end) = info["dtype"], tuple(info["shape"]), info["data_offsets"]
             dtype = np.dtype(_ST_DTYPES[kind])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"{where}: tensor `{name}` has an unsupported or malformed "
-                             f"header entry {info!r}.") from None
+            raise ValueError(
+                f"{where}: tensor `{name}` has an unsupported or malformed header entry {info!r}."
+            ) from None
         size_ok = end - begin == int(np.prod(shape)) * dtype.itemsize
         if not size_ok or not 0 <= begin <= end <= len(data):
-            raise ValueError(f"{where}: tensor `{name}` lies outside the file (offsets "
-                             f"{begin}..{end} of {len(data)} data bytes): truncated file?")
+            raise ValueError(
+                f"{where}: tensor `{name}` lies outside the file (offsets "
+                f"{begin}..{end} of {len(data)} data bytes): truncated file?"
+            )
         array = data[begin:end].view(dtype).reshape(shape)
         if kind == "BF16":  # the top half of a float32
             array = (array.astype(np.uint32) << 16).view(np.float32)
@@ -69,8 +88,11 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return tensors
 
 
-def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray],
-                      metadata: Mapping[str, str] | None = None) -> None:
+def write_safetensors(
+    path: str | os.PathLike,
+    tensors: Mapping[str, np.ndarray],
+    metadata: Mapping[str, str] | None = None,
+) -> None:
     """Write ``{name: np.ndarray}`` as a ``.safetensors`` file.
 
     Args:
@@ -79,7 +101,9 @@ def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]
         metadata: None or ``{str: str}`` (transformers wants
             ``{"format": "pt"}``).
     """
-    header, arrays, offset = {}, [], 0
+    header: dict[str, dict[str, Any]] = {}
+    arrays: list[np.ndarray] = []
+    offset = 0
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name, value in tensors.items():
@@ -88,8 +112,11 @@ def write_safetensors(path: str | os.PathLike, tensors: Mapping[str, np.ndarray]
         kind = _NP_TO_ST.get(array.dtype.str)
         if kind is None:
             raise ValueError(f"Cannot write `{name}` of dtype {array.dtype} as safetensors.")
-        header[name] = {"dtype": kind, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + array.nbytes]}
+        header[name] = {
+            "dtype": kind,
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
         arrays.append(array)
         offset += array.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()

@@ -35,10 +35,18 @@ INSTALL_HINT = 'pip install "jepa-components[torch]"'
 
 # torch storage classes -> numpy dtypes (BFloat16 is read as uint16, then widened).
 STORAGE_DTYPES = {
-    "DoubleStorage": "f8", "FloatStorage": "f4", "HalfStorage": "f2",
-    "BFloat16Storage": "u2", "LongStorage": "i8", "IntStorage": "i4",
-    "ShortStorage": "i2", "CharStorage": "i1", "ByteStorage": "u1",
-    "BoolStorage": "?", "ComplexFloatStorage": "c8", "ComplexDoubleStorage": "c16",
+    "DoubleStorage": "f8",
+    "FloatStorage": "f4",
+    "HalfStorage": "f2",
+    "BFloat16Storage": "u2",
+    "LongStorage": "i8",
+    "IntStorage": "i4",
+    "ShortStorage": "i2",
+    "CharStorage": "i1",
+    "ByteStorage": "u1",
+    "BoolStorage": "?",
+    "ComplexFloatStorage": "c8",
+    "ComplexDoubleStorage": "c16",
     "UntypedStorage": "u1",
 }
 # torch dtypes named by _rebuild_tensor_v3 (the dtypes added after torch 2.0).
@@ -64,20 +72,23 @@ def _rebuild(storage, offset, size, stride, dtype, where):
     size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
     numel = len(storage.data) // itemsize
     if len(size) != len(stride) or min(size, default=1) < 0 or offset < 0:
-        raise ValueError(f"{where}: a tensor with size {size}, stride {stride} and offset "
-                         f"{offset} is malformed.")
+        raise ValueError(
+            f"{where}: a tensor with size {size}, stride {stride} and offset {offset} is malformed."
+        )
     if 0 in size:
         array = np.zeros(size, dtype=dtype)
     else:
         last = offset + sum((n - 1) * s for n, s in zip(size, stride))
         if last >= numel or min(stride, default=0) < 0:
-            raise ValueError(f"{where}: a tensor (size {size}, stride {stride}, offset "
-                             f"{offset}) reaches past its storage of {numel} elements: "
-                             "truncated file?")
-        flat = storage.data[:numel * itemsize].view(dtype)
+            raise ValueError(
+                f"{where}: a tensor (size {size}, stride {stride}, offset "
+                f"{offset}) reaches past its storage of {numel} elements: "
+                "truncated file?"
+            )
+        flat = storage.data[: numel * itemsize].view(dtype)
         array = np.lib.stride_tricks.as_strided(
-            flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride),
-            writeable=False)
+            flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride), writeable=False
+        )
         if not array.flags.c_contiguous:  # contiguous tensors stay views of the file
             array = array.copy()
     if storage.type_name == "BFloat16Storage":  # the top half of a float32
@@ -98,24 +109,34 @@ class _Unpickler(pickle.Unpickler):
         try:
             info = self.archive.getinfo(name)
         except KeyError:
-            raise ValueError(f"{self.where}: the archive misses the storage {name!r}: "
-                             "truncated file?") from None
+            raise ValueError(
+                f"{self.where}: the archive misses the storage {name!r}: truncated file?"
+            ) from None
         if info.compress_type != zipfile.ZIP_STORED:
             return np.frombuffer(self.archive.read(name), np.uint8)
         # Local header: 30 bytes, then the name and the extra field, then the data.
-        header = self.mapped[info.header_offset:info.header_offset + 30]
+        header = self.mapped[info.header_offset : info.header_offset + 30]
         if len(header) < 30 or bytes(header[:4]) != ZIP_MAGIC:
             raise ValueError(f"{self.where}: the zip entry {name!r} is damaged.")
-        start = (info.header_offset + 30 + int.from_bytes(bytes(header[26:28]), "little")
-                 + int.from_bytes(bytes(header[28:30]), "little"))
+        start = (
+            info.header_offset
+            + 30
+            + int.from_bytes(bytes(header[26:28]), "little")
+            + int.from_bytes(bytes(header[28:30]), "little")
+        )
         if start + info.file_size > len(self.mapped):
-            raise ValueError(f"{self.where}: the storage {name!r} lies past the end of the "
-                             "file: truncated file?")
-        return self.mapped[start:start + info.file_size]
+            raise ValueError(
+                f"{self.where}: the storage {name!r} lies past the end of the file: truncated file?"
+            )
+        return self.mapped[start : start + info.file_size]
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
-                and pid[1] in STORAGE_DTYPES):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and pid[1] in STORAGE_DTYPES
+        ):
             raise _Refused(f"unsupported persistent id {pid!r}")
         type_name, key = pid[1], str(pid[2])
         if key not in self.storages:
@@ -146,15 +167,16 @@ class _Unpickler(pickle.Unpickler):
                 return lambda data, requires_grad, hooks, state: data
         raise _Refused(f"refused global {module}.{name}")
 
-    def _tensor_v2(self, storage, offset, size, stride, requires_grad=False, hooks=None,
-                   metadata=None):
+    def _tensor_v2(
+        self, storage, offset, size, stride, requires_grad=False, hooks=None, metadata=None
+    ):
         if not isinstance(storage, _Storage):
             raise pickle.UnpicklingError("a tensor without a storage")
-        return _rebuild(storage, offset, size, stride, STORAGE_DTYPES[storage.type_name],
-                        self.where)
+        return _rebuild(
+            storage, offset, size, stride, STORAGE_DTYPES[storage.type_name], self.where
+        )
 
-    def _tensor_v3(self, storage, offset, size, stride, requires_grad, hooks, dtype,
-                   metadata=None):
+    def _tensor_v3(self, storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None):
         if not isinstance(storage, _Storage) or not isinstance(dtype, np.dtype):
             raise pickle.UnpicklingError("a tensor without a storage or a dtype")
         return _rebuild(storage, offset, size, stride, dtype, self.where)
@@ -167,14 +189,17 @@ def import_torch(purpose: str) -> ModuleType:
     except ImportError as error:
         raise ImportError(
             f"{purpose} needs PyTorch, which is not installed (whatever the Keras "
-            f"backend). Install it with: {INSTALL_HINT}") from error
+            f"backend). Install it with: {INSTALL_HINT}"
+        ) from error
     return torch
 
 
 def _check_path(path):
     if not isinstance(path, (str, os.PathLike)):
-        raise ValueError("Invalid value for argument `path`. Expected a str or path-like. "
-                         f"Received: path={path!r}")
+        raise ValueError(
+            "Invalid value for argument `path`. Expected a str or path-like. "
+            f"Received: path={path!r}"
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No file at {os.fspath(path)!r}")
     with open(path, "rb") as handle:
@@ -184,8 +209,10 @@ def _check_path(path):
 def _data_pickle(archive, where):
     names = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(names) != 1:
-        raise ValueError(f"{where} is a zip file but not a torch.save archive: expected one "
-                         f"'<name>/data.pkl' entry, found {len(names)}.")
+        raise ValueError(
+            f"{where} is a zip file but not a torch.save archive: expected one "
+            f"'<name>/data.pkl' entry, found {len(names)}."
+        )
     return names[0]
 
 
@@ -225,19 +252,24 @@ def read_torch_save(path: str | os.PathLike) -> Any:
     if head != ZIP_MAGIC:
         raise ValueError(
             f"{where} is not a zip torch.save archive (torch >= 1.6 writes one). A file from "
-            "an older torch is a bare pickle: read it with torch.load.")
+            "an older torch is a bare pickle: read it with torch.load."
+        )
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as error:
-        raise ValueError(f"Could not read {where}: not a readable zip archive ({error}); "
-                         "truncated file?") from None
+        raise ValueError(
+            f"Could not read {where}: not a readable zip archive ({error}); truncated file?"
+        ) from None
     with archive:
         name = _data_pickle(archive, where)
-        prefix = name[:-len("data.pkl")]
-        if (f"{prefix}byteorder" in archive.namelist()
-                and archive.read(f"{prefix}byteorder").strip() == b"big"):
-            raise ValueError(f"{where} was written on a big-endian machine; read it with "
-                             "torch.load.")
+        prefix = name[: -len("data.pkl")]
+        if (
+            f"{prefix}byteorder" in archive.namelist()
+            and archive.read(f"{prefix}byteorder").strip() == b"big"
+        ):
+            raise ValueError(
+                f"{where} was written on a big-endian machine; read it with torch.load."
+            )
         mapped = np.memmap(path, dtype=np.uint8, mode="r")
         try:
             with archive.open(name) as handle:
@@ -245,12 +277,15 @@ def read_torch_save(path: str | os.PathLike) -> Any:
         except _Refused as error:
             raise ValueError(
                 f"{where} holds objects a weights-only reader refuses ({error}). If you "
-                "trust the file, read it with torch.load(weights_only=False).") from None
+                "trust the file, read it with torch.load(weights_only=False)."
+            ) from None
         except ValueError:
             raise  # ours: says what is wrong
         except Exception as error:  # a damaged pickle raises many types
-            raise ValueError(f"Could not read {where}: its pickle is damaged "
-                             f"({type(error).__name__}: {error}); truncated file?") from None
+            raise ValueError(
+                f"Could not read {where}: its pickle is damaged "
+                f"({type(error).__name__}: {error}); truncated file?"
+            ) from None
 
 
 def load_torch_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
@@ -279,15 +314,22 @@ def load_torch_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
     if not (head == ZIP_MAGIC or head[:1] == PICKLE_MAGIC):
         raise ValueError(
             f"{where} is not a PyTorch file: torch.save writes a zip archive (or, before "
-            f"torch 1.6, a pickle); this file starts with {head!r}.")
-    torch = import_torch(f"Reading {where} with torch.load (a torch < 1.6 file, or "
-                         "weights_only=False)")
+            f"torch 1.6, a pickle); this file starts with {head!r}."
+        )
+    torch = import_torch(
+        f"Reading {where} with torch.load (a torch < 1.6 file, or weights_only=False)"
+    )
     try:
         return torch.load(path, map_location="cpu", weights_only=bool(weights_only))
     except Exception as error:  # torch raises many types on corrupt files
-        hint = (" If you trust this file, pass weights_only=False."
-                if "weights_only" in str(error).lower() else "")
+        hint = (
+            " If you trust this file, pass weights_only=False."
+            if "weights_only" in str(error).lower()
+            else ""
+        )
         first_line = str(error).splitlines()[0] if str(error) else ""
-        raise ValueError(f"Could not read {where} with torch.load: the file is not a "
-                         f"torch.save file or is truncated ({type(error).__name__}: "
-                         f"{first_line}).{hint}") from error
+        raise ValueError(
+            f"Could not read {where} with torch.load: the file is not a "
+            f"torch.save file or is truncated ({type(error).__name__}: "
+            f"{first_line}).{hint}"
+        ) from error

@@ -12,8 +12,13 @@ on the test split. ``jepa_components.backends.keras.evaluation.probes`` runs it 
 to the linear and k-NN probes from one feature pass.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import numpy as np
+import numpy.typing as npt
 from keras import ops
 
 from jepa_components._validation import check_float, check_int, check_seed, invalid
@@ -59,8 +64,17 @@ class AttentivePooler(keras.layers.Layer):
         (2, 3, 8)
     """
 
-    def __init__(self, embed_dim, num_heads=4, num_queries=1, mlp_ratio=4.0,
-                 layer_norm_epsilon=1e-5, init_std=0.02, seed=None, **kwargs):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int = 4,
+        num_queries: int = 1,
+        mlp_ratio: float = 4.0,
+        layer_norm_epsilon: float = 1e-5,
+        init_std: float = 0.02,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.embed_dim = check_int("embed_dim", embed_dim, low=1)
         self.num_heads = check_int("num_heads", num_heads, low=1)
@@ -68,54 +82,72 @@ class AttentivePooler(keras.layers.Layer):
             raise invalid("num_heads", f"a divisor of embed_dim={self.embed_dim}", num_heads)
         self.num_queries = check_int("num_queries", num_queries, low=1)
         self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
-        self.layer_norm_epsilon = check_float("layer_norm_epsilon", layer_norm_epsilon,
-                                              low=0.0, low_open=True)
+        self.layer_norm_epsilon = check_float(
+            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True
+        )
         self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
         self.seed = check_seed(seed)
         dim, out_std = self.embed_dim, self.init_std / np.sqrt(2.0)
         common = dict(dtype=self.dtype_policy)
         self.norm_tokens = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name="norm_tokens", **common)
+            epsilon=self.layer_norm_epsilon, name="norm_tokens", **common
+        )
         self.q = dense(dim, std=self.init_std, seed=derive_seed(seed, 0), name="q", **common)
-        self.kv = dense(2 * dim, std=self.init_std, seed=derive_seed(seed, 1), name="kv",
-                        **common)
+        self.kv = dense(2 * dim, std=self.init_std, seed=derive_seed(seed, 1), name="kv", **common)
         self.proj = dense(dim, std=out_std, seed=derive_seed(seed, 2), name="proj", **common)
         self.norm_query = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name="norm_query", **common)
-        self.mlp = MLP(dim, max(1, int(dim * self.mlp_ratio)), init_std=self.init_std,
-                       output_init_std=out_std, seed=derive_seed(seed, 3), name="mlp", **common)
+            epsilon=self.layer_norm_epsilon, name="norm_query", **common
+        )
+        self.mlp = MLP(
+            dim,
+            max(1, int(dim * self.mlp_ratio)),
+            init_std=self.init_std,
+            output_init_std=out_std,
+            seed=derive_seed(seed, 3),
+            name="mlp",
+            **common,
+        )
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: tuple[int | None, ...] | None = None) -> None:
         dim = self.embed_dim
         self.query_tokens = self.add_weight(
-            shape=(1, self.num_queries, dim), name="query_tokens", trainable=True,
-            initializer=normal_init(self.init_std, derive_seed(self.seed, 4)))
+            shape=(1, self.num_queries, dim),
+            name="query_tokens",
+            trainable=True,
+            initializer=normal_init(self.init_std, derive_seed(self.seed, 4)),
+        )
         for layer in (self.norm_tokens, self.q, self.kv, self.proj, self.norm_query, self.mlp):
             layer.build((None, None, dim))
         self.built = True
 
-    def call(self, tokens):
+    def call(self, tokens: Any) -> Any:
         dim, heads = self.embed_dim, self.num_heads
         head_dim = dim // heads
         length = ops.shape(tokens)[1]
         keys = self.norm_tokens(tokens)
-        queries = ops.broadcast_to(ops.cast(self.query_tokens, keys.dtype),
-                                   (ops.shape(tokens)[0], self.num_queries, dim))
+        queries = ops.broadcast_to(
+            ops.cast(self.query_tokens, keys.dtype), (ops.shape(tokens)[0], self.num_queries, dim)
+        )
         query = ops.reshape(self.q(queries), (-1, self.num_queries, heads, head_dim))
         kv = ops.reshape(self.kv(keys), (-1, length, 2, heads, head_dim))
         attended = ops.dot_product_attention(query, kv[:, :, 0], kv[:, :, 1])
         x = queries + self.proj(ops.reshape(attended, (-1, self.num_queries, dim)))
         return x + self.mlp(self.norm_query(x))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return (input_shape[0], self.num_queries, self.embed_dim)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(embed_dim=self.embed_dim, num_heads=self.num_heads,
-                      num_queries=self.num_queries, mlp_ratio=self.mlp_ratio,
-                      layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
-                      seed=self.seed)
+        config.update(
+            embed_dim=self.embed_dim,
+            num_heads=self.num_heads,
+            num_queries=self.num_queries,
+            mlp_ratio=self.mlp_ratio,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            init_std=self.init_std,
+            seed=self.seed,
+        )
         return config
 
 
@@ -160,29 +192,52 @@ class AttentiveProbe(keras.Model):
         (4, 3)
     """
 
-    def __init__(self, embed_dim, num_classes, num_heads=4, num_queries=1, mlp_ratio=4.0,
-                 init_std=0.02, seed=None, **kwargs):
+    def __init__(
+        self,
+        embed_dim: int,
+        num_classes: int,
+        num_heads: int = 4,
+        num_queries: int = 1,
+        mlp_ratio: float = 4.0,
+        init_std: float = 0.02,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.num_classes = check_int("num_classes", num_classes, low=2)
         self.seed = check_seed(seed)
-        self.pooler = AttentivePooler(embed_dim, num_heads=num_heads, num_queries=num_queries,
-                                      mlp_ratio=mlp_ratio, init_std=init_std,
-                                      seed=derive_seed(seed, 0), name="pooler")
-        self.norm = keras.layers.LayerNormalization(epsilon=1e-6, name="norm",
-                                                    dtype=self.dtype_policy)
-        self.classifier = dense(self.num_classes, std=init_std, seed=derive_seed(seed, 1),
-                                name="classifier", dtype=self.dtype_policy)
+        self.pooler = AttentivePooler(
+            embed_dim,
+            num_heads=num_heads,
+            num_queries=num_queries,
+            mlp_ratio=mlp_ratio,
+            init_std=init_std,
+            seed=derive_seed(seed, 0),
+            name="pooler",
+        )
+        self.norm = keras.layers.LayerNormalization(
+            epsilon=1e-6, name="norm", dtype=self.dtype_policy
+        )
+        self.classifier = dense(
+            self.num_classes,
+            std=init_std,
+            seed=derive_seed(seed, 1),
+            name="classifier",
+            dtype=self.dtype_policy,
+        )
         dim = self.pooler.embed_dim
-        self.token_mean = self.add_weight(shape=(dim,), initializer="zeros", trainable=False,
-                                          name="token_mean")
-        self.token_std = self.add_weight(shape=(dim,), initializer="ones", trainable=False,
-                                         name="token_std")
+        self.token_mean = self.add_weight(
+            shape=(dim,), initializer="zeros", trainable=False, name="token_mean"
+        )
+        self.token_std = self.add_weight(
+            shape=(dim,), initializer="ones", trainable=False, name="token_std"
+        )
         self.pooler.build((None, None, dim))
         self.norm.build((None, self.pooler.num_queries * dim))
         self.classifier.build((None, self.pooler.num_queries * dim))
         self.built = True
 
-    def set_token_statistics(self, mean, std):
+    def set_token_statistics(self, mean: npt.ArrayLike, std: npt.ArrayLike) -> None:
         """Set ``token_mean`` / ``token_std`` (``(D,)`` each, std > 0)."""
         mean = np.asarray(mean, np.float32).reshape(-1)
         std = np.asarray(std, np.float32).reshape(-1)
@@ -194,46 +249,55 @@ class AttentiveProbe(keras.Model):
         self.token_mean.assign(mean)
         self.token_std.assign(std)
 
-    def call(self, tokens):
+    def call(self, tokens: Any) -> Any:
         tokens = ops.divide(ops.subtract(tokens, self.token_mean), self.token_std)
         pooled = self.pooler(tokens)
         width = self.pooler.num_queries * self.pooler.embed_dim
         return self.classifier(self.norm(ops.reshape(pooled, (-1, width))))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         pooler = self.pooler
-        return {"name": self.name, "trainable": self.trainable,
-                "embed_dim": pooler.embed_dim, "num_classes": self.num_classes,
-                "num_heads": pooler.num_heads, "num_queries": pooler.num_queries,
-                "mlp_ratio": pooler.mlp_ratio, "init_std": pooler.init_std, "seed": self.seed}
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "embed_dim": pooler.embed_dim,
+            "num_classes": self.num_classes,
+            "num_heads": pooler.num_heads,
+            "num_queries": pooler.num_queries,
+            "mlp_ratio": pooler.mlp_ratio,
+            "init_std": pooler.init_std,
+            "seed": self.seed,
+        }
 
 
 class _TokenBatches(keras.utils.PyDataset):
     """Shuffled ``(tokens, labels)`` batches; the order is drawn from ``seed`` and the epoch."""
 
-    def __init__(self, tokens, labels, batch_size, seed):
+    def __init__(self, tokens: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> None:
         super().__init__()
         self.tokens, self.labels = tokens, labels
         self.batch_size = min(batch_size, len(tokens))
         self.seed, self.epoch = seed, 0
         self._order = self._order_for(0)
 
-    def _order_for(self, epoch):
+    def _order_for(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(len(self.tokens))
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.tokens) // self.batch_size  # full batches: one compiled shape
 
-    def __getitem__(self, idx):
-        rows = np.sort(self._order[idx * self.batch_size:(idx + 1) * self.batch_size])
+    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.sort(self._order[idx * self.batch_size : (idx + 1) * self.batch_size])
         return self.tokens[rows], self.labels[rows]
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         self.epoch += 1
         self._order = self._order_for(self.epoch)
 
 
-def token_statistics(tokens, *, eps=1e-6, chunk=1024):
+def token_statistics(
+    tokens: npt.ArrayLike, *, eps: float = 1e-6, chunk: int = 1024
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per-dimension mean and std over all tokens of ``(N, T, D)``, in float64 chunks.
 
     Dimensions with std below ``eps`` get std 1 (as ``diagnostics.standardize``).
@@ -247,7 +311,7 @@ def token_statistics(tokens, *, eps=1e-6, chunk=1024):
     total = np.zeros(tokens.shape[-1])
     total_sq = np.zeros(tokens.shape[-1])
     for start in range(0, len(tokens), chunk):
-        part = tokens[start:start + chunk].reshape(-1, tokens.shape[-1]).astype(np.float64)
+        part = tokens[start : start + chunk].reshape(-1, tokens.shape[-1]).astype(np.float64)
         total += part.sum(axis=0)
         total_sq += np.square(part).sum(axis=0)
     count = tokens.shape[0] * tokens.shape[1]
@@ -256,21 +320,38 @@ def token_statistics(tokens, *, eps=1e-6, chunk=1024):
     return mean, np.where(std < eps, 1.0, std)
 
 
-def _check_tokens(name, tokens, labels=None):
+def _check_tokens(
+    name: str, tokens: npt.ArrayLike, labels: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float32], np.ndarray]:
+    """``(tokens, labels)`` as a float32 ``(N, T, D)`` array and ``(N,)`` labels."""
     tokens = np.asarray(tokens)
     if tokens.ndim != 3 or min(tokens.shape) < 1:
         raise invalid(name, "a (N, T, D) array of patch tokens", f"shape {tokens.shape}")
-    if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
-        if len(labels) != len(tokens):
-            raise invalid(name.replace("tokens", "labels"),
-                          f"one label per sample ({len(tokens)})", f"{len(labels)} labels")
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != len(tokens):
+        raise invalid(
+            name.replace("tokens", "labels"),
+            f"one label per sample ({len(tokens)})",
+            f"{len(labels)} labels",
+        )
     return tokens.astype(np.float32, copy=False), labels
 
 
-def train_attentive_probe(train_tokens, train_labels, *, num_heads=4, num_queries=1,
-                          mlp_ratio=4.0, epochs=10, batch_size=256, learning_rate=1e-2,
-                          weight_decay=0.01, warmup_epochs=1, seed=0, verbose=0):
+def train_attentive_probe(
+    train_tokens: npt.ArrayLike,
+    train_labels: npt.ArrayLike,
+    *,
+    num_heads: int = 4,
+    num_queries: int = 1,
+    mlp_ratio: float = 4.0,
+    epochs: int = 10,
+    batch_size: int = 256,
+    learning_rate: float = 1e-2,
+    weight_decay: float = 0.01,
+    warmup_epochs: int = 1,
+    seed: int = 0,
+    verbose: int | str = 0,
+) -> tuple[AttentiveProbe, np.ndarray]:
     """Train an :class:`AttentiveProbe` on cached frozen tokens.
 
     The probe's token statistics are set from ``train_tokens``
@@ -287,9 +368,9 @@ def train_attentive_probe(train_tokens, train_labels, *, num_heads=4, num_querie
     images and 10 epochs (~400 steps) that learning rate is too low: on
     cached Fashion-MNIST tokens of a random-init ViT (49 x 96, 10k/10k),
     10 epochs gave test accuracy 0.726 at lr 1e-3, 0.737 at 3e-3 and 0.749
-    at 1e-2 (the default), in about 70 s on the shared, overloaded 2-core
-    CPU, against 0.719 for scikit-learn's linear probe on the mean-pooled
-    features, which took 290 s in the same session.
+    at 1e-2 (the default), in about 70 s on a busy 2-core CPU, against
+    0.719 for scikit-learn's linear probe on the mean-pooled features,
+    which took 290 s on the same machine.
 
     Args:
         train_tokens: ``(N, T, D)`` float.
@@ -314,25 +395,46 @@ def train_attentive_probe(train_tokens, train_labels, *, num_heads=4, num_querie
     learning_rate = check_float("learning_rate", learning_rate, low=0.0, low_open=True)
     weight_decay = check_float("weight_decay", weight_decay, low=0.0)
     seed = check_int("seed", seed, low=0)
-    probe = AttentiveProbe(tokens.shape[-1], len(classes), num_heads=num_heads,
-                           num_queries=num_queries, mlp_ratio=mlp_ratio, seed=seed)
+    probe = AttentiveProbe(
+        tokens.shape[-1],
+        len(classes),
+        num_heads=num_heads,
+        num_queries=num_queries,
+        mlp_ratio=mlp_ratio,
+        seed=seed,
+    )
     probe.set_token_statistics(*token_statistics(tokens))
     data = _TokenBatches(tokens, codes.astype(np.int32), batch_size, seed)
     total = epochs * len(data)
-    schedule = WarmupCosine(warmup_steps=warmup_epochs * len(data), total_steps=total,
-                            start_lr=0.0, ref_lr=learning_rate, final_lr=0.0)
-    optimizer = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=weight_decay,
-                                       epsilon=1e-8)
+    schedule = WarmupCosine(
+        warmup_steps=warmup_epochs * len(data),
+        total_steps=total,
+        start_lr=0.0,
+        ref_lr=learning_rate,
+        final_lr=0.0,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-8
+    )
     optimizer.exclude_from_weight_decay(
-        var_list=[v for v in probe.trainable_variables if len(v.shape) <= 1])
-    probe.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        var_list=[v for v in probe.trainable_variables if len(v.shape) <= 1]
+    )
+    probe.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     probe.fit(data, epochs=epochs, shuffle=False, verbose=verbose)
     return probe, classes
 
 
-def attentive_probe_accuracy(train_tokens, train_labels, test_tokens, test_labels, *,
-                             batch_size=256, **kwargs):
+def attentive_probe_accuracy(
+    train_tokens: npt.ArrayLike,
+    train_labels: npt.ArrayLike,
+    test_tokens: npt.ArrayLike,
+    test_labels: npt.ArrayLike,
+    *,
+    batch_size: int = 256,
+    **kwargs: Any,
+) -> float:
     """Test accuracy of an attentive probe trained on frozen train tokens.
 
     Args:
@@ -357,10 +459,14 @@ def attentive_probe_accuracy(train_tokens, train_labels, test_tokens, test_label
     """
     test, test_labels = _check_tokens("test_tokens", test_tokens, test_labels)
     if test.shape[2:] != np.shape(train_tokens)[2:]:
-        raise invalid("test_tokens", f"tokens of width {np.shape(train_tokens)[2:]} (as the "
-                      "train tokens)", f"shape {test.shape}")
-    probe, classes = train_attentive_probe(train_tokens, train_labels, batch_size=batch_size,
-                                           **kwargs)
+        raise invalid(
+            "test_tokens",
+            f"tokens of width {np.shape(train_tokens)[2:]} (as the train tokens)",
+            f"shape {test.shape}",
+        )
+    probe, classes = train_attentive_probe(
+        train_tokens, train_labels, batch_size=batch_size, **kwargs
+    )
     logits = probe.predict(test, batch_size=max(batch_size, 256), verbose=0)
     predicted = classes[np.argmax(logits, axis=-1)]
     return float(np.mean(predicted == test_labels))

@@ -18,12 +18,17 @@ is seeded (weights from ``seed``, batch order from ``seed`` and the epoch)
 and trains for a fixed number of epochs: nothing is tuned on the test split.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import keras
 import numpy as np
+import numpy.typing as npt
 from keras import ops
 
 from jepa_components._validation import check_int, invalid
-from jepa_components.diagnostics import PROBE_PROTOCOLS, probe_accuracies
 from jepa_components.backends.keras.evaluation.attentive_probe import (
     AttentivePooler,
     AttentiveProbe,
@@ -31,6 +36,7 @@ from jepa_components.backends.keras.evaluation.attentive_probe import (
     token_statistics,
     train_attentive_probe,
 )
+from jepa_components.diagnostics import PROBE_PROTOCOLS, probe_accuracies
 
 __all__ = [
     "AttentivePooler",
@@ -46,7 +52,7 @@ __all__ = [
 # ---------------------------------------------------------------- features
 
 
-def _feature_model(encoder, last_n, keep_tokens):
+def _feature_model(encoder: Any, last_n: int, keep_tokens: bool) -> keras.Model:
     """A ``keras.Model`` images -> pooled features of the last ``last_n`` blocks (+ tokens).
 
     Built on ``VisionTransformer.intermediate_layers`` (each block output
@@ -55,12 +61,13 @@ def _feature_model(encoder, last_n, keep_tokens):
     """
 
     class LayerFeatures(keras.Model):
-        def call(self, images):
+        def call(self, images: Any) -> dict[str, Any]:
             layers = encoder.intermediate_layers(images, layers=last_n, norm=True)
             out = {"pooled": ops.mean(layers[-1], axis=1)}
             if last_n > 1:
                 out["pooled_last_layers"] = ops.concatenate(
-                    [ops.mean(x, axis=1) for x in layers], axis=-1)
+                    [ops.mean(x, axis=1) for x in layers], axis=-1
+                )
             if keep_tokens:
                 out["tokens"] = layers[-1]
             return out
@@ -68,7 +75,14 @@ def _feature_model(encoder, last_n, keep_tokens):
     return LayerFeatures()
 
 
-def encode_images(encoder, images, *, last_n=1, tokens=True, batch_size=256):
+def encode_images(
+    encoder: Any,
+    images: npt.ArrayLike,
+    *,
+    last_n: int = 1,
+    tokens: bool = True,
+    batch_size: int = 256,
+) -> dict[str, np.ndarray]:
     """Every feature view of ``images`` from one pass of a ViT encoder.
 
     Args:
@@ -103,16 +117,27 @@ def encode_images(encoder, images, *, last_n=1, tokens=True, batch_size=256):
     if images.ndim != 4 or len(images) < 1:
         raise invalid("images", "a non-empty (N, H, W, C) array", f"shape {images.shape}")
     outputs = _feature_model(encoder, last_n, bool(tokens)).predict(
-        images, batch_size=min(batch_size, len(images)), verbose=0)
+        images, batch_size=min(batch_size, len(images)), verbose=0
+    )
     return {name: np.asarray(value) for name, value in outputs.items()}
 
 
 # ---------------------------------------------------------------- all probes
 
 
-def probe_encoder(encoder, train_images, train_labels, test_images, test_labels, *,
-                  last_n=4, probes=("linear", "knn", "attentive"), knn_k=20,
-                  attentive=None, batch_size=256):
+def probe_encoder(
+    encoder: Any,
+    train_images: npt.ArrayLike,
+    train_labels: npt.ArrayLike,
+    test_images: npt.ArrayLike,
+    test_labels: npt.ArrayLike,
+    *,
+    last_n: int = 4,
+    probes: Iterable[str] = ("linear", "knn", "attentive"),
+    knn_k: int = 20,
+    attentive: Mapping[str, Any] | None = None,
+    batch_size: int = 256,
+) -> dict[str, Any]:
     """Every probe of one frozen encoder, from one feature pass over both splits.
 
     Encodes ``train_images`` and ``test_images`` once (:func:`encode_images`)
@@ -148,22 +173,33 @@ def probe_encoder(encoder, train_images, train_labels, test_images, test_labels,
         raise invalid("probes", f"a non-empty subset of {known}", probes)
     want_tokens = "attentive" in probes
     both = np.concatenate([np.asarray(train_images), np.asarray(test_images)])
-    features = encode_images(encoder, both, last_n=last_n, tokens=want_tokens,
-                             batch_size=batch_size)
-    num_train = len(train_images)
-    result = {}
+    features = encode_images(
+        encoder, both, last_n=last_n, tokens=want_tokens, batch_size=batch_size
+    )
+    num_train = len(np.asarray(train_images))
+    result: dict[str, Any] = {}
     pooled_probes = [p for p in probes if p != "attentive"]
     views = [("", "pooled"), ("_last_layers", "pooled_last_layers")]
     for suffix, view in views:
         if pooled_probes and view in features:
             values = features[view]
-            accuracies = probe_accuracies(values[:num_train], train_labels, values[num_train:],
-                                          test_labels, probes=pooled_probes, knn_k=knn_k)
+            accuracies = probe_accuracies(
+                values[:num_train],
+                train_labels,
+                values[num_train:],
+                test_labels,
+                probes=pooled_probes,
+                knn_k=knn_k,
+            )
             result.update({name + suffix: value for name, value in accuracies.items()})
     if want_tokens:
         tokens = features["tokens"]
         result["attentive"] = attentive_probe_accuracy(
-            tokens[:num_train], train_labels, tokens[num_train:], test_labels,
-            **dict(attentive or {}))
+            tokens[:num_train],
+            train_labels,
+            tokens[num_train:],
+            test_labels,
+            **dict(attentive or {}),
+        )
     result["protocols"] = {p: PROBE_PROTOCOLS[p] for p in probes}
     return result

@@ -38,6 +38,13 @@ from jepa_components.backends.keras.layers.mlp import MLP
 from jepa_components.backends.keras.layers.patch_embed import PatchEmbed
 
 __all__ = [
-    "ACTIVATIONS", "Attention", "MLP", "PatchEmbed", "TransformerBlock", "dense", "derive_seed",
-    "normal_init", "output_init_stds",
+    "ACTIVATIONS",
+    "Attention",
+    "MLP",
+    "PatchEmbed",
+    "TransformerBlock",
+    "dense",
+    "derive_seed",
+    "normal_init",
+    "output_init_stds",
 ]

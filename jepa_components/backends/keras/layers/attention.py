@@ -1,14 +1,23 @@
 """Multi-head self-attention with an optional key mask (official ``Attention``)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
 from jepa_components._validation import check_bool, check_float, check_int, check_seed, invalid
-from jepa_components.backends.keras.layers.initializers import check_output_init_std, dense, derive_seed
+from jepa_components.backends.keras.layers.initializers import (
+    check_output_init_std,
+    dense,
+    derive_seed,
+)
 
 __all__ = ["Attention"]
 
 _PACKAGE = "jepa_components"
+
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class Attention(keras.layers.Layer):
@@ -32,8 +41,16 @@ class Attention(keras.layers.Layer):
         (1, 3, 8)
     """
 
-    def __init__(self, dim, num_heads=8, qkv_bias=True, init_std=0.02,
-                 output_init_std=None, seed=None, **kwargs):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int = 8,
+        qkv_bias: bool = True,
+        init_std: float = 0.02,
+        output_init_std: float | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.dim = check_int("dim", dim, low=1)
         self.num_heads = check_int("num_heads", num_heads, low=1)
@@ -44,16 +61,23 @@ class Attention(keras.layers.Layer):
         self.output_init_std = check_output_init_std(output_init_std)
         self.seed = check_seed(seed)
         out_std = self.init_std if self.output_init_std is None else self.output_init_std
-        self.qkv = dense(3 * self.dim, use_bias=self.qkv_bias, std=init_std,
-                         seed=derive_seed(seed, 0), name="qkv", dtype=self.dtype_policy)
-        self.proj = dense(self.dim, std=out_std, seed=derive_seed(seed, 1),
-                          name="proj", dtype=self.dtype_policy)
+        self.qkv = dense(
+            3 * self.dim,
+            use_bias=self.qkv_bias,
+            std=init_std,
+            seed=derive_seed(seed, 0),
+            name="qkv",
+            dtype=self.dtype_policy,
+        )
+        self.proj = dense(
+            self.dim, std=out_std, seed=derive_seed(seed, 1), name="proj", dtype=self.dtype_policy
+        )
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.qkv.build(input_shape)
         self.proj.build(tuple(input_shape[:-1]) + (self.dim,))
 
-    def call(self, x, key_mask=None):
+    def call(self, x: Any, key_mask: Any = None) -> Any:
         length = ops.shape(x)[1]
         head_dim = self.dim // self.num_heads
         qkv = ops.reshape(self.qkv(x), (-1, length, 3, self.num_heads, head_dim))
@@ -64,13 +88,17 @@ class Attention(keras.layers.Layer):
         out = ops.dot_product_attention(query, key, value, mask=mask)
         return self.proj(ops.reshape(out, (-1, length, self.dim)))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            dim=self.dim, num_heads=self.num_heads, qkv_bias=self.qkv_bias,
-            init_std=self.init_std, output_init_std=self.output_init_std, seed=self.seed,
+            dim=self.dim,
+            num_heads=self.num_heads,
+            qkv_bias=self.qkv_bias,
+            init_std=self.init_std,
+            output_init_std=self.output_init_std,
+            seed=self.seed,
         )
         return config

@@ -8,6 +8,10 @@ so it is a plain normal in practice; Keras' ``TruncatedNormal`` would cut at
 2 std (std ~0.88 of the requested one), hence ``RandomNormal`` here.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import numpy as np
 
@@ -16,7 +20,7 @@ from jepa_components._validation import check_float
 __all__ = ["check_output_init_std", "dense", "derive_seed", "normal_init", "output_init_stds"]
 
 
-def derive_seed(seed, *path):
+def derive_seed(seed: int | None, *path: int) -> int | None:
     """An independent int seed for one weight, derived from ``seed`` and a path.
 
     Keras initializers given the same int seed return the same values, so
@@ -33,12 +37,12 @@ def derive_seed(seed, *path):
     return int(state.generate_state(1)[0] % (2**31 - 1))
 
 
-
-def check_output_init_std(value):
+def check_output_init_std(value: object) -> float | None:
+    """``value`` as a float > 0, or None (the layer's ``init_std``); else a ValueError."""
     return check_float("output_init_std", value, low=0.0, low_open=True, allow_none=True)
 
 
-def output_init_stds(init_std, depth, depth_scaled_init):
+def output_init_stds(init_std: float, depth: int, depth_scaled_init: bool) -> list[float | None]:
     """Init std of ``attn.proj`` / ``mlp.fc2`` per block; None = ``init_std``.
 
     ``depth_scaled_init=True``: ``init_std / sqrt(2 l)`` for block ``l``
@@ -56,11 +60,14 @@ def output_init_stds(init_std, depth, depth_scaled_init):
     return [float(init_std / np.sqrt(2.0 * layer_id)) for layer_id in range(1, depth + 1)]
 
 
-def normal_init(std, seed):
+def normal_init(std: float, seed: int | None) -> keras.initializers.Initializer:
+    """``RandomNormal(0, std)`` with ``seed``: the official weight init (see the module)."""
     return keras.initializers.RandomNormal(mean=0.0, stddev=float(std), seed=seed)
 
 
-def dense(units, *, use_bias=True, std, seed, name, dtype):
+def dense(
+    units: int, *, use_bias: bool = True, std: float, seed: int | None, name: str, dtype: Any
+) -> keras.layers.Dense:
     """Linear layer with the official init (normal std, zero bias)."""
     return keras.layers.Dense(
         units,
@@ -70,4 +77,3 @@ def dense(units, *, use_bias=True, std, seed, name, dtype):
         name=name,
         dtype=dtype,
     )
-

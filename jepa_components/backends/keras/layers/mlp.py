@@ -1,14 +1,23 @@
 """The transformer MLP: Linear, activation, Linear (official ``MLP``)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 
 from jepa_components._validation import check_choice, check_float, check_int, check_seed
 from jepa_components.backends.keras.layers.activations import ACTIVATIONS
-from jepa_components.backends.keras.layers.initializers import check_output_init_std, dense, derive_seed
+from jepa_components.backends.keras.layers.initializers import (
+    check_output_init_std,
+    dense,
+    derive_seed,
+)
 
 __all__ = ["MLP"]
 
 _PACKAGE = "jepa_components"
+
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class MLP(keras.layers.Layer):
@@ -27,8 +36,16 @@ class MLP(keras.layers.Layer):
         'gelu_tanh'
     """
 
-    def __init__(self, dim, hidden_dim, init_std=0.02, output_init_std=None,
-                 activation="gelu", seed=None, **kwargs):
+    def __init__(
+        self,
+        dim: int,
+        hidden_dim: int,
+        init_std: float = 0.02,
+        output_init_std: float | None = None,
+        activation: str = "gelu",
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.dim = check_int("dim", dim, low=1)
         self.hidden_dim = check_int("hidden_dim", hidden_dim, low=1)
@@ -38,25 +55,35 @@ class MLP(keras.layers.Layer):
         self.seed = check_seed(seed)
         self._activation_fn = ACTIVATIONS[self.activation]
         out_std = self.init_std if self.output_init_std is None else self.output_init_std
-        self.fc1 = dense(self.hidden_dim, std=init_std, seed=derive_seed(seed, 0),
-                         name="fc1", dtype=self.dtype_policy)
-        self.fc2 = dense(self.dim, std=out_std, seed=derive_seed(seed, 1),
-                         name="fc2", dtype=self.dtype_policy)
+        self.fc1 = dense(
+            self.hidden_dim,
+            std=init_std,
+            seed=derive_seed(seed, 0),
+            name="fc1",
+            dtype=self.dtype_policy,
+        )
+        self.fc2 = dense(
+            self.dim, std=out_std, seed=derive_seed(seed, 1), name="fc2", dtype=self.dtype_policy
+        )
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.fc1.build(input_shape)
         self.fc2.build(tuple(input_shape[:-1]) + (self.hidden_dim,))
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         return self.fc2(self._activation_fn(self.fc1(x)))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return tuple(input_shape)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            dim=self.dim, hidden_dim=self.hidden_dim, init_std=self.init_std,
-            output_init_std=self.output_init_std, activation=self.activation, seed=self.seed,
+            dim=self.dim,
+            hidden_dim=self.hidden_dim,
+            init_std=self.init_std,
+            output_init_std=self.output_init_std,
+            activation=self.activation,
+            seed=self.seed,
         )
         return config

@@ -1,5 +1,9 @@
 """Patch embedding: non-overlapping patches to tokens (official ``PatchEmbed``)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -9,6 +13,7 @@ from jepa_components.backends.keras.layers.initializers import derive_seed, norm
 __all__ = ["PatchEmbed"]
 
 _PACKAGE = "jepa_components"
+
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class PatchEmbed(keras.layers.Layer):
@@ -24,7 +29,14 @@ class PatchEmbed(keras.layers.Layer):
         (2, 6, 8)
     """
 
-    def __init__(self, patch_size=16, embed_dim=768, init_std=0.02, seed=None, **kwargs):
+    def __init__(
+        self,
+        patch_size: int = 16,
+        embed_dim: int = 768,
+        init_std: float = 0.02,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.patch_size = check_int("patch_size", patch_size, low=1)
         self.embed_dim = check_int("embed_dim", embed_dim, low=1)
@@ -42,21 +54,23 @@ class PatchEmbed(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.proj.build(input_shape)
 
-    def call(self, images):
+    def call(self, images: Any) -> Any:
         patches = self.proj(ops.cast(images, self.compute_dtype))
         return ops.reshape(patches, (-1, patches.shape[1] * patches.shape[2], self.embed_dim))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         height, width = input_shape[1] // self.patch_size, input_shape[2] // self.patch_size
         return (input_shape[0], height * width, self.embed_dim)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            patch_size=self.patch_size, embed_dim=self.embed_dim,
-            init_std=self.init_std, seed=self.seed,
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            init_std=self.init_std,
+            seed=self.seed,
         )
         return config

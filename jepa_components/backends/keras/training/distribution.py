@@ -21,6 +21,11 @@ with ``sampler.sample(local_batch, start=k * global_batch + p * local_batch)``
 :func:`process_mask_start`).
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 
 from jepa_components._validation import check_int, invalid
@@ -28,7 +33,9 @@ from jepa_components._validation import check_int, invalid
 __all__ = ["data_parallel", "process_mask_start"]
 
 
-def data_parallel(devices=None, global_batch_size=None):
+def data_parallel(
+    devices: Sequence[str] | None = None, global_batch_size: int | None = None
+) -> Any:
     """Set a ``keras.distribution.DataParallel`` over ``devices`` and return it.
 
     Args:
@@ -57,7 +64,8 @@ def data_parallel(devices=None, global_batch_size=None):
         raise ValueError(
             "Invalid value for argument `backend`. Expected KERAS_BACKEND=jax: "
             "keras.distribution (DataParallel) is implemented for the jax backend only. "
-            f"Received: backend={backend!r}. Run with KERAS_BACKEND=jax, or train on one device.")
+            f"Received: backend={backend!r}. Run with KERAS_BACKEND=jax, or train on one device."
+        )
     if devices is None:
         devices = keras.distribution.list_devices()
     elif not isinstance(devices, (list, tuple)) or not devices:
@@ -66,14 +74,19 @@ def data_parallel(devices=None, global_batch_size=None):
     if global_batch_size is not None:
         global_batch_size = check_int("global_batch_size", global_batch_size, low=1)
         if global_batch_size % count:
-            raise invalid("global_batch_size",
-                          f"a multiple of the number of devices ({count})", global_batch_size)
+            raise invalid(
+                "global_batch_size",
+                f"a multiple of the number of devices ({count})",
+                global_batch_size,
+            )
     distribution = keras.distribution.DataParallel(devices=list(devices))
     keras.distribution.set_distribution(distribution)
     return distribution
 
 
-def process_mask_start(step, global_batch_size, process_index=0, num_processes=1):
+def process_mask_start(
+    step: int, global_batch_size: int, process_index: int = 0, num_processes: int = 1
+) -> int:
     """First stream index of this process's rows of global batch ``step``.
 
     ``sampler.sample(global_batch_size // num_processes, start=...)`` with
@@ -89,7 +102,8 @@ def process_mask_start(step, global_batch_size, process_index=0, num_processes=1
     num_processes = check_int("num_processes", num_processes, low=1)
     process_index = check_int("process_index", process_index, low=0, high=num_processes - 1)
     if global_batch_size % num_processes:
-        raise invalid("global_batch_size",
-                      f"a multiple of num_processes={num_processes}", global_batch_size)
+        raise invalid(
+            "global_batch_size", f"a multiple of num_processes={num_processes}", global_batch_size
+        )
     local = global_batch_size // num_processes
     return step * global_batch_size + process_index * local

@@ -49,10 +49,15 @@ shape and reused by every check and every ``fit``); on jax each check syncs
 the model state once. Between checks the callback only reads the loss.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
+import numpy.typing as npt
 from keras import ops
 
 from jepa_components import diagnostics
@@ -66,19 +71,22 @@ __all__ = ["HealthMonitor"]
 class _PooledFeatures(keras.Model):
     """``images -> mean over tokens of encoder(images)``: ``(B, H, W, C) -> (B, D)``."""
 
-    def __init__(self, encoder):
+    def __init__(self, encoder: keras.Model) -> None:
         super().__init__(name="pooled_features")  # (tensorflow refuses a leading "_")
         self.encoder = encoder
 
-    def call(self, images):
+    def call(self, images: Any) -> Any:
         return ops.mean(self.encoder(images), axis=1)
 
 
-def _check_images(name, images, minimum):
+def _check_images(name: str, images: npt.ArrayLike, minimum: int) -> np.ndarray:
     array = np.asarray(images)
     if array.ndim != 4 or len(array) < minimum:
-        raise invalid(name, f"an image array (N, H, W, C) with N >= {minimum}",
-                      f"array of shape {array.shape}")
+        raise invalid(
+            name,
+            f"an image array (N, H, W, C) with N >= {minimum}",
+            f"array of shape {array.shape}",
+        )
     return array
 
 
@@ -143,59 +151,87 @@ class HealthMonitor(keras.callbacks.Callback):
         ('collapse', 4)
     """
 
-    def __init__(self, probe_images, every=100, min_std_ratio=0.01, min_rank_ratio=None,
-                 stop_on_nonfinite=True, knn_data=None, knn_every=None, knn_k=20,
-                 batch_size=256, reference=None, verbose=True):
+    def __init__(
+        self,
+        probe_images: npt.ArrayLike,
+        every: int = 100,
+        min_std_ratio: float | None = 0.01,
+        min_rank_ratio: float | None = None,
+        stop_on_nonfinite: bool = True,
+        knn_data: Sequence[npt.ArrayLike] | None = None,
+        knn_every: int | None = None,
+        knn_k: int = 20,
+        batch_size: int = 256,
+        reference: dict[str, float] | None = None,
+        verbose: bool = True,
+    ) -> None:
         super().__init__()
         self.probe_images = _check_images("probe_images", probe_images, 2)
         self.every = check_int("every", every, low=1)
-        self.min_std_ratio = check_float("min_std_ratio", min_std_ratio, low=0.0, high=1.0,
-                                         high_open=True, allow_none=True)
-        self.min_rank_ratio = check_float("min_rank_ratio", min_rank_ratio, low=0.0, high=1.0,
-                                          high_open=True, allow_none=True)
+        self.min_std_ratio = check_float(
+            "min_std_ratio", min_std_ratio, low=0.0, high=1.0, high_open=True, allow_none=True
+        )
+        self.min_rank_ratio = check_float(
+            "min_rank_ratio", min_rank_ratio, low=0.0, high=1.0, high_open=True, allow_none=True
+        )
         self.stop_on_nonfinite = check_bool("stop_on_nonfinite", stop_on_nonfinite)
         self.knn_k = check_int("knn_k", knn_k, low=1)
         self.knn_data = self._check_knn(knn_data)
-        self.knn_every = check_int("knn_every", self.every if knn_every is None else knn_every,
-                                   low=1)
+        self.knn_every = check_int(
+            "knn_every", self.every if knn_every is None else knn_every, low=1
+        )
         self.batch_size = check_int("batch_size", batch_size, low=1)
-        if reference is not None and not (isinstance(reference, dict) and {
-                "feature_std_mean", "effective_rank"} <= set(reference)):
-            raise invalid("reference", "None or a dict with `feature_std_mean` and "
-                          "`effective_rank`", reference)
+        if reference is not None and not (
+            isinstance(reference, dict) and {"feature_std_mean", "effective_rank"} <= set(reference)
+        ):
+            raise invalid(
+                "reference",
+                "None or a dict with `feature_std_mean` and `effective_rank`",
+                reference,
+            )
         self.reference = reference
         self.verbose = check_bool("verbose", verbose)
-        self.records = []
-        self.stop_reason = self.stop_kind = self.stop_step = None
-        self._features_model = None
+        self.records: list[dict[str, Any]] = []
+        self.stop_reason: str | None = None
+        self.stop_kind: str | None = None
+        self.stop_step: int | None = None
+        self._features_model: _PooledFeatures | None = None
         self._step = 0
-        self._last_check = None
+        self._last_check: tuple[int, dict[str, float]] | None = None
 
-    def _check_knn(self, knn_data):
+    def _check_knn(
+        self, knn_data: Sequence[npt.ArrayLike] | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
         if knn_data is None:
             return None
         if not isinstance(knn_data, (tuple, list)) or len(knn_data) != 4:
-            raise invalid("knn_data", "None or (train_images, train_labels, test_images, "
-                          "test_labels)", type(knn_data).__name__)
+            raise invalid(
+                "knn_data",
+                "None or (train_images, train_labels, test_images, test_labels)",
+                type(knn_data).__name__,
+            )
         train, train_labels, test, test_labels = knn_data
         train = _check_images("knn_data", train, self.knn_k)
         test = _check_images("knn_data", test, 1)
         train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
         if train_labels.shape != (len(train),) or test_labels.shape != (len(test),):
-            raise invalid("knn_data", "one label per image",
-                          f"{train_labels.shape} labels for {len(train)} train images and "
-                          f"{test_labels.shape} for {len(test)} test images")
+            raise invalid(
+                "knn_data",
+                "one label per image",
+                f"{train_labels.shape} labels for {len(train)} train images and "
+                f"{test_labels.shape} for {len(test)} test images",
+            )
         return train, train_labels, test, test_labels
 
     # ------------------------------------------------------------- features
-    def _features(self, encoder, images):
+    def _features(self, encoder: keras.Model, images: np.ndarray) -> npt.NDArray[np.float64]:
         """Mean-pooled ``encoder`` features ``(N, D)`` of ``images``, one compiled function."""
         if self._features_model is None or self._features_model.encoder is not encoder:
             self._features_model = _PooledFeatures(encoder)
         size = min(self.batch_size, len(images))
         chunks = []
         for start in range(0, len(images), size):
-            chunk = images[start:start + size]
+            chunk = images[start : start + size]
             count = len(chunk)
             if count < size:  # pad: every call has the same shape (one trace)
                 chunk = np.concatenate([chunk, np.repeat(chunk[-1:], size - count, axis=0)])
@@ -203,20 +239,22 @@ class HealthMonitor(keras.callbacks.Callback):
             chunks.append(np.asarray(ops.convert_to_numpy(out))[:count])
         return np.concatenate(chunks).astype(np.float64)
 
-    def _random_init_reference(self, encoder):
+    def _random_init_reference(self, encoder: keras.Model) -> dict[str, float]:
         fresh = type(encoder).from_config(encoder.get_config())
         if not fresh.built:
             fresh.build(None)
-        tokens = fresh(self.probe_images[:self.batch_size])
+        tokens = fresh(self.probe_images[: self.batch_size])
         features = np.asarray(ops.convert_to_numpy(ops.mean(tokens, axis=1)), np.float64)
         return diagnostics.collapse_metrics(features)
 
     # ---------------------------------------------------------------- hooks
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         model = self.model
         if not isinstance(model, IJEPA):
-            raise ValueError("HealthMonitor needs an IJEPA model. "
-                             f"Received: model of type {type(model).__name__}")
+            raise ValueError(
+                "HealthMonitor needs an IJEPA model. "
+                f"Received: model of type {type(model).__name__}"
+            )
         self.stop_reason = self.stop_kind = self.stop_step = None
         updates = int(ops.convert_to_numpy(model.optimizer.iterations))
         self._step = updates * model.accumulation_steps()  # training batches so far
@@ -224,10 +262,10 @@ class HealthMonitor(keras.callbacks.Callback):
         if self.reference is None and (self.min_std_ratio or self.min_rank_ratio):
             self.reference = self._random_init_reference(model.target_encoder)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self._step += 1
         logs = logs if logs is not None else {}
         loss = logs.get("loss")
@@ -237,7 +275,7 @@ class HealthMonitor(keras.callbacks.Callback):
         if self._step % self.every == 0:
             self._check(logs, knn=self._step % self.knn_every == 0)
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if self.stop_kind is not None:
             return
         if self._last_check is not None and self._last_check[0] == self._step:
@@ -247,53 +285,62 @@ class HealthMonitor(keras.callbacks.Callback):
         self._check(logs if logs is not None else {}, knn=True)
 
     # --------------------------------------------------------------- checks
-    def _check(self, logs, knn):
+    def _check(self, logs: dict[str, Any], knn: bool) -> None:
         model = self.model  # on jax: one state sync
         features = self._features(model.target_encoder, self.probe_images)
-        values = {"learning_rate": float(ops.convert_to_numpy(model.optimizer.learning_rate)),
-                  "ema_momentum": float(ops.convert_to_numpy(model.current_momentum()))}
+        values: dict[str, float] = {
+            "learning_rate": float(ops.convert_to_numpy(model.optimizer.learning_rate)),
+            "ema_momentum": float(ops.convert_to_numpy(model.current_momentum())),
+        }
         finite = bool(np.all(np.isfinite(features)))
         if finite:
             metrics = diagnostics.collapse_metrics(features)
-            values.update(feature_std=metrics["feature_std_mean"],
-                          feature_std_min=metrics["feature_std_min"],
-                          effective_rank=metrics["effective_rank"])
+            values.update(
+                feature_std=metrics["feature_std_mean"],
+                feature_std_min=metrics["feature_std_min"],
+                effective_rank=metrics["effective_rank"],
+            )
         else:
-            values.update(feature_std=math.nan, feature_std_min=math.nan,
-                          effective_rank=math.nan)
+            values.update(feature_std=math.nan, feature_std_min=math.nan, effective_rank=math.nan)
         if knn and self.knn_data is not None and finite:
             train, train_labels, test, test_labels = self.knn_data
             values["knn_accuracy"] = diagnostics.knn_accuracy(
-                self._features(model.target_encoder, train), train_labels,
-                self._features(model.target_encoder, test), test_labels, k=self.knn_k)
+                self._features(model.target_encoder, train),
+                train_labels,
+                self._features(model.target_encoder, test),
+                test_labels,
+                k=self.knn_k,
+            )
         logs.update(values)
         self._last_check = (self._step, values)
-        self.records.append({"step": self._step, "epoch": getattr(self, "_epoch", 0),
-                             **values})
+        self.records.append({"step": self._step, "epoch": getattr(self, "_epoch", 0), **values})
         if not finite:
             if self.stop_on_nonfinite:
-                self._stop("nonfinite_features",
-                           f"non-finite target features at step {self._step}")
+                self._stop("nonfinite_features", f"non-finite target features at step {self._step}")
             return
         self._check_collapse(values)
 
-    def _check_collapse(self, values):
+    def _check_collapse(self, values: dict[str, float]) -> None:
         reference = self.reference or {}
-        for key, ratio, name in (("feature_std", self.min_std_ratio, "feature_std_mean"),
-                                 ("effective_rank", self.min_rank_ratio, "effective_rank")):
+        for key, ratio, name in (
+            ("feature_std", self.min_std_ratio, "feature_std_mean"),
+            ("effective_rank", self.min_rank_ratio, "effective_rank"),
+        ):
             if ratio is None or name not in reference:
                 continue
             threshold = ratio * float(reference[name])
             if values[key] < threshold:
-                self._stop("collapse",
-                           f"representation collapse at step {self._step}: {key} of the target "
-                           f"features {values[key]:.3g} < {ratio:g} x its random-init value "
-                           f"{float(reference[name]):.3g} (feature_std "
-                           f"{values['feature_std']:.3g}, effective_rank "
-                           f"{values['effective_rank']:.3g})")
+                self._stop(
+                    "collapse",
+                    f"representation collapse at step {self._step}: {key} of the target "
+                    f"features {values[key]:.3g} < {ratio:g} x its random-init value "
+                    f"{float(reference[name]):.3g} (feature_std "
+                    f"{values['feature_std']:.3g}, effective_rank "
+                    f"{values['effective_rank']:.3g})",
+                )
                 return
 
-    def _stop(self, kind, message):
+    def _stop(self, kind: str, message: str) -> None:
         if self.stop_kind is None:
             self.stop_kind, self.stop_reason, self.stop_step = kind, message, self._step
             if self.verbose:

@@ -32,6 +32,10 @@ Weight decay is decoupled as in ``torch.optim.AdamW``: ``w -= lr * wd * w``
 default is 1e-7).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -39,14 +43,21 @@ from jepa_components._validation import check_float, check_int, invalid, is_real
 from jepa_components.backends.keras.compat import TorchFusedAdamWHooks
 from jepa_components.schedules import cosine_weight_decay, warmup_cosine_lr
 
-__all__ = ["CosineWeightDecay", "ScheduledAdamW", "WarmupCosine", "make_adamw",
-           "total_optimizer_steps"]
+__all__ = [
+    "CosineWeightDecay",
+    "ScheduledAdamW",
+    "WarmupCosine",
+    "make_adamw",
+    "total_optimizer_steps",
+]
 
 _PACKAGE = "jepa_components"
 _Schedule = keras.optimizers.schedules.LearningRateSchedule
 
 
-def total_optimizer_steps(steps_per_epoch, epochs, ipe_scale=1.0, accumulation_steps=1):
+def total_optimizer_steps(
+    steps_per_epoch: int, epochs: int, ipe_scale: float = 1.0, accumulation_steps: int = 1
+) -> int:
     """Number of optimizer updates the training schedules run over.
 
     ``int(ipe_scale * epochs * steps_per_epoch / accumulation_steps)``, at
@@ -91,7 +102,7 @@ def total_optimizer_steps(steps_per_epoch, epochs, ipe_scale=1.0, accumulation_s
     return max(1, int(ipe_scale * epochs * steps_per_epoch / accumulation_steps))
 
 
-def _optimizer_update(iterations, accumulation_steps):
+def _optimizer_update(iterations: Any, accumulation_steps: int) -> Any:
     """1-based optimizer update of the 0-based Keras ``iterations`` (a float tensor)."""
     step = ops.cast(iterations, "float32")
     if accumulation_steps > 1:
@@ -100,7 +111,7 @@ def _optimizer_update(iterations, accumulation_steps):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class WarmupCosine(_Schedule):
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Warmup then cosine LR: ``schedules.warmup_cosine_lr(update, ...)``.
 
     ``update = iterations // accumulation_steps + 1``: the 1-based optimizer
@@ -115,29 +126,53 @@ class WarmupCosine(_Schedule):
         >>> opt = keras.optimizers.AdamW(learning_rate=lr)
     """
 
-    def __init__(self, *, warmup_steps, total_steps, start_lr, ref_lr, final_lr=0.0,
-                 accumulation_steps=1):
+    def __init__(
+        self,
+        *,
+        warmup_steps: int,
+        total_steps: int,
+        start_lr: float,
+        ref_lr: float,
+        final_lr: float = 0.0,
+        accumulation_steps: int = 1,
+    ) -> None:
         # Validates every argument once, with the core's messages.
-        warmup_cosine_lr(0, warmup_steps=warmup_steps, total_steps=total_steps,
-                         start_lr=start_lr, ref_lr=ref_lr, final_lr=final_lr)
+        warmup_cosine_lr(
+            0,
+            warmup_steps=warmup_steps,
+            total_steps=total_steps,
+            start_lr=start_lr,
+            ref_lr=ref_lr,
+            final_lr=final_lr,
+        )
         self.warmup_steps, self.total_steps = int(warmup_steps), int(total_steps)
         self.start_lr, self.ref_lr, self.final_lr = float(start_lr), float(ref_lr), float(final_lr)
         self.accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
 
-    def __call__(self, step):
-        return warmup_cosine_lr(_optimizer_update(step, self.accumulation_steps),
-                                warmup_steps=self.warmup_steps, total_steps=self.total_steps,
-                                start_lr=self.start_lr, ref_lr=self.ref_lr,
-                                final_lr=self.final_lr, xp=ops)
+    def __call__(self, step: Any) -> Any:
+        return warmup_cosine_lr(
+            _optimizer_update(step, self.accumulation_steps),
+            warmup_steps=self.warmup_steps,
+            total_steps=self.total_steps,
+            start_lr=self.start_lr,
+            ref_lr=self.ref_lr,
+            final_lr=self.final_lr,
+            xp=ops,
+        )
 
-    def get_config(self):
-        return {"warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
-                "start_lr": self.start_lr, "ref_lr": self.ref_lr, "final_lr": self.final_lr,
-                "accumulation_steps": self.accumulation_steps}
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "start_lr": self.start_lr,
+            "ref_lr": self.ref_lr,
+            "final_lr": self.final_lr,
+            "accumulation_steps": self.accumulation_steps,
+        }
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class CosineWeightDecay(_Schedule):
+class CosineWeightDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Cosine weight decay: ``schedules.cosine_weight_decay(update, ...)``.
 
     ``update = iterations // accumulation_steps + 1`` (see
@@ -150,23 +185,33 @@ class CosineWeightDecay(_Schedule):
         >>> opt = ScheduledAdamW(learning_rate=1e-3, weight_decay=wd)
     """
 
-    def __init__(self, *, total_steps, ref_wd, final_wd, accumulation_steps=1):
+    def __init__(
+        self, *, total_steps: int, ref_wd: float, final_wd: float, accumulation_steps: int = 1
+    ) -> None:
         cosine_weight_decay(0, total_steps=total_steps, ref_wd=ref_wd, final_wd=final_wd)
         self.total_steps = int(total_steps)
         self.ref_wd, self.final_wd = float(ref_wd), float(final_wd)
         self.accumulation_steps = check_int("accumulation_steps", accumulation_steps, low=1)
 
-    def __call__(self, step):
-        return cosine_weight_decay(_optimizer_update(step, self.accumulation_steps),
-                                   total_steps=self.total_steps, ref_wd=self.ref_wd,
-                                   final_wd=self.final_wd, xp=ops)
+    def __call__(self, step: Any) -> Any:
+        return cosine_weight_decay(
+            _optimizer_update(step, self.accumulation_steps),
+            total_steps=self.total_steps,
+            ref_wd=self.ref_wd,
+            final_wd=self.final_wd,
+            xp=ops,
+        )
 
-    def get_config(self):
-        return {"total_steps": self.total_steps, "ref_wd": self.ref_wd, "final_wd": self.final_wd,
-                "accumulation_steps": self.accumulation_steps}
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "total_steps": self.total_steps,
+            "ref_wd": self.ref_wd,
+            "final_wd": self.final_wd,
+            "accumulation_steps": self.accumulation_steps,
+        }
 
 
-def _is_excluded(variable):
+def _is_excluded(variable: Any) -> bool:
     """Official rule: no decay on biases and 1-D parameters."""
     return len(variable.shape) <= 1 or "bias" in variable.name
 
@@ -199,18 +244,25 @@ class ScheduledAdamW(TorchFusedAdamWHooks, keras.optimizers.AdamW):
         (0.00036, 0.040355)
     """
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.04, exclude_biases_and_1d=True,
-                 epsilon=1e-8, **kwargs):
+    def __init__(
+        self,
+        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 0.001,
+        weight_decay: float | keras.optimizers.schedules.LearningRateSchedule = 0.04,
+        exclude_biases_and_1d: bool = True,
+        epsilon: float = 1e-8,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(weight_decay, _Schedule) and not (
-                is_real(weight_decay) and weight_decay >= 0):
-            raise invalid("weight_decay", "a float >= 0 or a LearningRateSchedule",
-                          weight_decay)
-        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay,
-                         epsilon=epsilon, **kwargs)
+            is_real(weight_decay) and weight_decay >= 0
+        ):
+            raise invalid("weight_decay", "a float >= 0 or a LearningRateSchedule", weight_decay)
+        super().__init__(
+            learning_rate=learning_rate, weight_decay=weight_decay, epsilon=epsilon, **kwargs
+        )
         self.exclude_biases_and_1d = bool(exclude_biases_and_1d)
 
     @property
-    def weight_decay(self):
+    def weight_decay(self) -> Any:
         """The weight decay of the current optimizer update (a tensor if scheduled)."""
         value = self._weight_decay_value
         if isinstance(value, _Schedule):
@@ -221,39 +273,55 @@ class ScheduledAdamW(TorchFusedAdamWHooks, keras.optimizers.AdamW):
         return value
 
     @weight_decay.setter
-    def weight_decay(self, value):
+    def weight_decay(self, value: float | keras.optimizers.schedules.LearningRateSchedule) -> None:
         self._weight_decay_value = value
 
     @property
-    def weight_decay_schedule(self):
+    def weight_decay_schedule(self) -> float | keras.optimizers.schedules.LearningRateSchedule:
         """The weight decay as given: a float or a schedule of the step."""
         return self._weight_decay_value
 
-    def build(self, variables):
+    def build(self, variables: list[Any]) -> None:
         if self.exclude_biases_and_1d:
             self.exclude_from_weight_decay(var_list=[v for v in variables if _is_excluded(v)])
         super().build(variables)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         value = self._weight_decay_value
-        config["weight_decay"] = (keras.saving.serialize_keras_object(value)
-                                  if isinstance(value, _Schedule) else float(value))
+        config["weight_decay"] = (
+            keras.saving.serialize_keras_object(value)
+            if isinstance(value, _Schedule)
+            else float(value)
+        )
         config["exclude_biases_and_1d"] = self.exclude_biases_and_1d
         return config
 
     @classmethod
-    def from_config(cls, config, custom_objects=None):
+    def from_config(
+        cls, config: dict[str, Any], custom_objects: dict[str, Any] | None = None
+    ) -> ScheduledAdamW:
         config = dict(config)
         if isinstance(config.get("weight_decay"), dict):
             config["weight_decay"] = keras.saving.deserialize_keras_object(
-                config["weight_decay"], custom_objects=custom_objects)
+                config["weight_decay"], custom_objects=custom_objects
+            )
         return super().from_config(config, custom_objects=custom_objects)
 
 
-def make_adamw(*, steps_per_epoch, epochs, warmup_epochs=40, start_lr=2e-4, ref_lr=1e-3,
-               final_lr=1e-6, weight_decay=0.04, final_weight_decay=0.4, ipe_scale=1.0,
-               **kwargs):
+def make_adamw(
+    *,
+    steps_per_epoch: int,
+    epochs: int,
+    warmup_epochs: float = 40,
+    start_lr: float = 2e-4,
+    ref_lr: float = 1e-3,
+    final_lr: float = 1e-6,
+    weight_decay: float = 0.04,
+    final_weight_decay: float = 0.4,
+    ipe_scale: float = 1.0,
+    **kwargs: Any,
+) -> ScheduledAdamW:
     """The official I-JEPA optimizer: :class:`ScheduledAdamW` with both schedules.
 
     Defaults are the paper's ImageNet recipe. Schedules run over
@@ -280,17 +348,30 @@ def make_adamw(*, steps_per_epoch, epochs, warmup_epochs=40, start_lr=2e-4, ref_
         >>> opt.weight_decay_schedule.total_steps
         1000
     """
-    accumulation = check_int("gradient_accumulation_steps",
-                             kwargs.get("gradient_accumulation_steps") or 1, low=1)
+    accumulation = check_int(
+        "gradient_accumulation_steps", kwargs.get("gradient_accumulation_steps") or 1, low=1
+    )
     total_steps = total_optimizer_steps(steps_per_epoch, epochs, ipe_scale, accumulation)
     warmup_epochs = check_float("warmup_epochs", warmup_epochs, low=0.0)
     warmup_steps = int(warmup_epochs * steps_per_epoch / accumulation)
     if warmup_steps > total_steps:
-        raise invalid("warmup_epochs", "warmup_epochs * steps_per_epoch <= total steps "
-                      f"({total_steps})", warmup_epochs)
-    learning_rate = WarmupCosine(warmup_steps=warmup_steps, total_steps=total_steps,
-                                 start_lr=start_lr, ref_lr=ref_lr, final_lr=final_lr,
-                                 accumulation_steps=accumulation)
-    decay = CosineWeightDecay(total_steps=total_steps, ref_wd=weight_decay,
-                              final_wd=final_weight_decay, accumulation_steps=accumulation)
+        raise invalid(
+            "warmup_epochs",
+            f"warmup_epochs * steps_per_epoch <= total steps ({total_steps})",
+            warmup_epochs,
+        )
+    learning_rate = WarmupCosine(
+        warmup_steps=warmup_steps,
+        total_steps=total_steps,
+        start_lr=start_lr,
+        ref_lr=ref_lr,
+        final_lr=final_lr,
+        accumulation_steps=accumulation,
+    )
+    decay = CosineWeightDecay(
+        total_steps=total_steps,
+        ref_wd=weight_decay,
+        final_wd=final_weight_decay,
+        accumulation_steps=accumulation,
+    )
     return ScheduledAdamW(learning_rate=learning_rate, weight_decay=decay, **kwargs)
