@@ -6,6 +6,7 @@ before any framework is loaded.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import threading
@@ -13,15 +14,23 @@ import time
 
 import numpy as np
 
-# (embed_dim, depth, num_heads, mlp_ratio): the official ``vit_*`` factories.
-SIZES = {
-    "tiny": (192, 12, 3, 4.0),
-    "small": (384, 12, 6, 4.0),
-    "base": (768, 12, 12, 4.0),
-    "large": (1024, 24, 16, 4.0),
-    "huge": (1280, 32, 16, 4.0),
-    "giant": (1408, 40, 16, 48 / 11),
-}
+
+def _library_vit_sizes():
+    """The library's ``VIT_SIZES`` table, read from its file without importing Keras."""
+    spec = importlib.util.find_spec("jepa_components")  # finds the package, imports nothing
+    root = (os.path.dirname(spec.origin) if spec is not None and spec.origin
+            else os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                              "jepa_components"))
+    path = os.path.join(root, "backends", "keras", "models", "sizes.py")
+    loader = importlib.util.spec_from_file_location("_jepa_vit_sizes", path)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module.VIT_SIZES
+
+
+# (embed_dim, depth, num_heads, mlp_ratio) by short name ("tiny", ...): the library's
+# table of the official ``vit_*`` factories.
+SIZES = {name.removeprefix("vit_"): dims for name, dims in _library_vit_sizes().items()}
 
 # Default predictor (width, depth) per size. Official: ``init_model`` defaults
 # to 384 / 6 and the ViT-H/14 config uses 384 / 12; the small encoders get a

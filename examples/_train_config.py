@@ -267,9 +267,9 @@ def validate(config):
     need(config["image_size"] % config["patch_size"] == 0,
          f"--image-size {config['image_size']} is not divisible by --patch-size "
          f"{config['patch_size']}")
-    grid = config["image_size"] // config["patch_size"]
-    need(grid >= 2, f"--image-size / --patch-size gives a {grid}x{grid} patch grid; "
-         "need at least 2x2")
+    height, width = patch_grid(config)
+    need(min(height, width) >= 2, f"--image-size / --patch-size gives a {height}x{width} "
+         "patch grid; need at least 2x2")
     for name in ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay"):
         need(config[name] >= 0, f"--{name.replace('_', '-')} must be >= 0, got {config[name]}")
     need(config["lr"] > 0, f"--lr must be > 0, got {config['lr']}")
@@ -294,6 +294,16 @@ def validate(config):
     if config["resume"]:
         need(config["output_dir"] is not None, "--resume needs --output-dir (the run to continue)")
     return config
+
+
+def patch_grid(config):
+    """``(H, W)``: the patch grid of the run's images, for the sampler made before the model.
+
+    The model's encoder computes the same (``VisionTransformer.grid_size``),
+    and ``fit`` refuses a sampler on another grid.
+    """
+    side = config["image_size"] // config["patch_size"]
+    return (side, side)
 
 
 def default_output_dir():

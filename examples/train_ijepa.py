@@ -109,9 +109,8 @@ def build_model(config, channels, steps_per_epoch):
         remat=config["remat"] in ("encoder", "both"), seed=config["seed"], name="encoder",
         **sizes)
     # The predictor's MLP ratio is 4 whatever the encoder's (official vit_predictor).
-    predictor = Predictor(
-        num_patches=encoder.num_patches, embed_dim=sizes["embed_dim"],
-        predictor_embed_dim=config["predictor_embed_dim"], depth=config["predictor_depth"],
+    predictor = Predictor.for_encoder(
+        encoder, embed_dim=config["predictor_embed_dim"], depth=config["predictor_depth"],
         num_heads=sizes["num_heads"], mlp_ratio=4.0,
         remat=config["remat"] in ("predictor", "both"), seed=config["seed"] + 1,
         name="predictor")
@@ -165,11 +164,11 @@ def steps_for(config, source):
 def make_sampler(config):
     from jepa_components.masks import make_sampler as make
 
-    grid = config["image_size"] // config["patch_size"]
+    height, width = cfg.patch_grid(config)  # the encoder's grid; fit checks they agree
     try:  # infeasible configurations are refused here, never mid-run
-        return make(config["masking"], (grid, grid), seed=config["seed"])
+        return make(config["masking"], (height, width), seed=config["seed"])
     except ValueError as error:
-        raise InputError(f"--masking {config['masking']} cannot mask a {grid}x{grid} patch "
+        raise InputError(f"--masking {config['masking']} cannot mask a {height}x{width} patch "
                          f"grid: {str(error).splitlines()[0]}") from None
 
 

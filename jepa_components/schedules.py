@@ -61,6 +61,11 @@ def _clamp_step(step, total_steps, xp):
     return xp.minimum(xp.maximum(step, 0), total_steps)
 
 
+def _is_concrete(value):
+    """A python or NumPy number (validated here), as opposed to a tensor (read as it is)."""
+    return _is_number(value) or isinstance(value, (np.ndarray, np.generic))
+
+
 def _numpy_output(value, xp):
     """0-d NumPy results as NumPy scalars (``float()`` works either way)."""
     if xp is np:
@@ -79,10 +84,16 @@ def ema_momentum(step, total_steps, start=0.996, end=1.0, xp=np):
 
     Args:
         step: int/float, array, or tensor (``xp=keras.ops``), >= 0.
-        total_steps: int >= 1.
-        start: momentum at step 0, in [0, 1].
-        end: momentum at ``total_steps``, in [0, 1].
+        total_steps: int >= 1, or a float tensor (``xp=keras.ops``).
+        start: momentum at step 0, in [0, 1]; or a float tensor.
+        end: momentum at ``total_steps``, in [0, 1]; or a float tensor.
         xp: array namespace, ``numpy`` or ``keras.ops``.
+
+    ``total_steps``, ``start`` and ``end`` given as python or NumPy numbers
+    are validated (with ``xp=numpy`` they must be numbers); as tensors with
+    ``xp=keras.ops`` (e.g. the saved schedule variables of the Keras EMA
+    target, read inside a compiled step) they are used as they are, so one
+    formula serves both.
 
     Returns:
         float64 for NumPy inputs (scalar for a scalar step), the default float
@@ -92,12 +103,15 @@ def ema_momentum(step, total_steps, start=0.996, end=1.0, xp=np):
         >>> float(ema_momentum(50, 100))
         0.998
     """
-    check_int("total_steps", total_steps, low=1)
-    check_float("start", start, low=0.0, high=1.0)
-    check_float("end", end, low=0.0, high=1.0)
+    divisor = total_steps
+    if xp is np or _is_concrete(total_steps):
+        divisor = float(check_int("total_steps", total_steps, low=1))
+    for name, value in (("start", start), ("end", end)):
+        if xp is np or _is_concrete(value):
+            check_float(name, value, low=0.0, high=1.0)
     _check_step(step)
     clamped = _clamp_step(step, total_steps, xp)
-    increment = xp.divide(xp.multiply(clamped, end - start), float(total_steps))
+    increment = xp.divide(xp.multiply(clamped, xp.subtract(end, start)), divisor)
     return _numpy_output(xp.add(increment, start), xp)
 
 

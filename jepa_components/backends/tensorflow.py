@@ -22,6 +22,7 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow
         'jepa_components.backends.tensorflow needs TensorFlow: pip install "jepa-components[tensorflow]"'
     ) from error
 
+from jepa_components._validation import check_pair
 from jepa_components.masks import MaskSampler
 
 __all__ = ["add_masks"]
@@ -29,7 +30,30 @@ __all__ = ["add_masks"]
 _KEYS = ("context", "context_valid", "targets", "targets_valid")
 
 
-def add_masks(dataset, sampler: MaskSampler, batch_size: int, drop_remainder: bool = False):
+def _check_grid(dataset, sampler, grid_size):
+    """The sampler and the images on the model's patch grid (``grid_size``), if given."""
+    if grid_size is None:
+        return
+    expected = check_pair("grid_size", grid_size)
+    if tuple(sampler.grid_size) != expected:
+        raise ValueError(
+            "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
+            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}")
+    shape = getattr(dataset.element_spec, "shape", None)
+    if shape is None or shape.rank != 3 or None in shape.as_list()[:2]:
+        return  # dicts, tuples or unknown sizes: nothing to compare
+    height, width = shape.as_list()[:2]
+    if (height % expected[0] or width % expected[1]
+            or height // expected[0] != width // expected[1]):
+        raise ValueError(
+            "Invalid value for argument `dataset`. Expected images whose size is a whole "
+            f"number of square patches of the {expected} patch grid. Received: images of "
+            f"size {(height, width)}")
+
+
+def add_masks(dataset: tf.data.Dataset, sampler: MaskSampler, batch_size: int,
+              drop_remainder: bool = False, *,
+              grid_size: tuple[int, int] | None = None) -> tf.data.Dataset:
     """Batch an *unbatched* dataset of images into I-JEPA training dicts.
 
     Element ``k`` of ``dataset`` (counted by ``enumerate``) gets the masks of
@@ -41,6 +65,11 @@ def add_masks(dataset, sampler: MaskSampler, batch_size: int, drop_remainder: bo
     Returns a dataset of ``{"images": (B, H, W, C), "context": (B, Kc) int32,
     "context_valid": (B, Kc) bool, "targets": (B, M, Kt) int32,
     "targets_valid": (B, M, Kt) bool}``, ready for ``IJEPA.fit``.
+
+    ``grid_size``: the model's patch grid (``encoder.grid_size``); when
+    given, a sampler drawing on another grid is refused (its indices would
+    address the wrong positions), and so is an image size of the dataset
+    that is not a whole number of patches of that grid (a static shape only).
     """
     if not isinstance(sampler, MaskSampler):
         raise ValueError(
@@ -51,6 +80,7 @@ def add_masks(dataset, sampler: MaskSampler, batch_size: int, drop_remainder: bo
         raise ValueError(
             f"Invalid value for argument `batch_size`. Expected an int >= 1. Received: {batch_size!r}"
         )
+    _check_grid(dataset, sampler, grid_size)
     m = sampler.num_targets
     padded = sampler.ragged == "pad"
     kc = sampler.context_length if padded else None

@@ -50,7 +50,26 @@ from jepa_components._validation import (
 )
 from jepa_components.masks import MaskBatch, MaskSampler, MultiBlockMaskSampler
 
-__all__ = ["IndexedDataset", "MaskCollator", "OfficialMaskCollator", "to_official_masks"]
+__all__ = ["IndexedDataset", "MaskCollator", "OfficialMaskCollator", "check_sampler_grid",
+           "to_official_masks"]
+
+
+def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, int] | None) -> None:
+    """Refuse (ValueError) a sampler whose patch grid is not ``grid_size`` (None: no check).
+
+    Example:
+        >>> from jepa_components.masks import MultiBlockMaskSampler
+        >>> check_sampler_grid(MultiBlockMaskSampler(grid_size=(4, 4), min_context=2), (8, 8))
+        Traceback (most recent call last):
+        ValueError: Invalid value for argument `sampler`. Expected a sampler on the ... (8, 8) ...
+    """
+    if grid_size is None:
+        return
+    expected = check_pair("grid_size", grid_size)
+    if tuple(sampler.grid_size) != expected:
+        raise ValueError(
+            "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
+            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}")
 
 
 class IndexedDataset(Dataset):
@@ -78,14 +97,21 @@ class MaskCollator:
     ``DistributedSampler``) for fresh masks every epoch; workers pick the
     value up when the loader starts them (the default
     ``persistent_workers=False``).
+
+    ``grid_size``: the model's patch grid (``encoder.grid_size``, i.e.
+    ``(H // patch_size, W // patch_size)``); when given, a sampler drawing on
+    another grid is refused, since its patch indices would address the wrong
+    positions.
     """
 
-    def __init__(self, sampler: MaskSampler, dataset_size: int):
+    def __init__(self, sampler: MaskSampler, dataset_size: int, *,
+                 grid_size: tuple[int, int] | None = None):
         if not isinstance(sampler, MaskSampler):
             raise ValueError(
                 "Invalid value for argument `sampler`. Expected a "
                 f"jepa_components.masks sampler. Received: {type(sampler).__name__}"
             )
+        check_sampler_grid(sampler, grid_size)
         if isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1:
             raise ValueError(
                 "Invalid value for argument `dataset_size`. Expected an int >= 1. "

@@ -149,3 +149,14 @@ def test_scalar_step_returns_numpy_scalar():
 def test_invalid_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_ema_momentum__numpy_hyper_parameters_stay_validated_numbers():
+    """Tensors are accepted only with another array namespace (the Keras EMA target passes
+    its schedule variables with ``xp=keras.ops``); with NumPy the arguments are numbers."""
+    for bad in (None, "10", np.array(10)):
+        with pytest.raises(ValueError, match="`total_steps`"):
+            ema_momentum(0, bad)
+    with pytest.raises(ValueError, match="`start`"):
+        ema_momentum(0, 10, start=np.array([0.5]))
+    assert ema_momentum(3, np.int64(6), np.float32(0.5), 1.0) == 0.75

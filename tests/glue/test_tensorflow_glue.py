@@ -33,3 +33,17 @@ def test_add_masks__validates():
         add_masks(ds, MultiBlockMaskSampler(grid_size=(4, 4), min_context=2), 0)
     with pytest.raises(ValueError, match="sampler"):
         add_masks(ds, object(), 2)
+
+
+def test_add_masks__refuses_a_sampler_or_images_off_the_models_grid():
+    ds = tf.data.Dataset.from_tensor_slices(tf.zeros((4, 16, 16, 3)))
+    wrong = MultiBlockMaskSampler(grid_size=(2, 8), min_context=2)
+    with pytest.raises(ValueError, match=r"Expected a sampler on the encoder's \(4, 4\) patch "
+                                         r"grid. Received: grid_size=\(2, 8\)"):
+        add_masks(ds, wrong, 2, grid_size=(4, 4))
+    right = MultiBlockMaskSampler(grid_size=(4, 4), min_context=2)
+    add_masks(ds, right, 2, grid_size=(4, 4))  # accepted
+    add_masks(ds, wrong, 2)  # no grid given: nothing checked
+    odd = tf.data.Dataset.from_tensor_slices(tf.zeros((4, 16, 12, 3)))
+    with pytest.raises(ValueError, match="Invalid value for argument `dataset`"):
+        add_masks(odd, right, 2, grid_size=(4, 4))

@@ -260,3 +260,16 @@ def test_official_collator__new_pass_noticed_when_loader_seeds_repeat():
 
     single, multi = two_passes(0), two_passes(2)
     assert single == multi and single[:5] != single[5:]
+
+
+def test_mask_collator__refuses_a_sampler_off_the_models_grid():
+    from jepa_components.backends.torch import check_sampler_grid
+
+    wrong = MultiBlockMaskSampler(grid_size=(2, 8), min_context=2)
+    with pytest.raises(ValueError, match=r"Expected a sampler on the encoder's \(4, 4\) patch "
+                                         r"grid. Received: grid_size=\(2, 8\)"):
+        MaskCollator(wrong, 10, grid_size=(4, 4))
+    MaskCollator(MultiBlockMaskSampler(grid_size=(4, 4), min_context=2), 10, grid_size=(4, 4))
+    MaskCollator(wrong, 10)  # no grid given: nothing checked
+    with pytest.raises(ValueError, match="Invalid value for argument `grid_size`"):
+        check_sampler_grid(wrong, "4x4")

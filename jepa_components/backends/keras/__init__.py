@@ -24,17 +24,17 @@ from jepa_components.backends.keras.models.vit import (
     vit_small,
     vit_tiny,
 )
+from jepa_components.backends.keras.models.base import JEPAModel
 from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.training.ema import EMATarget
 from jepa_components.backends.keras.training.target_ema import TargetEMA
-from jepa_components.backends.keras.convert.checkpoints import (
+from jepa_components.backends.keras.convert import (
+    export_hf_checkpoint,
     export_official_checkpoint,
+    load_hf_checkpoint,
     load_official_checkpoint,
 )
-from jepa_components.backends.keras.convert.hf_checkpoints import (
-    export_hf_checkpoint,
-    load_hf_checkpoint,
-)
-from jepa_components.backends.keras.data import MaskedImageDataset
+from jepa_components.backends.keras.data import FitHooks, MaskedImageDataset
 from jepa_components.backends.keras.training.health import HealthMonitor
 from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
 from jepa_components.backends.keras.evaluation.attentive_probe import (
@@ -58,8 +58,11 @@ __all__ = [
     "AttentivePooler",
     "AttentiveProbe",
     "CosineWeightDecay",
+    "EMATarget",
+    "FitHooks",
     "HealthMonitor",
     "IJEPA",
+    "JEPAModel",
     "MLP",
     "MaskedImageDataset",
     "PatchEmbed",

@@ -20,13 +20,21 @@ one, and it calls ``on_epoch_end`` once more when ``fit`` starts (Keras
 3.15, every backend), so counting ``on_epoch_end`` calls is off by one.
 Here the dataset starts at ``initial_epoch`` and each ``on_epoch_begin``
 moves to the next epoch; :meth:`MaskedImageDataset.set_epoch` sets the
-epoch the next ``on_epoch_begin`` starts. ``IJEPA.fit`` keeps it on
-``fit``'s own epoch (it adds :meth:`MaskedImageDataset.epoch_callback`), so
-``model.fit(data, epochs=10, initial_epoch=4)`` continues the shuffle and
-mask streams of epoch 4 even on a fresh dataset. For another model, pass
-``callbacks=[data.epoch_callback()]``. Pass ``shuffle=False`` to ``fit``:
-the dataset shuffles itself, reproducibly, while ``fit``'s ``shuffle``
-reorders the batches of an epoch with Python's global ``random``.
+epoch the next ``on_epoch_begin`` starts. The JEPA models' ``fit`` keeps it
+on ``fit``'s own epoch, so ``model.fit(data, epochs=10, initial_epoch=4)``
+continues the shuffle and mask streams of epoch 4 even on a fresh dataset.
+
+**Fit hooks.** A dataset tells ``fit`` what it needs through
+:meth:`MaskedImageDataset.fit_hooks` (a :class:`FitHooks`): the JEPA models'
+``fit`` (``models.base.JEPAModel.fit``) asks any dataset for it, so a dataset
+of another kind can define its own. Here: :meth:`MaskedImageDataset.epoch_callback`
+first in the callbacks, ``fit`` run inside
+:meth:`MaskedImageDataset.reader_errors_unwrapped`, and ``shuffle=False``
+(the dataset shuffles itself, reproducibly, while ``fit``'s ``shuffle``
+reorders the batches of an epoch with Python's global ``random``). For
+another model, pass ``callbacks=[data.epoch_callback()]`` and
+``shuffle=False`` yourself. The same ``fit`` refuses a ``sampler`` on another
+patch grid than the model's encoder.
 
 **Sources.** An array ``(N, H, W, C)``, a sequence of ``(H, W, C)`` arrays,
 or ``load_batch(indices) -> (b, H, W, C)`` for images read on demand (e.g.
@@ -35,18 +43,46 @@ reader threads. An exception raised while building a batch (a bad file, a
 failing transform) reaches the caller of ``fit`` as the exception raised,
 with a note naming the epoch, batch and items; it is also kept in
 ``dataset.error``. (On tensorflow, Keras reads batches in a ``tf.data``
-generator, which would wrap it into a ``tf.errors.UnknownError``;
-``IJEPA.fit`` re-raises the original.)
+generator, which would wrap it into a ``tf.errors.UnknownError``; the JEPA
+models' ``fit`` re-raises the original.)
 """
 
+from __future__ import annotations
+
 import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import keras
 import numpy as np
 
 from jepa_components._validation import check_bool, check_int, check_seed, invalid, is_int
 
-__all__ = ["MaskedImageDataset"]
+__all__ = ["FitHooks", "MaskedImageDataset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitHooks:
+    """What a dataset needs from ``fit``: the protocol of the JEPA models' ``fit``.
+
+    A dataset defines ``fit_hooks(model) -> FitHooks`` (or None for
+    nothing); ``JEPAModel.fit(x)`` calls ``x.fit_hooks(model)`` if present.
+
+    Attributes:
+        callbacks: Keras callbacks run first, before the model's and the user's.
+        context: a zero-argument callable returning the context manager ``fit``
+            runs in (e.g. to re-raise the dataset's own errors).
+        shuffle: None (any ``shuffle``), or the one value ``fit``'s
+            ``shuffle`` must take with this dataset (also its default).
+        shuffle_reason: completes "Expected shuffle=... with ..." in the
+            error raised for another ``shuffle``.
+    """
+
+    callbacks: tuple = ()
+    context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    shuffle: bool | None = None
+    shuffle_reason: str = "this dataset"
 
 
 class _EpochCallback(keras.callbacks.Callback):
@@ -109,9 +145,11 @@ class MaskedImageDataset(keras.utils.PyDataset):
         True
     """
 
-    def __init__(self, images=None, sampler=None, batch_size=None, shuffle=False, seed=None,
-                 transform=None, dtype="float32", *, load_batch=None, indices=None,
-                 initial_epoch=0, steps_per_epoch=None, **kwargs):
+    def __init__(self, images: Any = None, sampler: Any = None, batch_size: int | None = None,
+                 shuffle: bool = False, seed: int | None = None,
+                 transform: Callable | None = None, dtype: Any = "float32", *,
+                 load_batch: Callable | None = None, indices: Any = None,
+                 initial_epoch: int = 0, steps_per_epoch: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.batch_size = check_int("batch_size", batch_size, low=1)
         if (images is None) == (load_batch is None):
@@ -157,30 +195,43 @@ class MaskedImageDataset(keras.utils.PyDataset):
         return array.astype(np.int64)
 
     # ---------------------------------------------------------------- epochs
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch: int) -> None:
         """Make ``epoch`` the current epoch (and the one the next epoch begin starts)."""
         self.epoch = check_int("epoch", epoch, low=0)
         self._next_epoch = self.epoch
 
-    def on_epoch_begin(self):
+    def on_epoch_begin(self) -> None:
         """Keras hook: start the next epoch (``initial_epoch``, then one more each time)."""
         self.epoch = self._next_epoch
         self._next_epoch += 1
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         """Keras hook: nothing (Keras also calls it once when ``fit`` starts)."""
 
-    def epoch_callback(self):
-        """A Keras callback that sets this dataset to ``fit``'s epoch (``IJEPA.fit`` adds it)."""
+    def epoch_callback(self) -> keras.callbacks.Callback:
+        """A Keras callback that sets this dataset to ``fit``'s epoch (:meth:`fit_hooks` has it)."""
         return _EpochCallback(self)
 
+    def fit_hooks(self, model: Any = None) -> FitHooks:
+        """What ``fit`` on this dataset needs (module docstring, "Fit hooks").
+
+        The epoch callback first, ``fit`` inside :meth:`reader_errors_unwrapped`,
+        and ``shuffle=False``. ``model`` (the model being fitted) is not
+        needed here.
+        """
+        return FitHooks(
+            callbacks=(self.epoch_callback(),), context=self.reader_errors_unwrapped,
+            shuffle=False,
+            shuffle_reason="a MaskedImageDataset (it shuffles itself from its seed and the "
+                           "epoch: pass shuffle=True to MaskedImageDataset instead)")
+
     # --------------------------------------------------------------- batches
-    def __len__(self):
+    def __len__(self) -> int:
         available = len(self.indices) // self.batch_size
         return available if self.steps_per_epoch is None else min(available,
                                                                    self.steps_per_epoch)
 
-    def order(self, epoch):
+    def order(self, epoch: int) -> np.ndarray:
         """The item order of ``epoch``: ``indices``, permuted if ``shuffle``."""
         if not self.shuffle:
             return self.indices
@@ -191,7 +242,7 @@ class MaskedImageDataset(keras.utils.PyDataset):
             self._order_cache = cached
         return cached[1]
 
-    def __getitem__(self, idx):
+    def __getitem__(self, idx: int) -> dict:
         if not is_int(idx) or not 0 <= idx < len(self):
             raise IndexError(f"batch index {idx} out of range [0, {len(self)})")
         epoch, idx = self.epoch, int(idx)
@@ -227,11 +278,12 @@ class MaskedImageDataset(keras.utils.PyDataset):
         return batch
 
     @contextlib.contextmanager
-    def reader_errors_unwrapped(self):
+    def reader_errors_unwrapped(self) -> Iterator[None]:
         """Within it, an exception that wraps ``self.error`` is replaced by it.
 
-        ``IJEPA.fit`` runs in it: on tensorflow a reader error arrives as a
-        ``tf.errors.UnknownError``; it becomes the original exception again.
+        ``fit`` runs in it (:meth:`fit_hooks`): on tensorflow a reader error
+        arrives as a ``tf.errors.UnknownError``; it becomes the original
+        exception again.
         """
         self.error = None
         try:

@@ -165,7 +165,7 @@ def test_jax_train_step_jit__remat_saves_memory_only_with_the_memory_ordered_sch
     need the memory-ordered scheduler, and IJEPA's train function uses it."""
     import jax
 
-    from jepa_components.backends.keras.models import ijepa as ijepa_module
+    from jepa_components.backends.keras.models import base as base_module
 
     def temp_bytes(remat, with_options):
         seen = {}
@@ -181,7 +181,7 @@ def test_jax_train_step_jit__remat_saves_memory_only_with_the_memory_ordered_sch
                 return step(state, data)
             return call
 
-        monkeypatch.setattr(ijepa_module, "jax_train_step_jit", recording)
+        monkeypatch.setattr(base_module, "jax_train_step_jit", recording)
         model = _deep_model(remat)
         model.fit(_deep_batch(), batch_size=8, epochs=1, verbose=0)
         step = seen["ours" if with_options else "plain"]

@@ -172,3 +172,40 @@ def test_predictor__options_in_config_and_blocks():
     default = Predictor(**TINY_PREDICTOR)
     assert (default.activation, default.depth_scaled_init, default.remat) == ("gelu", False, False)
     assert default.predictor_blocks[0].attn.output_init_std is None
+
+
+def test_predictor__grid_size_attribute_is_resolved_and_config_keeps_the_argument():
+    square = Predictor(**TINY_PREDICTOR)
+    assert square.grid_size == (4, 4) and square.get_config()["grid_size"] is None
+    wide = Predictor(**{**TINY_PREDICTOR, "grid_size": (2, 8)})
+    assert wide.grid_size == (2, 8) and wide.get_config()["grid_size"] == (2, 8)
+    assert Predictor.from_config(wide.get_config()).grid_size == (2, 8)
+
+
+def test_predictor__for_encoder_takes_size_width_and_grid_from_the_encoder():
+    from jepa_components.backends.keras import VisionTransformer
+
+    encoder = VisionTransformer(image_size=(8, 16), patch_size=4, embed_dim=32, depth=1,
+                                num_heads=2)
+    layer = Predictor.for_encoder(encoder, embed_dim=16, depth=2, num_heads=4, seed=3,
+                                  remat=True)
+    assert (layer.num_patches, layer.embed_dim, layer.predictor_embed_dim) == (8, 32, 16)
+    assert layer.grid_size == encoder.grid_size == (2, 4)
+    assert (layer.depth, layer.num_heads, layer.seed, layer.remat) == (2, 4, 3, True)
+    np.testing.assert_allclose(layer._pos_embed_numpy, sincos_2d_positions(16, (2, 4)))
+    assert Predictor.from_config(layer.get_config()).get_config() == layer.get_config()
+    square = Predictor.for_encoder(VisionTransformer(image_size=16, patch_size=4, embed_dim=32,
+                                                     depth=1, num_heads=2),
+                                   embed_dim=16, depth=1, num_heads=2)
+    assert square.grid_size == (4, 4) and square.num_patches == 16
+
+
+def test_predictor__for_encoder_refuses_what_the_encoder_decides():
+    from jepa_components.backends.keras import VisionTransformer
+
+    encoder = VisionTransformer(image_size=16, patch_size=4, embed_dim=32, depth=1, num_heads=2)
+    for name, value in (("num_patches", 16), ("predictor_embed_dim", 16), ("grid_size", (4, 4))):
+        with pytest.raises(ValueError, match="Invalid value for argument `kwargs`"):
+            Predictor.for_encoder(encoder, embed_dim=16, depth=1, num_heads=2, **{name: value})
+    with pytest.raises(ValueError, match="Invalid value for argument `encoder`"):
+        Predictor.for_encoder(keras.layers.Dense(4), embed_dim=16, depth=1, num_heads=2)

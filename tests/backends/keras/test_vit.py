@@ -398,3 +398,25 @@ def test_vit__patch_init_std_rejects(bad):
     with pytest.raises(ValueError, match="Invalid value for argument `patch_init_std`"):
         VisionTransformer(image_size=32, patch_size=4, embed_dim=32, depth=1, num_heads=2,
                           patch_init_std=bad)
+
+
+def test_vit_sizes__one_table_for_the_library_and_the_benchmarks():
+    import importlib.util
+    import os
+
+    from jepa_components.backends.keras.models import sizes, vit
+
+    assert VIT_SIZES is vit.VIT_SIZES is sizes.VIT_SIZES
+    root = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir)
+    spec = importlib.util.spec_from_file_location(
+        "_bench_workloads", os.path.join(root, "benchmarks", "_workloads.py"))
+    workloads = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(workloads)
+    assert workloads.SIZES == {name.removeprefix("vit_"): dims
+                               for name, dims in VIT_SIZES.items()}
+
+
+def test_vit__grid_size_is_the_patch_grid():
+    layer = VisionTransformer(image_size=(8, 24), patch_size=4, embed_dim=32, depth=1,
+                              num_heads=2)
+    assert layer.grid_size == (2, 6) and layer.num_patches == 12

@@ -23,6 +23,10 @@ the blocks' output projections by ``sqrt(2 l)`` as the model class's
 sin-cos one (official ``predictor_pos_embed``, ``requires_grad=False``).
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -77,7 +81,10 @@ class Predictor(keras.layers.Layer):
         num_heads: int, divides ``d``.
         mlp_ratio, qkv_bias, layer_norm_epsilon, init_std: as the ViT.
         grid_size: None (square grid, as the official code) or ``(H, W)``
-            with ``H * W = N`` for non-square images.
+            with ``H * W = N`` for non-square images; the encoder's
+            ``grid_size`` (what :meth:`for_encoder` passes). The attribute
+            ``grid_size`` is always the resolved ``(H, W)``; the config keeps
+            the argument as given.
         depth_scaled_init, activation: as the ViT (official predictor: no
             rescaling in a real run, exact GELU).
         remat: bool, recompute each block's activations in the backward
@@ -101,6 +108,8 @@ class Predictor(keras.layers.Layer):
         >>> tuple(pred(np.zeros((2, 5, 32)), np.zeros((2, 5), "int32"),
         ...            np.zeros((2, 3, 4), "int32")).shape)
         (2, 3, 4, 32)
+        >>> pred.grid_size
+        (4, 4)
     """
 
     def __init__(self, num_patches, embed_dim=768, predictor_embed_dim=384, depth=6,
@@ -125,7 +134,8 @@ class Predictor(keras.layers.Layer):
         self.depth_scaled_init = check_bool("depth_scaled_init", depth_scaled_init)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
         grid = _grid_for(self.num_patches, grid_size)
-        self.grid_size = None if grid_size is None else grid
+        self.grid_size = grid
+        self._grid_size_argument = None if grid_size is None else grid  # what get_config saves
         self.remat = check_bool("remat", remat)
         self.seed = check_seed(seed)
         width = self.predictor_embed_dim
@@ -146,6 +156,44 @@ class Predictor(keras.layers.Layer):
         self.predictor_proj = dense(self.embed_dim, std=self.init_std, seed=derive_seed(seed, 2),
                                     name="predictor_proj", dtype=self.dtype_policy)
         self._pos_embed_numpy = sincos_2d_positions(width, grid)
+
+    @classmethod
+    def for_encoder(cls, encoder: keras.layers.Layer, *, embed_dim: int = 384, depth: int = 6,
+                    num_heads: int = 12, **kwargs: Any) -> Predictor:
+        """A predictor for ``encoder``: its ``num_patches``, width and patch grid.
+
+        Args:
+            encoder: a :class:`VisionTransformer` (or any layer with integer
+                ``embed_dim`` and ``num_patches`` and a ``grid_size`` pair).
+            embed_dim: the predictor's own width (``predictor_embed_dim``);
+                the encoder's width, the input and output of the predictor,
+                comes from ``encoder``.
+            depth, num_heads: the predictor's blocks and heads.
+            **kwargs: the other :class:`Predictor` arguments (``seed``,
+                ``mlp_ratio``, ``remat``, ``name``, ...); not
+                ``num_patches``, ``predictor_embed_dim`` or ``grid_size``.
+
+        Example:
+            >>> from jepa_components.backends.keras import VisionTransformer
+            >>> encoder = VisionTransformer(image_size=(16, 32), patch_size=4, embed_dim=32,
+            ...                             depth=1, num_heads=2)
+            >>> pred = Predictor.for_encoder(encoder, embed_dim=16, depth=1, num_heads=2)
+            >>> pred.num_patches, pred.embed_dim, pred.predictor_embed_dim, pred.grid_size
+            (32, 32, 16, (4, 8))
+        """
+        taken = sorted({"num_patches", "predictor_embed_dim", "grid_size"} & set(kwargs))
+        if taken:
+            raise invalid("kwargs", "no num_patches, predictor_embed_dim or grid_size (they "
+                          "come from the encoder and `embed_dim`)", taken)
+        grid = getattr(encoder, "grid_size", None)
+        if (not isinstance(grid, (tuple, list)) or len(grid) != 2
+                or not all(isinstance(getattr(encoder, name, None), int)
+                           for name in ("embed_dim", "num_patches"))):
+            raise invalid("encoder", "an encoder with integer `embed_dim` and `num_patches` "
+                          "and a `grid_size` pair (e.g. VisionTransformer)", encoder)
+        return cls(num_patches=encoder.num_patches, embed_dim=encoder.embed_dim,
+                   predictor_embed_dim=embed_dim, depth=depth, num_heads=num_heads,
+                   grid_size=tuple(grid), **kwargs)
 
     def build(self, input_shape=None):
         width = self.predictor_embed_dim
@@ -204,6 +252,6 @@ class Predictor(keras.layers.Layer):
             num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
             layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
             depth_scaled_init=self.depth_scaled_init, activation=self.activation,
-            grid_size=self.grid_size, remat=self.remat, seed=self.seed,
+            grid_size=self._grid_size_argument, remat=self.remat, seed=self.seed,
         )
         return config

@@ -45,6 +45,7 @@ from jepa_components.backends.keras.layers import (
     derive_seed,
     output_init_stds,
 )
+from jepa_components.backends.keras.models.sizes import VIT_SIZES
 
 __all__ = [
     "POS_EMBEDS",
@@ -57,16 +58,6 @@ __all__ = [
     "vit_small",
     "vit_tiny",
 ]
-
-# (embed_dim, depth, num_heads, mlp_ratio), official ``vit_*`` factories.
-VIT_SIZES = {
-    "vit_tiny": (192, 12, 3, 4.0),
-    "vit_small": (384, 12, 6, 4.0),
-    "vit_base": (768, 12, 12, 4.0),
-    "vit_large": (1024, 24, 16, 4.0),
-    "vit_huge": (1280, 32, 16, 4.0),
-    "vit_giant": (1408, 40, 16, 48 / 11),
-}
 
 # "sincos": the fixed official table, a function of the config (no weight).
 # "learned": a trainable ``pos_embed`` weight (1, N, D) starting at that table.
@@ -137,6 +128,10 @@ class VisionTransformer(keras.layers.Layer):
     ``N = (H / p) * (W / p)``. Frozen features for probes: mean-pool the
     tokens over ``N`` (I-JEPA has no class token); the outputs of earlier
     blocks come from :meth:`intermediate_layers`.
+
+    Attributes: ``grid_size``, the patch grid ``(H // p, W // p)`` (the one
+    source of the grid for predictors, models and mask samplers: see
+    ``Predictor.for_encoder``), and ``num_patches``, its size ``N``.
 
     Example:
         >>> vit = VisionTransformer(image_size=32, patch_size=8, embed_dim=32,

@@ -1,11 +1,13 @@
 """``TargetEMA``: sets the momentum schedule of the I-JEPA target encoder.
 
-The schedule itself lives in the model: :class:`IJEPA` keeps its start,
-end and length in saved variables, applies the target update
-``target = m * target + (1 - m) * online`` inside its compiled training
-step, and applies the update still pending at the end of ``fit`` and before
-``evaluate`` (see :mod:`~jepa_components.backends.keras.models.ijepa`). This
-callback only writes the schedule, once, in ``on_train_begin``:
+The schedule itself lives in the model: a model with an EMA target
+(:class:`~jepa_components.backends.keras.training.ema.EMATarget`, e.g.
+:class:`IJEPA`) keeps its start, end and length in saved variables, applies
+the target update ``target = m * target + (1 - m) * online`` inside its
+compiled training step, and applies the update still pending at the end of
+``fit`` and before ``evaluate`` (see
+:mod:`~jepa_components.backends.keras.training.ema`). This callback only
+writes the schedule, once, in ``on_train_begin``:
 
 - a float ``momentum`` with ``final_momentum``: the paper's linear schedule
   ``schedules.ema_momentum`` (0.996 -> 1.0 by default) over ``total_steps``
@@ -29,20 +31,23 @@ model loaded in the middle of a run continues with the same momentum, with
 or without this callback.
 """
 
+from __future__ import annotations
+
 import math
 import warnings
+from collections.abc import Callable
 
 import keras
 
 from jepa_components._validation import check_float, check_int, invalid
-from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.training.ema import EMATarget
 from jepa_components.backends.keras.training.optimizers import total_optimizer_steps
 
 __all__ = ["TargetEMA"]
 
 
 class TargetEMA(keras.callbacks.Callback):
-    """Sets the EMA momentum schedule of an :class:`IJEPA` target encoder.
+    """Sets the EMA momentum schedule of an :class:`IJEPA` target encoder (any ``EMATarget``).
 
     Args:
         momentum: float in [0, 1], the momentum of the first update (paper
@@ -82,7 +87,9 @@ class TargetEMA(keras.callbacks.Callback):
         >>> ema = TargetEMA(lambda step: 0.99 if step < 100 else 0.999)
     """
 
-    def __init__(self, momentum=0.996, final_momentum=1.0, total_steps=None, ipe_scale=1.0):
+    def __init__(self, momentum: float | Callable[[int], float] = 0.996,
+                 final_momentum: float | None = 1.0, total_steps: int | None = None,
+                 ipe_scale: float = 1.0):
         super().__init__()
         if not callable(momentum):
             momentum = check_float("momentum", momentum, low=0.0, high=1.0)
@@ -95,8 +102,8 @@ class TargetEMA(keras.callbacks.Callback):
 
     def _ijepa(self):
         model = self.model
-        if not isinstance(model, IJEPA):
-            raise ValueError("TargetEMA needs an IJEPA model. "
+        if not isinstance(model, EMATarget):
+            raise ValueError("TargetEMA needs a model with an EMA target encoder (IJEPA). "
                              f"Received: model of type {type(model).__name__}")
         return model
 
