@@ -18,9 +18,11 @@ import numpy as np
 def _library_vit_sizes():
     """The library's ``VIT_SIZES`` table, read from its file without importing Keras."""
     spec = importlib.util.find_spec("jepa_components")  # finds the package, imports nothing
-    root = (os.path.dirname(spec.origin) if spec is not None and spec.origin
-            else os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
-                              "jepa_components"))
+    root = (
+        os.path.dirname(spec.origin)
+        if spec is not None and spec.origin
+        else os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "jepa_components")
+    )
     path = os.path.join(root, "backends", "keras", "models", "sizes.py")
     loader = importlib.util.spec_from_file_location("_jepa_vit_sizes", path)
     module = importlib.util.module_from_spec(loader)
@@ -65,11 +67,14 @@ def parse_fixed_masks(text):
     if not match:
         raise ValueError(
             "Invalid value for argument `--masks`. Expected 'sampler' or fixed counts "
-            f"'KC/MxKT' such as '20/4x5'. Received: --masks={text!r}")
+            f"'KC/MxKT' such as '20/4x5'. Received: --masks={text!r}"
+        )
     kc, m, kt = (int(g) for g in match.groups())
     if min(kc, m, kt) < 1:
-        raise ValueError(f"Invalid value for argument `--masks`. Expected counts >= 1. "
-                         f"Received: --masks={text!r}")
+        raise ValueError(
+            f"Invalid value for argument `--masks`. Expected counts >= 1. "
+            f"Received: --masks={text!r}"
+        )
     return kc, m, kt
 
 
@@ -84,7 +89,8 @@ def fixed_masks(batch_size, num_patches, num_context, num_blocks, block_size, se
     if num_context + block_size > num_patches:
         raise ValueError(
             f"Invalid value for argument `--masks`. Expected Kc + Kt <= {num_patches} "
-            f"patches. Received: Kc={num_context}, Kt={block_size}")
+            f"patches. Received: Kc={num_context}, Kt={block_size}"
+        )
     rng = np.random.default_rng(seed)
     context = np.empty((batch_size, num_context), np.int32)
     targets = np.empty((batch_size, num_blocks, block_size), np.int32)
@@ -109,8 +115,21 @@ def block_flops(tokens, width, mlp_ratio):
     return tokens * per_token + 2 * 2 * tokens * tokens * width
 
 
-def step_flops(*, batch, image_size, patch_size, channels=3, embed_dim, depth, mlp_ratio,
-               pred_dim, pred_depth, context_tokens, num_blocks, block_tokens):
+def step_flops(
+    *,
+    batch,
+    image_size,
+    patch_size,
+    channels=3,
+    embed_dim,
+    depth,
+    mlp_ratio,
+    pred_dim,
+    pred_depth,
+    context_tokens,
+    num_blocks,
+    block_tokens,
+):
     """FLOPs of one I-JEPA training step, split by component (dict, plus ``"total"``).
 
     Backward = 2 x forward for the trained parts (input and weight gradients),
@@ -122,8 +141,10 @@ def step_flops(*, batch, image_size, patch_size, channels=3, embed_dim, depth, m
     enc = lambda tokens: depth * block_flops(tokens, embed_dim, mlp_ratio)  # noqa: E731
     seq = context_tokens + block_tokens
     pred_blocks = num_blocks * pred_depth * block_flops(seq, pred_dim, 4.0)
-    pred_io = (2 * context_tokens * embed_dim * pred_dim
-               + num_blocks * 2 * block_tokens * pred_dim * embed_dim)
+    pred_io = (
+        2 * context_tokens * embed_dim * pred_dim
+        + num_blocks * 2 * block_tokens * pred_dim * embed_dim
+    )
     parts = {
         "target_encoder": batch * (patch + enc(n)),
         "context_encoder": batch * (2 * patch + 3 * enc(context_tokens)),

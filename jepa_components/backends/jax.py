@@ -20,13 +20,14 @@ from __future__ import annotations
 try:
     import jax
 except ImportError as error:  # pragma: no cover - exercised without jax
-    raise ImportError('jepa_components.backends.jax needs JAX: pip install "jepa-components[jax]"') from error
+    raise ImportError(
+        'jepa_components.backends.jax needs JAX: pip install "jepa-components[jax]"'
+    ) from error
 
 __all__ = ["ema_update"]
 
 
-@jax.jit
-def _ema(target, online, momentum):
+def _ema_tree(target, online, momentum):
     return jax.tree_util.tree_map(
         lambda t, o: (momentum * t + (1.0 - momentum) * jax.lax.stop_gradient(o)).astype(t.dtype),
         target,
@@ -34,7 +35,8 @@ def _ema(target, online, momentum):
     )
 
 
-_ema_donated = jax.jit(_ema.__wrapped__, donate_argnums=0)
+_ema = jax.jit(_ema_tree)
+_ema_donated = jax.jit(_ema_tree, donate_argnums=0)
 
 
 def ema_update(target, online, momentum, *, donate: bool = False):
@@ -45,6 +47,7 @@ def ema_update(target, online, momentum, *, donate: bool = False):
     """
     if isinstance(momentum, (int, float)) and not 0.0 <= momentum <= 1.0:
         raise ValueError(
-            f"Invalid value for argument `momentum`. Expected 0 <= momentum <= 1. Received: {momentum!r}"
+            "Invalid value for argument `momentum`. Expected 0 <= momentum <= 1. "
+            f"Received: {momentum!r}"
         )
     return (_ema_donated if donate else _ema)(target, online, momentum)

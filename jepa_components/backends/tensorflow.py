@@ -13,13 +13,12 @@ Example:
 
 from __future__ import annotations
 
-import numpy as np
-
 try:
     import tensorflow as tf
 except ImportError as error:  # pragma: no cover - exercised without tensorflow
     raise ImportError(
-        'jepa_components.backends.tensorflow needs TensorFlow: pip install "jepa-components[tensorflow]"'
+        "jepa_components.backends.tensorflow needs TensorFlow: "
+        'pip install "jepa-components[tensorflow]"'
     ) from error
 
 from jepa_components._validation import check_pair
@@ -38,22 +37,28 @@ def _check_grid(dataset, sampler, grid_size):
     if tuple(sampler.grid_size) != expected:
         raise ValueError(
             "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
-            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}")
+            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}"
+        )
     shape = getattr(dataset.element_spec, "shape", None)
     if shape is None or shape.rank != 3 or None in shape.as_list()[:2]:
         return  # dicts, tuples or unknown sizes: nothing to compare
     height, width = shape.as_list()[:2]
-    if (height % expected[0] or width % expected[1]
-            or height // expected[0] != width // expected[1]):
+    if height % expected[0] or width % expected[1] or height // expected[0] != width // expected[1]:
         raise ValueError(
             "Invalid value for argument `dataset`. Expected images whose size is a whole "
             f"number of square patches of the {expected} patch grid. Received: images of "
-            f"size {(height, width)}")
+            f"size {(height, width)}"
+        )
 
 
-def add_masks(dataset: tf.data.Dataset, sampler: MaskSampler, batch_size: int,
-              drop_remainder: bool = False, *,
-              grid_size: tuple[int, int] | None = None) -> tf.data.Dataset:
+def add_masks(
+    dataset: tf.data.Dataset,
+    sampler: MaskSampler,
+    batch_size: int,
+    drop_remainder: bool = False,
+    *,
+    grid_size: tuple[int, int] | None = None,
+) -> tf.data.Dataset:
     """Batch an *unbatched* dataset of images into I-JEPA training dicts.
 
     Element ``k`` of ``dataset`` (counted by ``enumerate``) gets the masks of
@@ -78,7 +83,8 @@ def add_masks(dataset: tf.data.Dataset, sampler: MaskSampler, batch_size: int,
         )
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(
-            f"Invalid value for argument `batch_size`. Expected an int >= 1. Received: {batch_size!r}"
+            "Invalid value for argument `batch_size`. Expected an int >= 1. "
+            f"Received: {batch_size!r}"
         )
     _check_grid(dataset, sampler, grid_size)
     m = sampler.num_targets
@@ -99,6 +105,8 @@ def add_masks(dataset: tf.data.Dataset, sampler: MaskSampler, batch_size: int,
             out[key] = value
         return out
 
-    return dataset.enumerate().batch(batch_size, drop_remainder=drop_remainder).map(
-        attach, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    return (
+        dataset.enumerate()
+        .batch(batch_size, drop_remainder=drop_remainder)
+        .map(attach, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     )

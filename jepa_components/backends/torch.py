@@ -19,7 +19,8 @@ Example:
     >>> from jepa_components.backends.torch import IndexedDataset, MaskCollator
     >>> images = torch.zeros(10, 3, 32, 32)
     >>> data = IndexedDataset(torch.utils.data.TensorDataset(images))
-    >>> collate = MaskCollator(MultiBlockMaskSampler(grid_size=(4, 4), min_context=2, seed=0), len(data))
+    >>> sampler = MultiBlockMaskSampler(grid_size=(4, 4), min_context=2, seed=0)
+    >>> collate = MaskCollator(sampler, len(data))
     >>> loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=collate)
     >>> batch = next(iter(loader))
     >>> sorted(batch), tuple(batch["targets"].shape)[:2]
@@ -50,8 +51,13 @@ from jepa_components._validation import (
 )
 from jepa_components.masks import MaskBatch, MaskSampler, MultiBlockMaskSampler
 
-__all__ = ["IndexedDataset", "MaskCollator", "OfficialMaskCollator", "check_sampler_grid",
-           "to_official_masks"]
+__all__ = [
+    "IndexedDataset",
+    "MaskCollator",
+    "OfficialMaskCollator",
+    "check_sampler_grid",
+    "to_official_masks",
+]
 
 
 def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, int] | None) -> None:
@@ -69,7 +75,8 @@ def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, int] | None) 
     if tuple(sampler.grid_size) != expected:
         raise ValueError(
             "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
-            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}")
+            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}"
+        )
 
 
 class IndexedDataset(Dataset):
@@ -86,7 +93,9 @@ class IndexedDataset(Dataset):
 
 
 class MaskCollator:
-    """``collate_fn`` returning ``{"images", "context", "context_valid", "targets", "targets_valid"}``.
+    """``collate_fn`` returning the batch dict: images plus their masks.
+
+    Keys ``{"images", "context", "context_valid", "targets", "targets_valid"}``.
 
     Items must be ``(index, item)`` pairs (see :class:`IndexedDataset`); the
     image is ``item`` itself or, for tuples such as ``TensorDataset`` rows or
@@ -104,8 +113,9 @@ class MaskCollator:
     positions.
     """
 
-    def __init__(self, sampler: MaskSampler, dataset_size: int, *,
-                 grid_size: tuple[int, int] | None = None):
+    def __init__(
+        self, sampler: MaskSampler, dataset_size: int, *, grid_size: tuple[int, int] | None = None
+    ):
         if not isinstance(sampler, MaskSampler):
             raise ValueError(
                 "Invalid value for argument `sampler`. Expected a "
@@ -153,7 +163,9 @@ def to_official_masks(batch: MaskBatch):
             'ragged="truncate" (every slot valid) to feed it.'
         )
     enc = [torch.from_numpy(batch.context.astype(np.int64))]
-    pred = [torch.from_numpy(batch.targets[:, m].astype(np.int64)) for m in range(batch.num_targets)]
+    pred = [
+        torch.from_numpy(batch.targets[:, m].astype(np.int64)) for m in range(batch.num_targets)
+    ]
     return enc, pred
 
 
@@ -260,9 +272,20 @@ class OfficialMaskCollator:
         (3, True)
     """
 
-    def __init__(self, input_size=(224, 224), patch_size=16, enc_mask_scale=(0.2, 0.8),
-                 pred_mask_scale=(0.2, 0.8), aspect_ratio=(0.3, 3.0), nenc=1, npred=2,
-                 min_keep=4, allow_overlap=False, seed=0, rank=None):
+    def __init__(
+        self,
+        input_size=(224, 224),
+        patch_size=16,
+        enc_mask_scale=(0.2, 0.8),
+        pred_mask_scale=(0.2, 0.8),
+        aspect_ratio=(0.3, 3.0),
+        nenc=1,
+        npred=2,
+        min_keep=4,
+        allow_overlap=False,
+        seed=0,
+        rank=None,
+    ):
         height, width = check_pair("input_size", input_size)
         self.patch_size = check_int("patch_size", patch_size, low=1, high=min(height, width))
         self.height, self.width = height // self.patch_size, width // self.patch_size
@@ -270,30 +293,45 @@ class OfficialMaskCollator:
         self.pred_mask_scale = check_range_pair("pred_mask_scale", pred_mask_scale, high=1.0)
         self.aspect_ratio = check_range_pair("aspect_ratio", aspect_ratio)
         if check_int("nenc", nenc, low=1) != 1:
-            raise invalid("nenc", "1 (one context block, as in every official config; "
-                          "several are not supported)", nenc)
+            raise invalid(
+                "nenc",
+                "1 (one context block, as in every official config; several are not supported)",
+                nenc,
+            )
         self.nenc = 1
         self.npred = check_int("npred", npred, low=1)
-        self.min_keep = check_int("min_keep", min_keep, low=0,
-                                  high=self.height * self.width - 1)
+        self.min_keep = check_int("min_keep", min_keep, low=0, high=self.height * self.width - 1)
         self.allow_overlap = check_bool("allow_overlap", allow_overlap)
         self.seed = check_seed(seed)
         if self.seed is None:
             raise invalid("seed", "an integer >= 0", seed)
-        self.rank = _process_group_rank() if rank is None else check_int(
-            "rank", rank, low=0, high=_RANKS - 1)
+        self.rank = (
+            _process_group_rank()
+            if rank is None
+            else check_int("rank", rank, low=0, high=_RANKS - 1)
+        )
         try:
             self.sampler = MultiBlockMaskSampler(
-                grid_size=(self.height, self.width), num_targets=self.npred,
-                target_scale=self.pred_mask_scale, target_aspect_ratio=self.aspect_ratio,
-                context_scale=self.enc_mask_scale, context_aspect_ratio=(1.0, 1.0),
-                min_context=self.min_keep + 1, allow_overlap=self.allow_overlap,
-                seed=self.seed, ragged="truncate")
+                grid_size=(self.height, self.width),
+                num_targets=self.npred,
+                target_scale=self.pred_mask_scale,
+                target_aspect_ratio=self.aspect_ratio,
+                context_scale=self.enc_mask_scale,
+                context_aspect_ratio=(1.0, 1.0),
+                min_context=self.min_keep + 1,
+                allow_overlap=self.allow_overlap,
+                seed=self.seed,
+                ragged="truncate",
+            )
         except ValueError as error:
             if "min_context" not in str(error):
                 raise
-            raise invalid("min_keep", "fewer context patches than these scales can leave "
-                          f"(here min_context = min_keep + 1; {error})", min_keep) from None
+            raise invalid(
+                "min_keep",
+                "fewer context patches than these scales can leave "
+                f"(here min_context = min_keep + 1; {error})",
+                min_keep,
+            ) from None
         # Spawn-context shared memory also works in forked workers; the reverse does not.
         self._shared = multiprocessing.get_context("spawn").Array("q", 6)
         self._shared[_TOKEN] = -1  # no pass of workers seen yet (base seeds are >= 0)
@@ -331,13 +369,19 @@ class OfficialMaskCollator:
             else:
                 if self._generation != shared[_GENERATION]:  # a new worker, or set_epoch
                     token = info.seed - info.id  # the loader's base seed for this pass
-                    if (shared[_TOKEN] != token or shared[_STARTED] >= info.num_workers
-                            or shared[_SEEN_GENERATION] != shared[_GENERATION]):
+                    if (
+                        shared[_TOKEN] != token
+                        or shared[_STARTED] >= info.num_workers
+                        or shared[_SEEN_GENERATION] != shared[_GENERATION]
+                    ):
                         shared[_TOKEN], shared[_STARTED] = token, 0  # first worker of a pass
                         shared[_SEEN_GENERATION], shared[_BASE] = shared[_GENERATION], shared[_MADE]
                     shared[_STARTED] += 1
                     self._generation, self._base, self._count = (
-                        int(shared[_GENERATION]), int(shared[_BASE]), 0)
+                        int(shared[_GENERATION]),
+                        int(shared[_BASE]),
+                        0,
+                    )
                 number = self._base + info.id + self._count * info.num_workers
                 self._count += 1
             shared[_MADE] += 1
@@ -346,8 +390,9 @@ class OfficialMaskCollator:
     def __call__(self, batch):
         size = len(batch)
         if not 1 <= size <= _BATCH:
-            raise ValueError(f"OfficialMaskCollator takes batches of 1 to {_BATCH} items. "
-                             f"Received: {size} items")
+            raise ValueError(
+                f"OfficialMaskCollator takes batches of 1 to {_BATCH} items. Received: {size} items"
+            )
         collated_batch = default_collate(batch)
         first = (self._batch_number() * _RANKS + self.rank) * _BATCH
         masks = self.sampler.sample_at(np.arange(first, first + size, dtype=np.int64))

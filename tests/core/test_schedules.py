@@ -29,16 +29,22 @@ def test_warmup_cosine_lr__matches_official_kth_step_call(case):
     expected = np.array(case["values"])
     scalar = [warmup_cosine_lr(int(k), **_lr_kwargs(case)) for k in steps]
     np.testing.assert_allclose(scalar, expected, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(warmup_cosine_lr(steps, **_lr_kwargs(case)), expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        warmup_cosine_lr(steps, **_lr_kwargs(case)), expected, rtol=1e-12, atol=0
+    )
 
 
-@pytest.mark.parametrize("case", OFFICIAL["cosine_weight_decay"], ids=lambda c: f"T{c['total_steps']}")
+@pytest.mark.parametrize(
+    "case", OFFICIAL["cosine_weight_decay"], ids=lambda c: f"T{c['total_steps']}"
+)
 def test_cosine_weight_decay__matches_official_kth_step_call(case):
     steps = np.arange(1, case["total_steps"] + 1)
     expected = np.array(case["values"])
     scalar = [cosine_weight_decay(int(k), **_wd_kwargs(case)) for k in steps]
     np.testing.assert_allclose(scalar, expected, rtol=1e-12, atol=0)
-    np.testing.assert_allclose(cosine_weight_decay(steps, **_wd_kwargs(case)), expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(
+        cosine_weight_decay(steps, **_wd_kwargs(case)), expected, rtol=1e-12, atol=0
+    )
 
 
 @pytest.mark.parametrize("case", OFFICIAL["ema_momentum"], ids=lambda c: f"T{c['total_steps']}")
@@ -61,9 +67,18 @@ def test_ema_momentum__hand_values_and_hold_after_end():
 def test_warmup_cosine_lr__hand_values():
     kwargs = dict(warmup_steps=2, total_steps=6, start_lr=0.1, ref_lr=0.5, final_lr=0.1)
     # warmup: 0.1 + k/2 * 0.4; cosine over 4 steps: 0.1 + 0.4 * 0.5 * (1 + cos(pi p))
-    expected = [0.1, 0.3, 0.5, 0.1 + 0.2 * (1 + math.cos(math.pi / 4)), 0.3,
-                0.1 + 0.2 * (1 + math.cos(3 * math.pi / 4)), 0.1]
-    np.testing.assert_allclose([warmup_cosine_lr(k, **kwargs) for k in range(7)], expected, rtol=1e-14)
+    expected = [
+        0.1,
+        0.3,
+        0.5,
+        0.1 + 0.2 * (1 + math.cos(math.pi / 4)),
+        0.3,
+        0.1 + 0.2 * (1 + math.cos(3 * math.pi / 4)),
+        0.1,
+    ]
+    np.testing.assert_allclose(
+        [warmup_cosine_lr(k, **kwargs) for k in range(7)], expected, rtol=1e-14
+    )
 
 
 def test_warmup_cosine_lr__holds_final_value_after_total_steps():
@@ -75,8 +90,11 @@ def test_warmup_cosine_lr__holds_final_value_after_total_steps():
 def test_cosine_weight_decay__hand_values_and_hold():
     kwargs = dict(total_steps=4, ref_wd=0.04, final_wd=0.4)
     values = [cosine_weight_decay(k, **kwargs) for k in range(6)]
-    np.testing.assert_allclose(values[:5], [0.04, 0.4 - 0.18 * (1 + math.sqrt(0.5)), 0.22,
-                                            0.4 - 0.18 * (1 - math.sqrt(0.5)), 0.4], rtol=1e-14)
+    np.testing.assert_allclose(
+        values[:5],
+        [0.04, 0.4 - 0.18 * (1 + math.sqrt(0.5)), 0.22, 0.4 - 0.18 * (1 - math.sqrt(0.5)), 0.4],
+        rtol=1e-14,
+    )
     assert values[5] == values[4] == 0.4
 
 
@@ -86,11 +104,18 @@ def test_cosine_weight_decay__hand_values_and_hold():
     lrs=st.tuples(*[st.floats(0, 1)] * 3),
     data=st.data(),
 )
-def test_warmup_cosine_lr__stays_between_bounds_and_array_equals_scalar(total_steps, warmup_fraction, lrs, data):
+def test_warmup_cosine_lr__stays_between_bounds_and_array_equals_scalar(
+    total_steps, warmup_fraction, lrs, data
+):
     start_lr, ref_lr, final_lr = lrs
     warmup_steps = int(warmup_fraction * total_steps)
-    kwargs = dict(warmup_steps=warmup_steps, total_steps=total_steps, start_lr=start_lr,
-                  ref_lr=ref_lr, final_lr=final_lr)
+    kwargs = dict(
+        warmup_steps=warmup_steps,
+        total_steps=total_steps,
+        start_lr=start_lr,
+        ref_lr=ref_lr,
+        final_lr=final_lr,
+    )
     steps = np.array(data.draw(st.lists(st.integers(0, 2 * total_steps), min_size=1, max_size=20)))
     values = warmup_cosine_lr(steps, **kwargs)
     low = min(start_lr, ref_lr, final_lr)
@@ -99,7 +124,11 @@ def test_warmup_cosine_lr__stays_between_bounds_and_array_equals_scalar(total_st
     assert values.tolist() == [warmup_cosine_lr(int(s), **kwargs) for s in steps]
 
 
-@given(total_steps=st.integers(1, 500), wds=st.tuples(st.floats(0, 1), st.floats(0, 1)), step=st.integers(0, 1000))
+@given(
+    total_steps=st.integers(1, 500),
+    wds=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    step=st.integers(0, 1000),
+)
 def test_cosine_weight_decay__monotone_towards_final(total_steps, wds, step):
     ref_wd, final_wd = wds
     kwargs = dict(total_steps=total_steps, ref_wd=ref_wd, final_wd=final_wd)
@@ -118,9 +147,13 @@ def test_ema_momentum__monotone_in_unit_interval(total_steps, step):
 
 def test_scalar_step_returns_numpy_scalar():
     assert isinstance(ema_momentum(1, 10), float)
-    assert isinstance(warmup_cosine_lr(1, warmup_steps=1, total_steps=2, start_lr=0.0, ref_lr=1.0), float)
+    assert isinstance(
+        warmup_cosine_lr(1, warmup_steps=1, total_steps=2, start_lr=0.0, ref_lr=1.0), float
+    )
     assert isinstance(cosine_weight_decay(1, total_steps=2, ref_wd=0.1, final_wd=0.2), float)
-    assert warmup_cosine_lr(np.arange(3), warmup_steps=1, total_steps=2, start_lr=0.0, ref_lr=1.0).shape == (3,)
+    assert warmup_cosine_lr(
+        np.arange(3), warmup_steps=1, total_steps=2, start_lr=0.0, ref_lr=1.0
+    ).shape == (3,)
 
 
 @pytest.mark.parametrize(
@@ -133,17 +166,40 @@ def test_scalar_step_returns_numpy_scalar():
         (lambda: ema_momentum(-1, 10), r"`step`.*>= 0.*step=-1"),
         (lambda: ema_momentum(np.array([1, np.nan]), 10), r"`step`.*finite"),
         (lambda: ema_momentum(np.array([True]), 10), r"`step`.*real"),
-        (lambda: warmup_cosine_lr(0, warmup_steps=11, total_steps=10, start_lr=0, ref_lr=1),
-         r"`warmup_steps`.*in \[0, 10\].*warmup_steps=11"),
-        (lambda: warmup_cosine_lr(0, warmup_steps=-1, total_steps=10, start_lr=0, ref_lr=1), r"`warmup_steps`"),
-        (lambda: warmup_cosine_lr(0, warmup_steps=1.5, total_steps=10, start_lr=0, ref_lr=1), r"`warmup_steps`"),
-        (lambda: warmup_cosine_lr(0, warmup_steps=1, total_steps=10, start_lr=-1e-3, ref_lr=1), r"`start_lr`"),
-        (lambda: warmup_cosine_lr(0, warmup_steps=1, total_steps=10, start_lr=0, ref_lr=math.nan), r"`ref_lr`"),
-        (lambda: warmup_cosine_lr(0, warmup_steps=1, total_steps=10, start_lr=0, ref_lr=1, final_lr=-1),
-         r"`final_lr`"),
+        (
+            lambda: warmup_cosine_lr(0, warmup_steps=11, total_steps=10, start_lr=0, ref_lr=1),
+            r"`warmup_steps`.*in \[0, 10\].*warmup_steps=11",
+        ),
+        (
+            lambda: warmup_cosine_lr(0, warmup_steps=-1, total_steps=10, start_lr=0, ref_lr=1),
+            r"`warmup_steps`",
+        ),
+        (
+            lambda: warmup_cosine_lr(0, warmup_steps=1.5, total_steps=10, start_lr=0, ref_lr=1),
+            r"`warmup_steps`",
+        ),
+        (
+            lambda: warmup_cosine_lr(0, warmup_steps=1, total_steps=10, start_lr=-1e-3, ref_lr=1),
+            r"`start_lr`",
+        ),
+        (
+            lambda: warmup_cosine_lr(
+                0, warmup_steps=1, total_steps=10, start_lr=0, ref_lr=math.nan
+            ),
+            r"`ref_lr`",
+        ),
+        (
+            lambda: warmup_cosine_lr(
+                0, warmup_steps=1, total_steps=10, start_lr=0, ref_lr=1, final_lr=-1
+            ),
+            r"`final_lr`",
+        ),
         (lambda: cosine_weight_decay(0, total_steps=10, ref_wd=-0.1, final_wd=0.4), r"`ref_wd`"),
         (lambda: cosine_weight_decay(0, total_steps=10, ref_wd=0.1, final_wd=None), r"`final_wd`"),
-        (lambda: cosine_weight_decay(0, total_steps=True, ref_wd=0.1, final_wd=0.4), r"`total_steps`"),
+        (
+            lambda: cosine_weight_decay(0, total_steps=True, ref_wd=0.1, final_wd=0.4),
+            r"`total_steps`",
+        ),
     ],
 )
 def test_invalid_arguments_raise(call, match):

@@ -38,8 +38,11 @@ def test_add_masks__validates():
 def test_add_masks__refuses_a_sampler_or_images_off_the_models_grid():
     ds = tf.data.Dataset.from_tensor_slices(tf.zeros((4, 16, 16, 3)))
     wrong = MultiBlockMaskSampler(grid_size=(2, 8), min_context=2)
-    with pytest.raises(ValueError, match=r"Expected a sampler on the encoder's \(4, 4\) patch "
-                                         r"grid. Received: grid_size=\(2, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected a sampler on the encoder's \(4, 4\) patch "
+        r"grid. Received: grid_size=\(2, 8\)",
+    ):
         add_masks(ds, wrong, 2, grid_size=(4, 4))
     right = MultiBlockMaskSampler(grid_size=(4, 4), min_context=2)
     add_masks(ds, right, 2, grid_size=(4, 4))  # accepted

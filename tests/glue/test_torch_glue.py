@@ -14,13 +14,20 @@ from jepa_components.masks import MultiBlockMaskSampler  # noqa: E402
 def loader(num_workers, batch_size=4, shuffle=False, seed=0):
     images = torch.arange(12, dtype=torch.float32).reshape(12, 1, 1, 1).expand(12, 1, 8, 8)
     data = IndexedDataset(torch.utils.data.TensorDataset(images, torch.arange(12)))
-    collate = MaskCollator(MultiBlockMaskSampler(grid_size=(6, 6), min_context=2, seed=seed), len(data))
+    collate = MaskCollator(
+        MultiBlockMaskSampler(grid_size=(6, 6), min_context=2, seed=seed), len(data)
+    )
     gen = torch.Generator().manual_seed(0)
     # spawn: forking a process that has JAX loaded (other tests) can deadlock
     context = "spawn" if num_workers else None
     return collate, torch.utils.data.DataLoader(
-        data, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-        collate_fn=collate, generator=gen, multiprocessing_context=context,
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        collate_fn=collate,
+        generator=gen,
+        multiprocessing_context=context,
     )
 
 
@@ -58,7 +65,9 @@ def test_batch_dtypes_and_keys():
 
 
 def test_to_official_masks_needs_unpadded_batches():
-    cut = MultiBlockMaskSampler(grid_size=(6, 6), min_context=2, seed=0, ragged="truncate").sample(4)
+    cut = MultiBlockMaskSampler(grid_size=(6, 6), min_context=2, seed=0, ragged="truncate").sample(
+        4
+    )
     enc, pred = to_official_masks(cut)
     assert len(enc) == 1 and len(pred) == 4 and pred[0].dtype == torch.int64
     assert np.array_equal(pred[2].numpy(), cut.targets[:, 2])
@@ -81,18 +90,32 @@ def test_collator_rejects_unindexed_items():
 
 # ------------------------------------------------------------ OfficialMaskCollator
 # The paper's settings (official configs/in1k_vith14_ep300.yaml) on a 4 x 4 grid.
-PAPER = dict(input_size=16, patch_size=4, enc_mask_scale=(0.85, 1.0),
-             pred_mask_scale=(0.15, 0.2), aspect_ratio=(0.75, 1.5), nenc=1, npred=4,
-             min_keep=3, allow_overlap=False)
+PAPER = dict(
+    input_size=16,
+    patch_size=4,
+    enc_mask_scale=(0.85, 1.0),
+    pred_mask_scale=(0.15, 0.2),
+    aspect_ratio=(0.75, 1.5),
+    nenc=1,
+    npred=4,
+    min_keep=3,
+    allow_overlap=False,
+)
 
 
 def official_loader(collator, num_workers, persistent=False, size=9, batch_size=2):
     images = torch.arange(size, dtype=torch.float32).reshape(size, 1, 1, 1).expand(size, 3, 16, 16)
     data = torch.utils.data.TensorDataset(images, torch.arange(size))
     return torch.utils.data.DataLoader(
-        data, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0),
-        num_workers=num_workers, collate_fn=collator, persistent_workers=persistent,
-        multiprocessing_context="spawn" if num_workers else None)
+        data,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(0),
+        num_workers=num_workers,
+        collate_fn=collator,
+        persistent_workers=persistent,
+        multiprocessing_context="spawn" if num_workers else None,
+    )
 
 
 def run_epochs(collator, loader, epochs, set_epoch=False):
@@ -102,8 +125,9 @@ def run_epochs(collator, loader, epochs, set_epoch=False):
         if set_epoch:
             collator.set_epoch(epoch)
         for (_, labels), masks_enc, masks_pred in loader:
-            out.append((labels.tolist(), [m.tolist() for m in masks_enc],
-                        [m.tolist() for m in masks_pred]))
+            out.append(
+                (labels.tolist(), [m.tolist() for m in masks_enc], [m.tolist() for m in masks_pred])
+            )
     return out
 
 
@@ -138,7 +162,9 @@ def test_official_collator__seeded_stream_and_step():
     first, again = OfficialMaskCollator(**PAPER, seed=1), OfficialMaskCollator(**PAPER, seed=1)
     a = [first(batch)[1:] for _ in range(3)]
     b = [again(batch)[1:] for _ in range(3)]
-    assert all(torch.equal(x, y) for (ea, pa), (eb, pb) in zip(a, b) for x, y in zip(ea + pa, eb + pb))
+    assert all(
+        torch.equal(x, y) for (ea, pa), (eb, pb) in zip(a, b) for x, y in zip(ea + pa, eb + pb)
+    )
     assert not torch.equal(a[0][0][0], a[1][0][0]) or not torch.equal(a[0][1][0], a[1][1][0])
     # resuming: step() skips batch numbers, as the official train.py expects
     resumed = OfficialMaskCollator(**PAPER, seed=1)
@@ -171,8 +197,12 @@ def test_official_collator__same_masks_with_0_or_2_workers_over_epochs():
     assert c.batches_made == 10  # the workers' batches were counted in shared memory
     assert masks_only(single[:5]) != masks_only(single[5:])  # the second epoch is new
     # persistent workers keep their state between epochs: set_epoch marks the pass
-    persistent = run_epochs(c := OfficialMaskCollator(**PAPER, seed=3),
-                            official_loader(c, 2, persistent=True), 2, set_epoch=True)
+    persistent = run_epochs(
+        c := OfficialMaskCollator(**PAPER, seed=3),
+        official_loader(c, 2, persistent=True),
+        2,
+        set_epoch=True,
+    )
     assert masks_only(persistent) == masks_only(single)
 
 
@@ -199,7 +229,7 @@ def test_official_collator__validates_arguments():
         with pytest.raises(ValueError, match=rf"Invalid value for argument `{match}"):
             OfficialMaskCollator(**kwargs)
     # a min_keep that no context can satisfy is refused up front, not a hang
-    with pytest.raises(ValueError, match="Invalid value for argument `min_keep`.*leaves at most"):
+    with pytest.raises(ValueError, match=r"Invalid value for argument `min_keep`.*leaves at most"):
         OfficialMaskCollator(**{**PAPER, "min_keep": 14})
     with pytest.raises(ValueError, match="Invalid value for argument `epoch`"):
         OfficialMaskCollator().set_epoch(-1)
@@ -216,15 +246,16 @@ def test_official_collator__one_official_training_step(official_code):
     apply_masks = official_code("src.masks.utils").apply_masks
     repeat_interleave_batch = official_code("src.utils.tensors").repeat_interleave_batch
     torch.manual_seed(0)
-    encoder = vit.VisionTransformer(img_size=[16], patch_size=4, embed_dim=32, depth=1,
-                                    num_heads=2)
-    predictor = vit.vit_predictor(num_patches=16, embed_dim=32, predictor_embed_dim=16,
-                                  depth=1, num_heads=2)
+    encoder = vit.VisionTransformer(img_size=[16], patch_size=4, embed_dim=32, depth=1, num_heads=2)
+    predictor = vit.vit_predictor(
+        num_patches=16, embed_dim=32, predictor_embed_dim=16, depth=1, num_heads=2
+    )
     target_encoder = copy.deepcopy(encoder)
     collator = OfficialMaskCollator(**PAPER, seed=0)
     loader = official_loader(collator, 0, size=4, batch_size=4)
-    optimizer = torch.optim.AdamW(list(encoder.parameters()) + list(predictor.parameters()),
-                                  lr=1e-3)
+    optimizer = torch.optim.AdamW(
+        list(encoder.parameters()) + list(predictor.parameters()), lr=1e-3
+    )
     before = [p.detach().clone() for p in encoder.parameters()]
     # the body of the official train.py step, unchanged
     for udata, masks_enc, masks_pred in loader:
@@ -255,8 +286,10 @@ def test_official_collator__new_pass_noticed_when_loader_seeds_repeat():
     def two_passes(num_workers):
         collator = OfficialMaskCollator(**PAPER, seed=4)
         # a loader rebuilt with the same generator seed: both passes share one base seed
-        return masks_only(run_epochs(collator, official_loader(collator, num_workers), 1)
-                          + run_epochs(collator, official_loader(collator, num_workers), 1))
+        return masks_only(
+            run_epochs(collator, official_loader(collator, num_workers), 1)
+            + run_epochs(collator, official_loader(collator, num_workers), 1)
+        )
 
     single, multi = two_passes(0), two_passes(2)
     assert single == multi and single[:5] != single[5:]
@@ -266,8 +299,11 @@ def test_mask_collator__refuses_a_sampler_off_the_models_grid():
     from jepa_components.backends.torch import check_sampler_grid
 
     wrong = MultiBlockMaskSampler(grid_size=(2, 8), min_context=2)
-    with pytest.raises(ValueError, match=r"Expected a sampler on the encoder's \(4, 4\) patch "
-                                         r"grid. Received: grid_size=\(2, 8\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected a sampler on the encoder's \(4, 4\) patch "
+        r"grid. Received: grid_size=\(2, 8\)",
+    ):
         MaskCollator(wrong, 10, grid_size=(4, 4))
     MaskCollator(MultiBlockMaskSampler(grid_size=(4, 4), min_context=2), 10, grid_size=(4, 4))
     MaskCollator(wrong, 10)  # no grid given: nothing checked

@@ -5,6 +5,20 @@ Runs unchanged on ``KERAS_BACKEND=jax|torch|tensorflow``::
     from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, vit_tiny
 """
 
+from jepa_components.backends.keras.convert import (
+    export_hf_checkpoint,
+    export_official_checkpoint,
+    load_hf_checkpoint,
+    load_official_checkpoint,
+)
+from jepa_components.backends.keras.data import FitHooks, MaskedImageDataset
+from jepa_components.backends.keras.evaluation.attentive_probe import (
+    AttentivePooler,
+    AttentiveProbe,
+    attentive_probe_accuracy,
+    train_attentive_probe,
+)
+from jepa_components.backends.keras.evaluation.probes import encode_images, probe_encoder
 from jepa_components.backends.keras.layers import (
     ACTIVATIONS,
     MLP,
@@ -12,6 +26,9 @@ from jepa_components.backends.keras.layers import (
     PatchEmbed,
     TransformerBlock,
 )
+from jepa_components.backends.keras.models.base import JEPAModel
+from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
 from jepa_components.backends.keras.models.predictor import Predictor
 from jepa_components.backends.keras.models.vit import (
     POS_EMBEDS,
@@ -24,26 +41,8 @@ from jepa_components.backends.keras.models.vit import (
     vit_small,
     vit_tiny,
 )
-from jepa_components.backends.keras.models.base import JEPAModel
-from jepa_components.backends.keras.models.ijepa import IJEPA
 from jepa_components.backends.keras.training.ema import EMATarget
-from jepa_components.backends.keras.training.target_ema import TargetEMA
-from jepa_components.backends.keras.convert import (
-    export_hf_checkpoint,
-    export_official_checkpoint,
-    load_hf_checkpoint,
-    load_official_checkpoint,
-)
-from jepa_components.backends.keras.data import FitHooks, MaskedImageDataset
 from jepa_components.backends.keras.training.health import HealthMonitor
-from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
-from jepa_components.backends.keras.evaluation.attentive_probe import (
-    AttentivePooler,
-    AttentiveProbe,
-    attentive_probe_accuracy,
-    train_attentive_probe,
-)
-from jepa_components.backends.keras.evaluation.probes import encode_images, probe_encoder
 from jepa_components.backends.keras.training.optimizers import (
     CosineWeightDecay,
     ScheduledAdamW,
@@ -51,6 +50,7 @@ from jepa_components.backends.keras.training.optimizers import (
     make_adamw,
     total_optimizer_steps,
 )
+from jepa_components.backends.keras.training.target_ema import TargetEMA
 
 __all__ = [
     "ACTIVATIONS",

@@ -52,7 +52,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import keras
 import numpy as np
@@ -145,53 +145,76 @@ class MaskedImageDataset(keras.utils.PyDataset):
         True
     """
 
-    def __init__(self, images: Any = None, sampler: Any = None, batch_size: int | None = None,
-                 shuffle: bool = False, seed: int | None = None,
-                 transform: Callable | None = None, dtype: Any = "float32", *,
-                 load_batch: Callable | None = None, indices: Any = None,
-                 initial_epoch: int = 0, steps_per_epoch: int | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        images: Any = None,
+        sampler: Any = None,
+        batch_size: int | None = None,
+        shuffle: bool = False,
+        seed: int | None = None,
+        transform: Callable | None = None,
+        dtype: Any = "float32",
+        *,
+        load_batch: Callable | None = None,
+        indices: Any = None,
+        initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.batch_size = check_int("batch_size", batch_size, low=1)
         if (images is None) == (load_batch is None):
-            raise invalid("images", "an image array or sequence, or None with a `load_batch` "
-                          "callable (exactly one of the two)",
-                          type(images).__name__ if images is not None else None)
+            raise invalid(
+                "images",
+                "an image array or sequence, or None with a `load_batch` "
+                "callable (exactly one of the two)",
+                type(images).__name__ if images is not None else None,
+            )
         if load_batch is not None and not callable(load_batch):
             raise invalid("load_batch", "None or a callable indices -> images", load_batch)
         if load_batch is not None and indices is None:
-            raise invalid("indices", "the 1-D integer indices of the items `load_batch` reads",
-                          None)
+            raise invalid(
+                "indices", "the 1-D integer indices of the items `load_batch` reads", None
+            )
         if not hasattr(sampler, "sample"):
-            raise invalid("sampler", "a mask sampler with a `sample(batch_size, start=...)` "
-                          "method", sampler)
+            raise invalid(
+                "sampler", "a mask sampler with a `sample(batch_size, start=...)` method", sampler
+            )
         if transform is not None and not callable(transform):
             raise invalid("transform", "None or a callable", transform)
         self.images, self.load_batch, self.sampler = images, load_batch, sampler
         self.indices = self._check_indices(indices)
         if len(self.indices) < self.batch_size:
-            raise invalid("images", f"at least batch_size={self.batch_size} images",
-                          f"{len(self.indices)} images")
+            raise invalid(
+                "images",
+                f"at least batch_size={self.batch_size} images",
+                f"{len(self.indices)} images",
+            )
         self.shuffle = check_bool("shuffle", shuffle)
         self.seed = check_seed(seed)
         self.transform, self.dtype = transform, dtype
         self.initial_epoch = check_int("initial_epoch", initial_epoch, low=0)
-        self.steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, low=1,
-                                         allow_none=True)
+        self.steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch, low=1, allow_none=True)
         # seed None: fresh entropy, drawn once (still one fixed stream per object).
-        self._base_seed = int(np.random.SeedSequence().entropy if seed is None else seed)
-        self.error = None  # the first exception raised while building a batch
+        entropy = np.random.SeedSequence().entropy if seed is None else seed
+        self._base_seed = int(cast(int, entropy))
+        self.error: Exception | None = None  # the first exception raised while building a batch
         self.set_epoch(self.initial_epoch)
 
     def _check_indices(self, indices):
         if indices is None:
             return np.arange(len(self.images))
         array = np.asarray(indices)
-        if array.ndim != 1 or not (array.size == 0 or np.issubdtype(array.dtype, np.integer)) \
-                or (array.size and array.min() < 0):
+        if (
+            array.ndim != 1
+            or not (array.size == 0 or np.issubdtype(array.dtype, np.integer))
+            or (array.size and array.min() < 0)
+        ):
             raise invalid("indices", "a 1-D array of integers >= 0", indices)
         if self.images is not None and array.size and array.max() >= len(self.images):
-            raise invalid("indices", f"integers < len(images) = {len(self.images)}",
-                          f"max {int(array.max())}")
+            raise invalid(
+                "indices", f"integers < len(images) = {len(self.images)}", f"max {int(array.max())}"
+            )
         return array.astype(np.int64)
 
     # ---------------------------------------------------------------- epochs
@@ -220,16 +243,17 @@ class MaskedImageDataset(keras.utils.PyDataset):
         needed here.
         """
         return FitHooks(
-            callbacks=(self.epoch_callback(),), context=self.reader_errors_unwrapped,
+            callbacks=(self.epoch_callback(),),
+            context=self.reader_errors_unwrapped,
             shuffle=False,
             shuffle_reason="a MaskedImageDataset (it shuffles itself from its seed and the "
-                           "epoch: pass shuffle=True to MaskedImageDataset instead)")
+            "epoch: pass shuffle=True to MaskedImageDataset instead)",
+        )
 
     # --------------------------------------------------------------- batches
     def __len__(self) -> int:
         available = len(self.indices) // self.batch_size
-        return available if self.steps_per_epoch is None else min(available,
-                                                                   self.steps_per_epoch)
+        return available if self.steps_per_epoch is None else min(available, self.steps_per_epoch)
 
     def order(self, epoch: int) -> np.ndarray:
         """The item order of ``epoch``: ``indices``, permuted if ``shuffle``."""
@@ -246,14 +270,13 @@ class MaskedImageDataset(keras.utils.PyDataset):
         if not is_int(idx) or not 0 <= idx < len(self):
             raise IndexError(f"batch index {idx} out of range [0, {len(self)})")
         epoch, idx = self.epoch, int(idx)
-        rows = self.order(epoch)[idx * self.batch_size:(idx + 1) * self.batch_size]
+        rows = self.order(epoch)[idx * self.batch_size : (idx + 1) * self.batch_size]
         try:
             return self._batch(epoch, idx, rows)
         except Exception as error:
             if hasattr(error, "add_note"):
                 shown = ", ".join(str(int(i)) for i in rows[:8]) + (" ..." if len(rows) > 8 else "")
-                error.add_note(f"(MaskedImageDataset: epoch {epoch}, batch {idx}, "
-                               f"items [{shown}])")
+                error.add_note(f"(MaskedImageDataset: epoch {epoch}, batch {idx}, items [{shown}])")
             if self.error is None:
                 self.error = error
             raise
@@ -270,8 +293,10 @@ class MaskedImageDataset(keras.utils.PyDataset):
             images = self.transform(images, rng)
         images = np.asarray(images, dtype=self.dtype)
         if images.ndim != 4 or images.shape[0] != len(rows):
-            raise ValueError(f"Expected a batch of images ({len(rows)}, H, W, C) from "
-                             f"the image source. Received: shape {images.shape}")
+            raise ValueError(
+                f"Expected a batch of images ({len(rows)}, H, W, C) from "
+                f"the image source. Received: shape {images.shape}"
+            )
         start = (epoch * len(self) + idx) * self.batch_size
         batch = self.sampler.sample(self.batch_size, start=start).as_dict()
         batch["images"] = images

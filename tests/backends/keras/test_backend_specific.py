@@ -7,13 +7,13 @@ backend it serves (elsewhere it must decline, so the generic path runs).
 import keras
 import numpy as np
 import pytest
+from harness import TINY_PREDICTOR, TINY_VIT, images, to_numpy, training_batch
 from keras import ops
 
 from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer, make_adamw
 from jepa_components.backends.keras import compat as specific
-from jepa_components.backends.keras.layers import block as block_module
 from jepa_components.backends.keras.layers import TransformerBlock
-from harness import TINY_PREDICTOR, TINY_VIT, images, to_numpy, training_batch
+from jepa_components.backends.keras.layers import block as block_module
 
 BACKEND = keras.backend.backend()
 X = np.random.default_rng(0).normal(size=(2, 5, 8)).astype("float32")
@@ -29,7 +29,7 @@ def _block_outputs_and_grads(block, generic, monkeypatch):
 
         x = torch.tensor(X, requires_grad=True)
         out = block(x, key_mask=torch.tensor(KEY_MASK))
-        (out ** 2).sum().backward()
+        (out**2).sum().backward()
         grads = [x.grad] + [w.value.grad for w in block.trainable_weights]
         result = to_numpy(out.detach()), [to_numpy(g) for g in grads]
         for w in block.trainable_weights:
@@ -86,8 +86,9 @@ def test_scheduled_adamw__fused_torch_update_equals_keras_adamw(fast_path, monke
     rng = np.random.default_rng(0)
     shapes = {"kernel": (6, 4), "bias": (4,)}  # bias: excluded from weight decay (official)
     values = {name: rng.normal(size=shape).astype("float32") for name, shape in shapes.items()}
-    grads = [[rng.normal(size=shape).astype("float32") for shape in shapes.values()]
-             for _ in range(5)]
+    grads = [
+        [rng.normal(size=shape).astype("float32") for shape in shapes.values()] for _ in range(5)
+    ]
 
     def run(optimizer):
         variables = [keras.Variable(values[name], name=name) for name in shapes]
@@ -95,8 +96,18 @@ def test_scheduled_adamw__fused_torch_update_equals_keras_adamw(fast_path, monke
             optimizer.apply([ops.convert_to_tensor(g) for g in step_grads], variables)
         return [to_numpy(v) for v in variables]
 
-    ours = run(make_adamw(steps_per_epoch=10, epochs=1, warmup_epochs=0, start_lr=1e-2,
-                          ref_lr=1e-2, final_lr=1e-2, weight_decay=0.1, final_weight_decay=0.1))
+    ours = run(
+        make_adamw(
+            steps_per_epoch=10,
+            epochs=1,
+            warmup_epochs=0,
+            start_lr=1e-2,
+            ref_lr=1e-2,
+            final_lr=1e-2,
+            weight_decay=0.1,
+            final_weight_decay=0.1,
+        )
+    )
     reference = keras.optimizers.AdamW(learning_rate=1e-2, weight_decay=0.1)
     reference.exclude_from_weight_decay(var_names=["bias"])
     keras_adamw = run(reference)
@@ -107,8 +118,11 @@ def test_scheduled_adamw__fused_torch_update_equals_keras_adamw(fast_path, monke
 
 
 def test_ijepa_compile__xla_by_default_on_tensorflow():
-    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=0),
-                  predictor=Predictor(**TINY_PREDICTOR, seed=1), momentum=0.99)
+    model = IJEPA(
+        encoder=VisionTransformer(**TINY_VIT, seed=0),
+        predictor=Predictor(**TINY_PREDICTOR, seed=1),
+        momentum=0.99,
+    )
     model.compile(optimizer="adamw")
     if BACKEND == "tensorflow":
         assert model.jit_compile is True
@@ -128,8 +142,11 @@ def test_release_free_heap__runs_on_glibc():
 def test_ijepa_train_function__releases_the_heap_once_after_the_first_step(monkeypatch):
     calls = []
     monkeypatch.setattr(specific, "release_free_heap", lambda: calls.append(1) or True)
-    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=0),
-                  predictor=Predictor(**TINY_PREDICTOR, seed=1), momentum=0.99)
+    model = IJEPA(
+        encoder=VisionTransformer(**TINY_VIT, seed=0),
+        predictor=Predictor(**TINY_PREDICTOR, seed=1),
+        momentum=0.99,
+    )
     model.compile(optimizer="adamw")
     history = model.fit(training_batch(4), batch_size=2, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
@@ -145,8 +162,11 @@ DEEP_PREDICTOR = dict(num_patches=64, embed_dim=32, predictor_embed_dim=32, dept
 
 
 def _deep_model(remat):
-    model = IJEPA(encoder=VisionTransformer(**DEEP_VIT, remat=remat, seed=0),
-                  predictor=Predictor(**DEEP_PREDICTOR, remat=remat, seed=1), momentum=0.99)
+    model = IJEPA(
+        encoder=VisionTransformer(**DEEP_VIT, remat=remat, seed=0),
+        predictor=Predictor(**DEEP_PREDICTOR, remat=remat, seed=1),
+        momentum=0.99,
+    )
     model.compile(optimizer="adamw")
     return model
 
@@ -154,13 +174,15 @@ def _deep_model(remat):
 def _deep_batch(batch_size=8):
     order = np.argsort(np.random.default_rng(0).random((batch_size, 64)), axis=1)
     order = order.astype("int32")
-    return {"images": images(batch_size, size=32), "context": order[:, :40],
-            "targets": order[:, 40:].reshape(batch_size, 4, 6)}
+    return {
+        "images": images(batch_size, size=32),
+        "context": order[:, :40],
+        "targets": order[:, 40:].reshape(batch_size, 4, 6),
+    }
 
 
 @pytest.mark.skipif(BACKEND != "jax", reason="jax's compiled train step")
-def test_jax_train_step_jit__remat_saves_memory_only_with_the_memory_ordered_scheduler(
-        monkeypatch):
+def test_jax_train_step_jit__remat_saves_memory_only_with_the_memory_ordered_scheduler(monkeypatch):
     """The compiled step's scratch memory (XLA's preallocated temp): rematerialized blocks
     need the memory-ordered scheduler, and IJEPA's train function uses it."""
     import jax
@@ -177,8 +199,10 @@ def test_jax_train_step_jit__remat_saves_memory_only_with_the_memory_ordered_sch
 
             def call(state, data):
                 seen["args"] = jax.tree_util.tree_map(
-                    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (state, data))
+                    lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), (state, data)
+                )
                 return step(state, data)
+
             return call
 
         monkeypatch.setattr(base_module, "jax_train_step_jit", recording)

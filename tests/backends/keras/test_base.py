@@ -12,9 +12,9 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from harness import TINY_PREDICTOR, TINY_VIT, images, to_numpy, training_batch
 from keras import ops
 
-from jepa_components.masks import MultiBlockMaskSampler
 from jepa_components.backends.keras import (
     IJEPA,
     FitHooks,
@@ -23,15 +23,17 @@ from jepa_components.backends.keras import (
     PixelBaseline,
     Predictor,
     VisionTransformer,
+    compat,
 )
-from jepa_components.backends.keras import compat
 from jepa_components.backends.keras.models import base as base_module
-from harness import TINY_PREDICTOR, TINY_VIT, images, to_numpy, training_batch
+from jepa_components.masks import MultiBlockMaskSampler
 
 BACKEND = keras.backend.backend()
 BATCH = training_batch(4)
-GRID_MESSAGE = (r"Invalid value for argument `sampler`. Expected a sampler on the encoder's "
-                r"\(4, 4\) patch grid. Received: grid_size=\(2, 8\)")
+GRID_MESSAGE = (
+    r"Invalid value for argument `sampler`. Expected a sampler on the encoder's "
+    r"\(4, 4\) patch grid. Received: grid_size=\(2, 8\)"
+)
 
 
 def make(kind, seed=0, **kwargs):
@@ -80,8 +82,9 @@ def test_base__public_paths_of_the_keras_internals_train_the_same():
             model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1))
             if BACKEND == "tensorflow":
                 assert model.jit_compile is True
-            losses.append(model.fit(BATCH, batch_size=2, epochs=1, verbose=0,
-                                    shuffle=False).history["loss"])
+            losses.append(
+                model.fit(BATCH, batch_size=2, epochs=1, verbose=0, shuffle=False).history["loss"]
+            )
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-5)
 
 
@@ -107,8 +110,10 @@ def test_base__refuses_a_predictor_on_another_grid(kind):
     cls = IJEPA if kind == "ijepa" else PixelBaseline
     with pytest.raises(ValueError, match=r"Expected grid_size=\(4, 4\) \(the encoder's\)"):
         cls(encoder=encoder, predictor=other)
-    model = cls(encoder=encoder, predictor=Predictor.for_encoder(
-        encoder, embed_dim=16, depth=1, num_heads=2))
+    model = cls(
+        encoder=encoder,
+        predictor=Predictor.for_encoder(encoder, embed_dim=16, depth=1, num_heads=2),
+    )
     assert model.predictor.grid_size == encoder.grid_size == (4, 4)
 
 
@@ -143,8 +148,12 @@ class _HookedData(keras.utils.PyDataset):
 
     def fit_hooks(self, model):
         self.asked.append(model)
-        return FitHooks(callbacks=(_Recorder(self.log, "dataset"),), context=self._inside,
-                        shuffle=False, shuffle_reason="a _HookedData")
+        return FitHooks(
+            callbacks=(_Recorder(self.log, "dataset"),),
+            context=self._inside,
+            shuffle=False,
+            shuffle_reason="a _HookedData",
+        )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -161,8 +170,9 @@ def test_base__fit_uses_any_datasets_fit_hooks(kind):
 
 
 def test_base__masked_image_dataset_hooks():
-    data = MaskedImageDataset(images(8), MultiBlockMaskSampler(grid_size=(4, 4), min_context=2),
-                              batch_size=4)
+    data = MaskedImageDataset(
+        images(8), MultiBlockMaskSampler(grid_size=(4, 4), min_context=2), batch_size=4
+    )
     hooks = data.fit_hooks(None)
     assert hooks.shuffle is False and "MaskedImageDataset" in hooks.shuffle_reason
     assert len(hooks.callbacks) == 1
@@ -175,9 +185,12 @@ def test_base__features_read_the_feature_encoder(kind):
     model = make(kind)
     expected = model.target_encoder if kind == "ijepa" else model.encoder
     assert model.feature_encoder() is expected
-    np.testing.assert_allclose(to_numpy(model.features(BATCH["images"])),
-                               to_numpy(expected(BATCH["images"])).mean(axis=1),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(model.features(BATCH["images"])),
+        to_numpy(expected(BATCH["images"])).mean(axis=1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_base__saved_weight_paths_keep_the_layer_names(tmp_path):
@@ -198,10 +211,13 @@ def test_base__saved_weight_paths_keep_the_layer_names(tmp_path):
     assert own == 6  # the EMA state variables
 
 
-@pytest.mark.parametrize("kind, own", [
-    ("ijepa", {"target_eps", "momentum"}),
-    ("pixel", {"normalize_targets", "target_eps", "init_std", "seed"}),
-])
+@pytest.mark.parametrize(
+    "kind, own",
+    [
+        ("ijepa", {"target_eps", "momentum"}),
+        ("pixel", {"normalize_targets", "target_eps", "init_std", "seed"}),
+    ],
+)
 def test_base__config_is_layers_loss_and_the_methods_own_arguments(kind, own):
     model = make(kind, loss="smooth_l1")
     config = model.get_config()
@@ -213,8 +229,11 @@ def test_base__config_is_layers_loss_and_the_methods_own_arguments(kind, own):
 @pytest.mark.parametrize("kind", KINDS)
 def test_base__batch_checks(kind):
     model = make(kind)
-    with pytest.raises(ValueError, match=r"Invalid value for argument `inputs`.*"
-                                         r"context_valid, targets_valid optional"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid value for argument `inputs`.*"
+        r"context_valid, targets_valid optional",
+    ):
         model({"images": BATCH["images"], "context": BATCH["context"]})
     with pytest.raises(ValueError, match="Invalid value for argument `inputs`"):
         model(BATCH["images"])

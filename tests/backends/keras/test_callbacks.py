@@ -14,18 +14,21 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from harness import TINY_PREDICTOR, TINY_VIT, to_numpy, training_batch, weights_numpy
 
-from jepa_components.schedules import ema_momentum
 from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
 from jepa_components.backends.keras.training.optimizers import make_adamw, total_optimizer_steps
-from harness import TINY_PREDICTOR, TINY_VIT, to_numpy, training_batch, weights_numpy
+from jepa_components.schedules import ema_momentum
 
 BATCH = training_batch(4)
 
 
 def make_model(seed=0, **compile_kwargs):
-    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=seed),
-                  predictor=Predictor(**TINY_PREDICTOR, seed=seed + 1), momentum=0.99)
+    model = IJEPA(
+        encoder=VisionTransformer(**TINY_VIT, seed=seed),
+        predictor=Predictor(**TINY_PREDICTOR, seed=seed + 1),
+        momentum=0.99,
+    )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-2, **compile_kwargs))
     return model
 
@@ -81,8 +84,14 @@ def test_target_ema__default_total_steps_and_validation_sees_current_target():
     model = make_model(seed=1)
     initial = weights_numpy(model.encoder)
     recorder = Recorder()
-    model.fit(BATCH, batch_size=2, epochs=2, verbose=0, validation_data=BATCH,
-              callbacks=[TargetEMA(0.6), recorder])
+    model.fit(
+        BATCH,
+        batch_size=2,
+        epochs=2,
+        verbose=0,
+        validation_data=BATCH,
+        callbacks=[TargetEMA(0.6), recorder],
+    )
     assert model.momentum_schedule() == {"start": 0.6, "end": 1.0, "total_steps": 4}
     momenta = [ema_momentum(k, 4, 0.6, 1.0) for k in range(4)]
     history = expected_ema(initial, recorder.online, momenta)
@@ -100,38 +109,51 @@ def test_target_ema__callable_momentum_is_exact():
     initial = weights_numpy(model.encoder)
     recorder = Recorder()
     sequence = [0.3, 0.8, 0.5, 0.9]
-    model.fit(BATCH, batch_size=1, epochs=1, verbose=0,
-              callbacks=[TargetEMA(lambda step: sequence[step]), recorder])
-    assert_weights_close(weights_numpy(model.target_encoder),
-                         expected_ema(initial, recorder.online, sequence)[-1])
+    model.fit(
+        BATCH,
+        batch_size=1,
+        epochs=1,
+        verbose=0,
+        callbacks=[TargetEMA(lambda step: sequence[step]), recorder],
+    )
+    assert_weights_close(
+        weights_numpy(model.target_encoder), expected_ema(initial, recorder.online, sequence)[-1]
+    )
 
 
 def test_target_ema__gradient_accumulation_counts_optimizer_updates():
     model = make_model(seed=3, gradient_accumulation_steps=2)
     initial = weights_numpy(model.encoder)
     recorder = Recorder()
-    model.fit(BATCH, batch_size=1, epochs=1, verbose=0,
-              callbacks=[TargetEMA(0.5, 1.0, total_steps=4), recorder])
+    model.fit(
+        BATCH,
+        batch_size=1,
+        epochs=1,
+        verbose=0,
+        callbacks=[TargetEMA(0.5, 1.0, total_steps=4), recorder],
+    )
     assert model.ema_update_count() == 2  # 4 micro-batches, 2 optimizer updates
     # Online weights move only on micro-batches 1 and 3.
     assert_weights_close(recorder.online[0], initial)
     updated = [recorder.online[1], recorder.online[3]]
     momenta = [ema_momentum(k, 4, 0.5, 1.0) for k in range(2)]
-    assert_weights_close(weights_numpy(model.target_encoder),
-                         expected_ema(initial, updated, momenta)[-1])
+    assert_weights_close(
+        weights_numpy(model.target_encoder), expected_ema(initial, updated, momenta)[-1]
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")
 def test_target_ema__needs_total_steps_when_fit_length_is_unknown():
     def generator():  # a python generator: fit does not know its length
         for start in (0, 2):
-            yield ({k: v[start:start + 2] for k, v in BATCH.items()},)  # Keras wants tuples
+            yield ({k: v[start : start + 2] for k, v in BATCH.items()},)  # Keras wants tuples
 
     model = make_model(seed=5)
     with pytest.raises(ValueError, match="Invalid value for argument `total_steps`"):
         model.fit(generator(), epochs=1, verbose=0, shuffle=False, callbacks=[TargetEMA()])
-    model.fit(generator(), epochs=1, verbose=0, shuffle=False,
-              callbacks=[TargetEMA(total_steps=10)])
+    model.fit(
+        generator(), epochs=1, verbose=0, shuffle=False, callbacks=[TargetEMA(total_steps=10)]
+    )
     # One EMA update per optimizer update (tensorflow's generator adapter may
     # run a peeked batch once more: count against the optimizer, not the data).
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations.value))
@@ -150,8 +172,9 @@ def test_ijepa__momentum_formula_equals_the_core_schedule():
     model = make_model(seed=6)
     model.set_momentum_schedule(0.9, 0.999, total_steps=7)
     for k in range(10):  # past total_steps the core holds the end value
-        np.testing.assert_allclose(to_numpy(model.current_momentum(k)),
-                                   ema_momentum(k, 7, 0.9, 0.999), rtol=1e-6)
+        np.testing.assert_allclose(
+            to_numpy(model.current_momentum(k)), ema_momentum(k, 7, 0.9, 0.999), rtol=1e-6
+        )
     model.set_momentum_schedule(0.97)  # constant
     assert model.momentum_schedule() == {"start": 0.97, "end": 0.97, "total_steps": 1}
     np.testing.assert_allclose(to_numpy(model.current_momentum(5)), 0.97, rtol=1e-6)
@@ -164,12 +187,24 @@ def test_ijepa__momentum_formula_equals_the_core_schedule():
 @pytest.mark.parametrize("ipe_scale, accumulation", [(1.0, 1), (1.25, 2)])
 def test_target_ema__schedule_length_agrees_with_make_adamw(ipe_scale, accumulation):
     model = make_model(seed=7)
-    optimizer = make_adamw(steps_per_epoch=4, epochs=3, warmup_epochs=1, ipe_scale=ipe_scale,
-                           gradient_accumulation_steps=accumulation if accumulation > 1 else None)
+    optimizer = make_adamw(
+        steps_per_epoch=4,
+        epochs=3,
+        warmup_epochs=1,
+        ipe_scale=ipe_scale,
+        gradient_accumulation_steps=accumulation if accumulation > 1 else None,
+    )
     model.compile(optimizer=optimizer)
     # 4 batches per epoch, epochs 2..3 of 3: TargetEMA still covers the whole run.
-    model.fit(BATCH, batch_size=1, epochs=3, initial_epoch=2, verbose=0, shuffle=False,
-              callbacks=[TargetEMA(0.5, ipe_scale=ipe_scale)])
+    model.fit(
+        BATCH,
+        batch_size=1,
+        epochs=3,
+        initial_epoch=2,
+        verbose=0,
+        shuffle=False,
+        callbacks=[TargetEMA(0.5, ipe_scale=ipe_scale)],
+    )
     expected = total_optimizer_steps(4, 3, ipe_scale, accumulation)
     assert expected == int(ipe_scale * 3 * 4 / accumulation)  # 12, 7
     assert model.momentum_schedule()["total_steps"] == expected
@@ -179,8 +214,10 @@ def test_target_ema__schedule_length_agrees_with_make_adamw(ipe_scale, accumulat
 
 
 def _round_trip_model(seed):
-    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=seed),
-                  predictor=Predictor(**TINY_PREDICTOR, seed=seed + 1))
+    model = IJEPA(
+        encoder=VisionTransformer(**TINY_VIT, seed=seed),
+        predictor=Predictor(**TINY_PREDICTOR, seed=seed + 1),
+    )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-2))
     return model
 

@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 import pytest
+from harness import TINY_PREDICTOR, TINY_VIT, images
 
-from jepa_components.masks import MultiBlockMaskSampler
 from jepa_components.backends.keras import (
     IJEPA,
     MaskedImageDataset,
@@ -12,7 +12,7 @@ from jepa_components.backends.keras import (
     TargetEMA,
     VisionTransformer,
 )
-from harness import TINY_PREDICTOR, TINY_VIT, images
+from jepa_components.masks import MultiBlockMaskSampler
 
 IMAGES = images(10, size=16)
 
@@ -69,8 +69,9 @@ def test_dataset__transform_and_sequence_input():
 
 
 def test_dataset__fit_on_it():
-    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=0),
-                  predictor=Predictor(**TINY_PREDICTOR, seed=1))
+    model = IJEPA(
+        encoder=VisionTransformer(**TINY_VIT, seed=0), predictor=Predictor(**TINY_PREDICTOR, seed=1)
+    )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3))
     data = MaskedImageDataset(IMAGES, sampler(), batch_size=4, shuffle=True, seed=0)
     history = model.fit(data, epochs=2, verbose=0, callbacks=[TargetEMA()])
@@ -79,14 +80,15 @@ def test_dataset__fit_on_it():
 
 
 def _expected_batch(data, epoch, idx):
-    rows = data.order(epoch)[idx * data.batch_size:(idx + 1) * data.batch_size]
+    rows = data.order(epoch)[idx * data.batch_size : (idx + 1) * data.batch_size]
     masks = sampler().sample(data.batch_size, start=(epoch * len(data) + idx) * data.batch_size)
     return rows, masks
 
 
 def test_dataset__epochs_start_at_initial_epoch_and_advance_on_epoch_begin():
-    data = MaskedImageDataset(IMAGES, sampler(), batch_size=4, shuffle=True, seed=5,
-                              initial_epoch=2)
+    data = MaskedImageDataset(
+        IMAGES, sampler(), batch_size=4, shuffle=True, seed=5, initial_epoch=2
+    )
     assert data.epoch == 2
     data.on_epoch_end()  # Keras calls it once when fit starts: no effect
     for epoch in (2, 3):
@@ -106,8 +108,9 @@ def test_dataset__epochs_start_at_initial_epoch_and_advance_on_epoch_begin():
 
 
 def test_dataset__steps_per_epoch_caps_the_epoch_and_the_mask_stream_follows():
-    data = MaskedImageDataset(IMAGES, sampler(), batch_size=2, shuffle=True, seed=1,
-                              steps_per_epoch=3)
+    data = MaskedImageDataset(
+        IMAGES, sampler(), batch_size=2, shuffle=True, seed=1, steps_per_epoch=3
+    )
     assert len(data) == 3  # 5 available
     data.set_epoch(2)
     expected = sampler().sample(2, start=(2 * 3 + 1) * 2)  # epoch 2 of 3-batch epochs, batch 1
@@ -124,16 +127,17 @@ def test_dataset__load_batch_source_equals_the_array_source():
         return IMAGES[rows]
 
     train = np.array([7, 1, 3, 9, 4, 0])
-    reader = MaskedImageDataset(load_batch=load_batch, sampler=sampler(), batch_size=2,
-                                indices=train, shuffle=True, seed=2)
-    array = MaskedImageDataset(IMAGES, sampler(), batch_size=2, indices=train, shuffle=True,
-                               seed=2)
+    reader = MaskedImageDataset(
+        load_batch=load_batch, sampler=sampler(), batch_size=2, indices=train, shuffle=True, seed=2
+    )
+    array = MaskedImageDataset(IMAGES, sampler(), batch_size=2, indices=train, shuffle=True, seed=2)
     assert len(reader) == len(array) == 3
     for idx in range(3):
         got = reader[idx]
         for key, value in array[idx].items():
             np.testing.assert_array_equal(got[key], value)
-    assert sorted(sum(asked, [])) == sorted(train.tolist())  # every item once per epoch
+    asked_items = [item for batch in asked for item in batch]
+    assert sorted(asked_items) == sorted(train.tolist())  # every item once per epoch
 
 
 class BrokenImage(Exception):
@@ -146,8 +150,9 @@ def test_dataset__a_reader_error_reaches_the_caller_with_the_batch_named():
             raise BrokenImage("cannot decode item 5")
         return IMAGES[rows]
 
-    data = MaskedImageDataset(load_batch=load_batch, sampler=sampler(), batch_size=2,
-                              indices=np.arange(10))
+    data = MaskedImageDataset(
+        load_batch=load_batch, sampler=sampler(), batch_size=2, indices=np.arange(10)
+    )
     data[0]
     with pytest.raises(BrokenImage, match="cannot decode item 5") as raised:
         data[2]
@@ -157,15 +162,19 @@ def test_dataset__a_reader_error_reaches_the_caller_with_the_batch_named():
     def wrong_shape(rows):
         return IMAGES[rows][0]
 
-    bad = MaskedImageDataset(load_batch=wrong_shape, sampler=sampler(), batch_size=2,
-                             indices=np.arange(10))
+    bad = MaskedImageDataset(
+        load_batch=wrong_shape, sampler=sampler(), batch_size=2, indices=np.arange(10)
+    )
     with pytest.raises(ValueError, match=r"Expected a batch of images \(2, H, W, C\)"):
         bad[0]
 
 
 def _tiny_model():
-    model = IJEPA(encoder=VisionTransformer(**TINY_VIT, seed=0),
-                  predictor=Predictor(**TINY_PREDICTOR, seed=1), momentum=0.99)
+    model = IJEPA(
+        encoder=VisionTransformer(**TINY_VIT, seed=0),
+        predictor=Predictor(**TINY_PREDICTOR, seed=1),
+        momentum=0.99,
+    )
     model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3))
     return model
 
@@ -179,11 +188,19 @@ def test_dataset__fit_with_initial_epoch_continues_the_epoch_streams(workers):
         return IMAGES[rows]
 
     # A fresh dataset, as in a resumed run: fit's initial_epoch decides.
-    data = MaskedImageDataset(load_batch=load_batch, sampler=sampler(), batch_size=4,
-                              indices=np.arange(8), shuffle=True, seed=3, workers=workers)
+    data = MaskedImageDataset(
+        load_batch=load_batch,
+        sampler=sampler(),
+        batch_size=4,
+        indices=np.arange(8),
+        shuffle=True,
+        seed=3,
+        workers=workers,
+    )
     _tiny_model().fit(data, epochs=3, initial_epoch=1, verbose=0, shuffle=False)
-    expected = [(e, tuple(int(i) for i in data.order(e)[4 * b:4 * b + 4]))
-                for e in (1, 2) for b in (0, 1)]
+    expected = [
+        (e, tuple(int(i) for i in data.order(e)[4 * b : 4 * b + 4])) for e in (1, 2) for b in (0, 1)
+    ]
     # (tensorflow reads two batches before training to learn the shapes: the
     # training batches are the last ones.)
     assert sorted(served[-4:]) == expected
@@ -197,12 +214,19 @@ def test_dataset__fit_serves_batches_in_order_and_refuses_fits_own_shuffle():
         served.append(tuple(int(i) for i in rows))
         return IMAGES[rows]
 
-    data = MaskedImageDataset(load_batch=load_batch, sampler=sampler(), batch_size=4,
-                              indices=np.arange(8), shuffle=True, seed=3)
+    data = MaskedImageDataset(
+        load_batch=load_batch,
+        sampler=sampler(),
+        batch_size=4,
+        indices=np.arange(8),
+        shuffle=True,
+        seed=3,
+    )
     model = _tiny_model()
     model.fit(data, epochs=1, verbose=0)  # fit's shuffle defaults to False here
-    assert served[-2:] == [tuple(int(i) for i in data.order(0)[4 * b:4 * b + 4])
-                           for b in range(2)]
+    assert served[-2:] == [
+        tuple(int(i) for i in data.order(0)[4 * b : 4 * b + 4]) for b in range(2)
+    ]
     with pytest.raises(ValueError, match="Invalid value for argument `shuffle`"):
         model.fit(data, epochs=1, verbose=0, shuffle=True)
 
@@ -214,8 +238,13 @@ def test_dataset__a_reader_error_in_fit_is_raised_as_raised(workers):
             raise BrokenImage(f"cannot decode items {list(rows)}")
         return IMAGES[rows]
 
-    data = MaskedImageDataset(load_batch=load_batch, sampler=sampler(), batch_size=4,
-                              indices=np.arange(8), workers=workers)
+    data = MaskedImageDataset(
+        load_batch=load_batch,
+        sampler=sampler(),
+        batch_size=4,
+        indices=np.arange(8),
+        workers=workers,
+    )
     with pytest.raises(BrokenImage, match="cannot decode items") as raised:
         _tiny_model().fit(data, epochs=2, verbose=0, shuffle=False)
     assert data.error is raised.value

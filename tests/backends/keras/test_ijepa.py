@@ -9,11 +9,11 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from harness import TINY_PREDICTOR, TINY_VIT, pad, to_numpy, training_batch, weights_numpy
 
+from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
 from jepa_components.context import make_targets
 from jepa_components.losses import jepa_loss
-from jepa_components.backends.keras import IJEPA, Predictor, TargetEMA, VisionTransformer
-from harness import TINY_PREDICTOR, TINY_VIT, pad, to_numpy, training_batch, weights_numpy
 
 BATCH = training_batch(4)
 
@@ -46,23 +46,34 @@ def test_ijepa__outputs_shapes_and_targets_from_the_core(model):
     predictions, targets = to_numpy(out["predictions"]), to_numpy(out["targets"])
     assert predictions.shape == targets.shape == (4, 2, 3, 32)
     tokens = to_numpy(model.target_encoder(BATCH["images"]))
-    np.testing.assert_allclose(targets, make_targets(tokens, BATCH["targets"]),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        targets, make_targets(tokens, BATCH["targets"]), rtol=1e-5, atol=1e-5
+    )
     context = model.encoder(BATCH["images"], indices=BATCH["context"])
     expected = model.predictor(context, BATCH["context"], BATCH["targets"])
     np.testing.assert_allclose(predictions, to_numpy(expected), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("loss, reduction", [("l2", "mean"), ("smooth_l1", "mean"),
-                                             ("l2", "paper")])
+@pytest.mark.parametrize(
+    "loss, reduction", [("l2", "mean"), ("smooth_l1", "mean"), ("l2", "paper")]
+)
 def test_ijepa__loss_equals_numpy_core_loss(model, loss, reduction):
     batch = pad(BATCH)
-    other = IJEPA(encoder=model.encoder, predictor=model.predictor, loss=loss,
-                  reduction=reduction, momentum=0.99)
+    other = IJEPA(
+        encoder=model.encoder,
+        predictor=model.predictor,
+        loss=loss,
+        reduction=reduction,
+        momentum=0.99,
+    )
     out = other(batch)
-    expected = jepa_loss(to_numpy(out["predictions"]).astype("float64"),
-                         to_numpy(out["targets"]).astype("float64"),
-                         valid=batch["targets_valid"], loss=loss, reduction=reduction)
+    expected = jepa_loss(
+        to_numpy(out["predictions"]).astype("float64"),
+        to_numpy(out["targets"]).astype("float64"),
+        valid=batch["targets_valid"],
+        loss=loss,
+        reduction=reduction,
+    )
     got = to_numpy(other.compute_loss(x=batch, y_pred=out))
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
@@ -71,10 +82,17 @@ def test_ijepa__padding_changes_neither_valid_predictions_nor_loss(model):
     base = model(BATCH)
     padded_batch = pad(BATCH, extra_context=3, extra_targets=2)
     padded = model(padded_batch)
-    np.testing.assert_allclose(to_numpy(padded["predictions"])[:, :, :3],
-                               to_numpy(base["predictions"]), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(to_numpy(model.compute_loss(x=padded_batch, y_pred=padded)),
-                               to_numpy(model.compute_loss(x=BATCH, y_pred=base)), rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(padded["predictions"])[:, :, :3],
+        to_numpy(base["predictions"]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        to_numpy(model.compute_loss(x=padded_batch, y_pred=padded)),
+        to_numpy(model.compute_loss(x=BATCH, y_pred=base)),
+        rtol=1e-5,
+    )
 
 
 def test_ijepa__fit_reduces_loss_and_evaluate_reports_the_same_loss():
@@ -97,8 +115,13 @@ def test_ijepa__target_gets_no_gradient_and_no_optimizer_update():
     online_before = weights_numpy(model.encoder)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # e.g. "Gradients do not exist for variables"
-        model.fit(BATCH, batch_size=2, epochs=1, verbose=0,
-                  callbacks=[TargetEMA(1.0, final_momentum=None)])
+        model.fit(
+            BATCH,
+            batch_size=2,
+            epochs=1,
+            verbose=0,
+            callbacks=[TargetEMA(1.0, final_momentum=None)],
+        )
     for a, b in zip(weights_numpy(model.target_encoder), target_before):
         np.testing.assert_array_equal(a, b)  # momentum 1: only the optimizer could move it
     assert any(not np.allclose(a, b) for a, b in zip(weights_numpy(model.encoder), online_before))
@@ -120,8 +143,9 @@ def test_ijepa__fit_without_target_ema_warns_once_and_uses_constant_momentum():
 def test_ijepa__fit_takes_positional_arguments_and_a_callback_list():
     model = make_model(seed=13, momentum=None)
     model.compile(optimizer="adamw")
-    callbacks = keras.callbacks.CallbackList([TargetEMA(0.5, 1.0, total_steps=4)],
-                                             add_history=True, model=model)
+    callbacks = keras.callbacks.CallbackList(
+        [TargetEMA(0.5, 1.0, total_steps=4)], add_history=True, model=model
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the schedule set by TargetEMA counts
         model.fit(BATCH, None, 2, 2, 0, callbacks)  # x, y, batch_size, epochs, verbose
@@ -133,11 +157,13 @@ def test_ijepa__same_seed_same_initial_weights_and_first_loss():
     first, second = make_model(seed=11), make_model(seed=11)
     for a, b in zip(weights_numpy(first), weights_numpy(second)):
         np.testing.assert_array_equal(a, b)
-    losses = [to_numpy(m.compute_loss(x=BATCH, y_pred=m(BATCH, training=False)))
-              for m in (first, second)]
+    losses = [
+        to_numpy(m.compute_loss(x=BATCH, y_pred=m(BATCH, training=False))) for m in (first, second)
+    ]
     assert losses[0] == losses[1]
-    assert not np.allclose(weights_numpy(make_model(seed=12).encoder)[0],
-                           weights_numpy(first.encoder)[0])
+    assert not np.allclose(
+        weights_numpy(make_model(seed=12).encoder)[0], weights_numpy(first.encoder)[0]
+    )
 
 
 def test_ijepa__save_load_round_trip(tmp_path):
@@ -201,11 +227,14 @@ def test_ijepa__bucketed_masks_compile_a_bounded_number_of_shapes():
     shapes = set()
     for epoch in range(epochs):
         data.set_epoch(epoch)
-        shapes |= {(data[i]["context"].shape[1], data[i]["targets"].shape[2])
-                   for i in range(len(data))}
+        shapes |= {
+            (data[i]["context"].shape[1], data[i]["targets"].shape[2]) for i in range(len(data))
+        }
     model = CountingIJEPA(
         encoder=VisionTransformer(**dict(TINY_VIT, image_size=32), seed=0),
-        predictor=Predictor(**dict(TINY_PREDICTOR, num_patches=64), seed=1), momentum=0.99)
+        predictor=Predictor(**dict(TINY_PREDICTOR, num_patches=64), seed=1),
+        momentum=0.99,
+    )
     model.compile(optimizer="adamw")
     model.fit(data, epochs=epochs, verbose=0)
     context_lengths, target_lengths = sampler.padded_lengths()
@@ -222,9 +251,11 @@ def test_ijepa__remat_trains_as_without_it():
     ``g / |g|``, would amplify float rounding in near-zero gradients.)"""
     runs = []
     for remat in (False, True):
-        model = IJEPA(encoder=VisionTransformer(**TINY_VIT, remat=remat, seed=21),
-                      predictor=Predictor(**TINY_PREDICTOR, remat=remat, seed=22),
-                      momentum=0.9)
+        model = IJEPA(
+            encoder=VisionTransformer(**TINY_VIT, remat=remat, seed=21),
+            predictor=Predictor(**TINY_PREDICTOR, remat=remat, seed=22),
+            momentum=0.9,
+        )
         model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
         history = model.fit(pad(BATCH), batch_size=2, epochs=1, verbose=0, shuffle=False)
         runs.append((history.history["loss"], weights_numpy(model)))

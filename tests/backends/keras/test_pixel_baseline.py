@@ -5,13 +5,13 @@ import os
 import keras
 import numpy as np
 import pytest
+from harness import TINY_PREDICTOR, TINY_VIT, mask_batch, pad, to_numpy, weights_numpy
 
+from jepa_components.backends.keras import MaskedImageDataset, Predictor, VisionTransformer
+from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
 from jepa_components.losses import jepa_loss
 from jepa_components.masks import MultiBlockMaskSampler
 from jepa_components.pixels import make_pixel_targets
-from jepa_components.backends.keras import MaskedImageDataset, Predictor, VisionTransformer
-from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
-from harness import TINY_PREDICTOR, TINY_VIT, mask_batch, pad, to_numpy, weights_numpy
 
 
 def make_model(seed=0, channels=3, **kwargs):
@@ -46,8 +46,9 @@ def model():
 def test_pixel_baseline__parts_trainable_and_no_target_encoder(model):
     assert not hasattr(model, "target_encoder")
     trainable = {id(w) for w in model.trainable_weights}
-    expected = {id(w) for w in model.encoder.weights + model.predictor.weights
-                + model.pixel_head.weights}
+    expected = {
+        id(w) for w in model.encoder.weights + model.predictor.weights + model.pixel_head.weights
+    }
     assert trainable == expected
     assert model.pixel_head.kernel.shape == (32, 4 * 4 * 3)
 
@@ -56,8 +57,9 @@ def test_pixel_baseline__outputs_are_head_of_predictor_and_core_pixel_targets(mo
     out = model(BATCH)
     predictions, targets = to_numpy(out["predictions"]), to_numpy(out["targets"])
     assert predictions.shape == targets.shape == (4, 2, 3, 48)
-    np.testing.assert_allclose(targets, make_pixel_targets(BATCH["images"], BATCH["targets"], 4),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        targets, make_pixel_targets(BATCH["images"], BATCH["targets"], 4), rtol=1e-4, atol=1e-4
+    )
     context = model.encoder(BATCH["images"], indices=BATCH["context"])
     expected = model.pixel_head(model.predictor(context, BATCH["context"], BATCH["targets"]))
     np.testing.assert_allclose(predictions, to_numpy(expected), rtol=1e-5, atol=1e-5)
@@ -69,8 +71,9 @@ def test_pixel_baseline__loss_equals_numpy_core_definition(normalize):
     batch = pad(BATCH)
     out = model(batch)
     predictions = to_numpy(out["predictions"]).astype("float64")
-    targets = make_pixel_targets(batch["images"].astype("float64"), batch["targets"], 4,
-                                 normalize=normalize)
+    targets = make_pixel_targets(
+        batch["images"].astype("float64"), batch["targets"], 4, normalize=normalize
+    )
     expected = jepa_loss(predictions, targets, valid=batch["targets_valid"])
     got = to_numpy(model.compute_loss(x=batch, y_pred=out))
     np.testing.assert_allclose(got, expected, rtol=1e-4)
@@ -84,10 +87,17 @@ def test_pixel_baseline__padding_changes_neither_valid_predictions_nor_loss(mode
     base = model(BATCH)
     padded_batch = pad(BATCH, extra_context=3, extra_targets=2)
     padded = model(padded_batch)
-    np.testing.assert_allclose(to_numpy(padded["predictions"])[:, :, :3],
-                               to_numpy(base["predictions"]), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(to_numpy(model.compute_loss(x=padded_batch, y_pred=padded)),
-                               to_numpy(model.compute_loss(x=BATCH, y_pred=base)), rtol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(padded["predictions"])[:, :, :3],
+        to_numpy(base["predictions"]),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        to_numpy(model.compute_loss(x=padded_batch, y_pred=padded)),
+        to_numpy(model.compute_loss(x=BATCH, y_pred=base)),
+        rtol=1e-5,
+    )
 
 
 def test_pixel_baseline__fit_numpy_dict_loss_finite_and_decreasing():
@@ -122,8 +132,9 @@ def test_pixel_baseline__same_seed_same_weights():
     first, second = make_model(seed=11), make_model(seed=11)
     for a, b in zip(weights_numpy(first), weights_numpy(second)):
         np.testing.assert_array_equal(a, b)
-    assert not np.allclose(to_numpy(make_model(seed=12).pixel_head.kernel),
-                           to_numpy(first.pixel_head.kernel))
+    assert not np.allclose(
+        to_numpy(make_model(seed=12).pixel_head.kernel), to_numpy(first.pixel_head.kernel)
+    )
 
 
 def test_pixel_baseline__save_load_round_trip(tmp_path):
@@ -137,8 +148,9 @@ def test_pixel_baseline__save_load_round_trip(tmp_path):
     assert loaded.get_config() == model.get_config()
     for a, b in zip(weights_numpy(loaded), weights_numpy(model)):
         np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(to_numpy(loaded(BATCH)["predictions"]),
-                                  to_numpy(model(BATCH)["predictions"]))
+    np.testing.assert_array_equal(
+        to_numpy(loaded(BATCH)["predictions"]), to_numpy(model(BATCH)["predictions"])
+    )
     loaded.fit(BATCH, batch_size=2, epochs=1, verbose=0)  # trains on after loading
 
 

@@ -5,11 +5,11 @@ mask token, config. (Its initialization is compared with the official
 import keras
 import numpy as np
 import pytest
+from harness import TINY_PREDICTOR, check_layer, mask_batch, pad, to_numpy
 from keras import ops
 
-from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras import Predictor
-from harness import TINY_PREDICTOR, check_layer, mask_batch, pad, to_numpy
+from jepa_components.positional import sincos_2d_positions
 
 MASKS = mask_batch(2)
 CONTEXT_TOKENS = np.random.default_rng(0).normal(size=(2, 6, 32)).astype("float32")
@@ -23,10 +23,15 @@ def predictor():
 
 
 def call(layer, masks=MASKS, tokens=CONTEXT_TOKENS, valid=True):
-    return to_numpy(layer(
-        tokens, masks["context"], masks["targets"],
-        context_valid=masks["context_valid"] if valid else None,
-        targets_valid=masks["targets_valid"] if valid else None))
+    return to_numpy(
+        layer(
+            tokens,
+            masks["context"],
+            masks["targets"],
+            context_valid=masks["context_valid"] if valid else None,
+            targets_valid=masks["targets_valid"] if valid else None,
+        )
+    )
 
 
 def test_predictor__harness_shape_and_dtype():
@@ -36,8 +41,11 @@ def test_predictor__harness_shape_and_dtype():
 
 
 def test_predictor__several_targets_and_no_masks_equals_all_valid(predictor):
-    masks = dict(MASKS, targets=np.concatenate([MASKS["targets"]] * 2, axis=1),
-                 targets_valid=np.ones((2, 4, 3), bool))
+    masks = dict(
+        MASKS,
+        targets=np.concatenate([MASKS["targets"]] * 2, axis=1),
+        targets_valid=np.ones((2, 4, 3), bool),
+    )
     out = call(predictor, masks)
     assert out.shape == (2, 4, 3, 32)
     np.testing.assert_allclose(out, call(predictor, masks, valid=False), rtol=1e-6, atol=1e-6)
@@ -83,8 +91,9 @@ def test_predictor__equal_queries_give_equal_predictions(predictor):
     assert not np.allclose(out[:, 1, 0], out[:, 1, 1], atol=1e-4)
     # Reordering a block's slots reorders its predictions, nothing else.
     permuted = dict(masks, targets=masks["targets"][:, :, [2, 0, 1]])
-    np.testing.assert_allclose(call(predictor, permuted), out[:, :, [2, 0, 1]],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        call(predictor, permuted), out[:, :, [2, 0, 1]], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_predictor__positions_are_the_fixed_sincos_table(predictor):
@@ -134,8 +143,15 @@ def test_predictor__mask_token_is_used_and_trained():
 
 
 def test_predictor__non_square_grid():
-    layer = Predictor(num_patches=8, embed_dim=32, predictor_embed_dim=16, depth=1,
-                      num_heads=2, grid_size=(2, 4), seed=0)
+    layer = Predictor(
+        num_patches=8,
+        embed_dim=32,
+        predictor_embed_dim=16,
+        depth=1,
+        num_heads=2,
+        grid_size=(2, 4),
+        seed=0,
+    )
     np.testing.assert_allclose(layer._pos_embed_numpy, sincos_2d_positions(16, (2, 4)))
     out = layer(CONTEXT_TOKENS, np.zeros((2, 6), "int32"), np.full((2, 1, 2), 7, "int32"))
     assert to_numpy(out).shape == (2, 1, 2, 32)
@@ -161,11 +177,15 @@ def test_predictor__invalid_arguments_raise(kwargs, match):
 
 
 def test_predictor__options_in_config_and_blocks():
-    layer = Predictor(**TINY_PREDICTOR, activation="silu", depth_scaled_init=True, remat=True,
-                      seed=0)
+    layer = Predictor(
+        **TINY_PREDICTOR, activation="silu", depth_scaled_init=True, remat=True, seed=0
+    )
     config = layer.get_config()
     assert (config["activation"], config["depth_scaled_init"], config["remat"]) == (
-        "silu", True, True)
+        "silu",
+        True,
+        True,
+    )
     assert all(b.mlp.activation == "silu" and b.remat for b in layer.predictor_blocks)
     assert layer.predictor_blocks[0].attn.output_init_std == pytest.approx(0.02 / np.sqrt(2))
     assert Predictor.from_config(config).get_config() == config
@@ -185,18 +205,21 @@ def test_predictor__grid_size_attribute_is_resolved_and_config_keeps_the_argumen
 def test_predictor__for_encoder_takes_size_width_and_grid_from_the_encoder():
     from jepa_components.backends.keras import VisionTransformer
 
-    encoder = VisionTransformer(image_size=(8, 16), patch_size=4, embed_dim=32, depth=1,
-                                num_heads=2)
-    layer = Predictor.for_encoder(encoder, embed_dim=16, depth=2, num_heads=4, seed=3,
-                                  remat=True)
+    encoder = VisionTransformer(
+        image_size=(8, 16), patch_size=4, embed_dim=32, depth=1, num_heads=2
+    )
+    layer = Predictor.for_encoder(encoder, embed_dim=16, depth=2, num_heads=4, seed=3, remat=True)
     assert (layer.num_patches, layer.embed_dim, layer.predictor_embed_dim) == (8, 32, 16)
     assert layer.grid_size == encoder.grid_size == (2, 4)
     assert (layer.depth, layer.num_heads, layer.seed, layer.remat) == (2, 4, 3, True)
     np.testing.assert_allclose(layer._pos_embed_numpy, sincos_2d_positions(16, (2, 4)))
     assert Predictor.from_config(layer.get_config()).get_config() == layer.get_config()
-    square = Predictor.for_encoder(VisionTransformer(image_size=16, patch_size=4, embed_dim=32,
-                                                     depth=1, num_heads=2),
-                                   embed_dim=16, depth=1, num_heads=2)
+    square = Predictor.for_encoder(
+        VisionTransformer(image_size=16, patch_size=4, embed_dim=32, depth=1, num_heads=2),
+        embed_dim=16,
+        depth=1,
+        num_heads=2,
+    )
     assert square.grid_size == (4, 4) and square.num_patches == 16
 
 

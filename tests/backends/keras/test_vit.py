@@ -11,11 +11,12 @@ import re
 import keras
 import numpy as np
 import pytest
+from harness import TINY_VIT, check_layer, images, to_numpy, weights_numpy
 from keras import ops
 
-from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras import (
     VIT_SIZES,
+    Predictor,
     VisionTransformer,
     vit_base,
     vit_giant,
@@ -24,8 +25,7 @@ from jepa_components.backends.keras import (
     vit_small,
     vit_tiny,
 )
-from jepa_components.backends.keras import Predictor
-from harness import TINY_VIT, check_layer, images, to_numpy, weights_numpy
+from jepa_components.positional import sincos_2d_positions
 
 IMAGES = images(2)
 TABLE = np.random.default_rng(5).normal(size=(1, 16, 32)).astype("float32")
@@ -54,8 +54,9 @@ def learned_encoder(table=None, **kwargs):
 
 
 def test_vit__harness_full_image_shape_and_dtype():
-    layer = check_layer(lambda: VisionTransformer(**TINY_VIT, seed=0), lambda l: l(IMAGES),
-                        (2, 16, 32))
+    layer = check_layer(
+        lambda: VisionTransformer(**TINY_VIT, seed=0), lambda layer: layer(IMAGES), (2, 16, 32)
+    )
     assert keras.backend.standardize_dtype(layer(IMAGES).dtype) == "float32"
 
 
@@ -65,8 +66,12 @@ def test_vit__indices_keep_only_those_tokens(encoder):
     assert out.shape == (2, 3, 32)
     # All indices in order reproduce the full-image output.
     all_indices = np.tile(np.arange(16, dtype="int32"), (2, 1))
-    np.testing.assert_allclose(to_numpy(encoder(IMAGES, indices=all_indices)),
-                               to_numpy(encoder(IMAGES)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(encoder(IMAGES, indices=all_indices)),
+        to_numpy(encoder(IMAGES)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     # Duplicated index 3 of sample 1 gives twice the same token.
     np.testing.assert_allclose(out[1, 0], out[1, 1], rtol=1e-6, atol=1e-6)
 
@@ -92,8 +97,9 @@ def test_vit__positions_added_once_before_selection(pos_embed):
     for block in layer.blocks:
         x = block(x)
     expected = to_numpy(layer.norm(x))
-    np.testing.assert_allclose(to_numpy(layer(IMAGES, indices=indices)), expected,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(layer(IMAGES, indices=indices)), expected, rtol=1e-5, atol=1e-5
+    )
     np.testing.assert_allclose(to_numpy(layer.position_table()), table, rtol=1e-6, atol=1e-6)
 
 
@@ -107,28 +113,32 @@ def test_vit__learned_table_is_one_trainable_weight_starting_at_sincos(encoder):
     assert not [w for w in encoder.weights if "pos_embed" in w.path]
     np.testing.assert_allclose(to_numpy(weight), sincos_2d_positions(32, 4)[None], atol=1e-7)
     # Same seed, fresh table: the same function as the fixed table.
-    np.testing.assert_allclose(to_numpy(layer(IMAGES)), to_numpy(encoder(IMAGES)),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(layer(IMAGES)), to_numpy(encoder(IMAGES)), rtol=1e-6, atol=1e-6
+    )
     layer.pos_embed_weight.assign(TABLE)
     assert not np.allclose(to_numpy(layer(IMAGES)), to_numpy(encoder(IMAGES)), atol=1e-3)
 
 
 def test_vit__learned_table_harness_and_keras_file_round_trip(tmp_path):
-    layer = check_layer(lambda: learned_encoder(TABLE), lambda l: l(IMAGES), (2, 16, 32))
+    layer = check_layer(lambda: learned_encoder(TABLE), lambda layer: layer(IMAGES), (2, 16, 32))
     assert layer.get_config()["pos_embed"] == "learned"
     inputs = keras.Input((16, 16, 3))
     model = keras.Model(inputs, layer(inputs))
     model.save(tmp_path / "vit.keras")
     restored = keras.models.load_model(tmp_path / "vit.keras")
-    [vit] = [l for l in restored.layers if isinstance(l, VisionTransformer)]
+    [vit] = [layer for layer in restored.layers if isinstance(layer, VisionTransformer)]
     np.testing.assert_array_equal(to_numpy(vit.pos_embed_weight), TABLE)
-    np.testing.assert_allclose(to_numpy(restored(IMAGES)), to_numpy(model(IMAGES)),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(restored(IMAGES)), to_numpy(model(IMAGES)), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_vit__learned_table_read_through_stateless_scope():
     layer = learned_encoder()
-    with keras.StatelessScope(state_mapping=[(layer.pos_embed_weight, ops.convert_to_tensor(TABLE))]):
+    with keras.StatelessScope(
+        state_mapping=[(layer.pos_embed_weight, ops.convert_to_tensor(TABLE))]
+    ):
         stateless = to_numpy(layer(IMAGES))
         stateless_inter = to_numpy(layer.intermediate_layers(IMAGES, layers=1)[0])
     layer.pos_embed_weight.assign(TABLE)
@@ -137,8 +147,9 @@ def test_vit__learned_table_read_through_stateless_scope():
 
 
 def test_vit__non_square_images():
-    layer = VisionTransformer(image_size=(8, 16), patch_size=4, embed_dim=32, depth=1,
-                              num_heads=2, seed=0)
+    layer = VisionTransformer(
+        image_size=(8, 16), patch_size=4, embed_dim=32, depth=1, num_heads=2, seed=0
+    )
     assert layer.grid_size == (2, 4) and layer.num_patches == 8
     out = to_numpy(layer(images(2, size=(8, 16))))
     assert out.shape == (2, 8, 32)
@@ -147,8 +158,15 @@ def test_vit__non_square_images():
 
 @pytest.mark.parametrize("depth_scaled_init", [False, True])
 def test_vit__init_std_of_output_projections(depth_scaled_init):
-    layer = VisionTransformer(image_size=16, patch_size=4, embed_dim=128, depth=3, num_heads=2,
-                              depth_scaled_init=depth_scaled_init, seed=0)
+    layer = VisionTransformer(
+        image_size=16,
+        patch_size=4,
+        embed_dim=128,
+        depth=3,
+        num_heads=2,
+        depth_scaled_init=depth_scaled_init,
+        seed=0,
+    )
     layer.build()
     for i, block in enumerate(layer.blocks):
         expected = 0.02 / np.sqrt(2.0 * (i + 1)) if depth_scaled_init else 0.02
@@ -160,8 +178,15 @@ def test_vit__init_std_of_output_projections(depth_scaled_init):
 
 
 # ------------------------------------------------ init parity with the official code
-INIT_SIZES = dict(image_size=16, patch_size=4, embed_dim=64, depth=4, num_heads=2,
-                  predictor_embed_dim=32, predictor_depth=4)
+INIT_SIZES = dict(
+    image_size=16,
+    patch_size=4,
+    embed_dim=64,
+    depth=4,
+    num_heads=2,
+    predictor_embed_dim=32,
+    predictor_depth=4,
+)
 
 
 def _official_key(path):
@@ -186,28 +211,41 @@ def _official_models(official_code, monkeypatch, depth_scaled_init):
     helper = official_code("src.helper")
     s = INIT_SIZES
     make_encoder = functools.partial(
-        vit.VisionTransformer, embed_dim=s["embed_dim"], depth=s["depth"],
-        num_heads=s["num_heads"], mlp_ratio=4, qkv_bias=True,
-        norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6))
+        vit.VisionTransformer,
+        embed_dim=s["embed_dim"],
+        depth=s["depth"],
+        num_heads=s["num_heads"],
+        mlp_ratio=4,
+        qkv_bias=True,
+        norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6),
+    )
     torch.manual_seed(0)
     if not depth_scaled_init:
         # init_model builds encoders by name from the module's namespace.
         monkeypatch.setattr(vit, "vit_init_parity", make_encoder, raising=False)
         return helper.init_model(
-            device="cpu", patch_size=s["patch_size"], model_name="vit_init_parity",
-            crop_size=s["image_size"], pred_depth=s["predictor_depth"],
-            pred_emb_dim=s["predictor_embed_dim"])
+            device="cpu",
+            patch_size=s["patch_size"],
+            model_name="vit_init_parity",
+            crop_size=s["image_size"],
+            pred_depth=s["predictor_depth"],
+            pred_emb_dim=s["predictor_embed_dim"],
+        )
     encoder = make_encoder(img_size=[s["image_size"]], patch_size=s["patch_size"])
     predictor = vit.vit_predictor(
-        num_patches=encoder.patch_embed.num_patches, embed_dim=s["embed_dim"],
-        predictor_embed_dim=s["predictor_embed_dim"], depth=s["predictor_depth"],
-        num_heads=s["num_heads"])
+        num_patches=encoder.patch_embed.num_patches,
+        embed_dim=s["embed_dim"],
+        predictor_embed_dim=s["predictor_embed_dim"],
+        depth=s["predictor_depth"],
+        num_heads=s["num_heads"],
+    )
     return encoder, predictor
 
 
 @pytest.mark.parametrize("depth_scaled_init", [False, True])
-def test_init__weight_statistics_match_the_official_code(official_code, monkeypatch,
-                                                          depth_scaled_init):
+def test_init__weight_statistics_match_the_official_code(
+    official_code, monkeypatch, depth_scaled_init
+):
     """Per-tensor std and mean of every initial weight, encoder and predictor.
 
     Default (False) against ``src/helper.py::init_model`` (every Linear
@@ -220,25 +258,39 @@ def test_init__weight_statistics_match_the_official_code(official_code, monkeypa
     """
     s = INIT_SIZES
     encoder = VisionTransformer(
-        image_size=s["image_size"], patch_size=s["patch_size"], embed_dim=s["embed_dim"],
-        depth=s["depth"], num_heads=s["num_heads"], depth_scaled_init=depth_scaled_init,
-        seed=0)
+        image_size=s["image_size"],
+        patch_size=s["patch_size"],
+        embed_dim=s["embed_dim"],
+        depth=s["depth"],
+        num_heads=s["num_heads"],
+        depth_scaled_init=depth_scaled_init,
+        seed=0,
+    )
     predictor = Predictor(
-        num_patches=encoder.num_patches, embed_dim=s["embed_dim"],
-        predictor_embed_dim=s["predictor_embed_dim"], depth=s["predictor_depth"],
-        num_heads=s["num_heads"], depth_scaled_init=depth_scaled_init, seed=1)
+        num_patches=encoder.num_patches,
+        embed_dim=s["embed_dim"],
+        predictor_embed_dim=s["predictor_embed_dim"],
+        depth=s["predictor_depth"],
+        num_heads=s["num_heads"],
+        depth_scaled_init=depth_scaled_init,
+        seed=1,
+    )
     encoder.build(), predictor.build()
     official = _official_models(official_code, monkeypatch, depth_scaled_init)
     for ours, theirs in zip((encoder, predictor), official):
-        expected = _stats((name, p.detach().numpy()) for name, p in theirs.named_parameters()
-                          if p.requires_grad)  # not the fixed sin-cos tables
+        expected = _stats(
+            (name, p.detach().numpy()) for name, p in theirs.named_parameters() if p.requires_grad
+        )  # not the fixed sin-cos tables
         got = _stats((_official_key(w.path), to_numpy(w)) for w in ours.weights)
         assert set(got) == set(expected)
         for name, (std, mean, size) in expected.items():
             tolerance = 6.0 * std / np.sqrt(size)
             assert abs(got[name][0] - std) <= tolerance, (name, got[name], expected[name])
-            assert abs(got[name][1] - mean) <= tolerance * np.sqrt(2.0), (name, got[name],
-                                                                          expected[name])
+            assert abs(got[name][1] - mean) <= tolerance * np.sqrt(2.0), (
+                name,
+                got[name],
+                expected[name],
+            )
     # The parity is not vacuous: with the default, the last block's output
     # projection starts at std 0.02, with the rescaling at 0.02 / sqrt(8).
     last_proj = np.std(to_numpy(encoder.blocks[-1].attn.proj.kernel))
@@ -257,8 +309,14 @@ def test_vit__same_seed_same_weights():
 
 @pytest.mark.parametrize(
     "factory, name",
-    [(vit_tiny, "vit_tiny"), (vit_small, "vit_small"), (vit_base, "vit_base"),
-     (vit_large, "vit_large"), (vit_huge, "vit_huge"), (vit_giant, "vit_giant")],
+    [
+        (vit_tiny, "vit_tiny"),
+        (vit_small, "vit_small"),
+        (vit_base, "vit_base"),
+        (vit_large, "vit_large"),
+        (vit_huge, "vit_huge"),
+        (vit_giant, "vit_giant"),
+    ],
 )
 def test_vit_factories__official_sizes_any_patch_and_image(factory, name):
     layer = factory(image_size=32, patch_size=8)  # not built: no weights allocated
@@ -271,8 +329,13 @@ def test_vit_factories__official_sizes_any_patch_and_image(factory, name):
 
 def test_vit_sizes__match_official_table():
     assert {k: v[:3] for k, v in VIT_SIZES.items()} == {
-        "vit_tiny": (192, 12, 3), "vit_small": (384, 12, 6), "vit_base": (768, 12, 12),
-        "vit_large": (1024, 24, 16), "vit_huge": (1280, 32, 16), "vit_giant": (1408, 40, 16)}
+        "vit_tiny": (192, 12, 3),
+        "vit_small": (384, 12, 6),
+        "vit_base": (768, 12, 12),
+        "vit_large": (1024, 24, 16),
+        "vit_huge": (1280, 32, 16),
+        "vit_giant": (1408, 40, 16),
+    }
 
 
 @pytest.mark.parametrize(
@@ -297,16 +360,30 @@ def test_vit__invalid_arguments_raise(kwargs, match):
 
 
 def test_vit__options_in_config_and_blocks():
-    layer = VisionTransformer(**TINY_VIT, activation="gelu_tanh", depth_scaled_init=True,
-                              pos_embed="learned", remat=True, seed=0)
+    layer = VisionTransformer(
+        **TINY_VIT,
+        activation="gelu_tanh",
+        depth_scaled_init=True,
+        pos_embed="learned",
+        remat=True,
+        seed=0,
+    )
     config = layer.get_config()
-    assert (config["activation"], config["depth_scaled_init"], config["pos_embed"],
-            config["remat"]) == ("gelu_tanh", True, "learned", True)
+    assert (
+        config["activation"],
+        config["depth_scaled_init"],
+        config["pos_embed"],
+        config["remat"],
+    ) == ("gelu_tanh", True, "learned", True)
     assert all(block.mlp.activation == "gelu_tanh" and block.remat for block in layer.blocks)
     assert VisionTransformer.from_config(config).get_config() == config
     defaults = VisionTransformer(**TINY_VIT).get_config()
-    assert (defaults["activation"], defaults["depth_scaled_init"], defaults["pos_embed"],
-            defaults["remat"]) == ("gelu", False, "sincos", False)
+    assert (
+        defaults["activation"],
+        defaults["depth_scaled_init"],
+        defaults["pos_embed"],
+        defaults["remat"],
+    ) == ("gelu", False, "sincos", False)
 
 
 # ------------------------------------------------------------ intermediate layers
@@ -320,14 +397,21 @@ def _manual_block_outputs(layer, images, indices=None, valid=None):
 
 
 def test_intermediate_layers__last_with_norm_equals_the_forward_pass(deep_encoder):
-    np.testing.assert_allclose(to_numpy(deep_encoder.intermediate_layers(IMAGES, layers=1)[0]),
-                               to_numpy(deep_encoder(IMAGES)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(deep_encoder.intermediate_layers(IMAGES, layers=1)[0]),
+        to_numpy(deep_encoder(IMAGES)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
     indices = np.array([[0, 5, 15, 0], [3, 4, 7, 0]], "int32")
     valid = np.array([[True, True, True, False]] * 2)
     [last] = deep_encoder.intermediate_layers(IMAGES, layers=[-1], indices=indices, valid=valid)
-    np.testing.assert_allclose(to_numpy(last),
-                               to_numpy(deep_encoder(IMAGES, indices=indices, valid=valid)),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(last),
+        to_numpy(deep_encoder(IMAGES, indices=indices, valid=valid)),
+        rtol=1e-6,
+        atol=1e-6,
+    )
 
 
 def test_intermediate_layers__chosen_blocks_in_the_order_asked(deep_encoder):
@@ -338,8 +422,9 @@ def test_intermediate_layers__chosen_blocks_in_the_order_asked(deep_encoder):
     normed = deep_encoder.intermediate_layers(IMAGES, layers=2)  # the last two, in order
     assert len(normed) == 2
     for out, i in zip(normed, [1, 2]):
-        np.testing.assert_allclose(to_numpy(out), to_numpy(deep_encoder.norm(blocks[i])),
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            to_numpy(out), to_numpy(deep_encoder.norm(blocks[i])), rtol=1e-6, atol=1e-6
+        )
     assert not np.allclose(blocks[0], blocks[1], atol=1e-3)
 
 
@@ -368,8 +453,9 @@ def test_intermediate_layers__inside_compiled_functions(deep_encoder):
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        compiled = tf.function(lambda x: deep_encoder.intermediate_layers(x, layers=[0, 2]),
-                               jit_compile=True)(IMAGES)
+        compiled = tf.function(
+            lambda x: deep_encoder.intermediate_layers(x, layers=[0, 2]), jit_compile=True
+        )(IMAGES)
     for outputs in (predicted, compiled) if compiled is not None else (predicted,):
         assert len(outputs) == 2
         for out, expected in zip(outputs, eager):
@@ -384,8 +470,16 @@ def test_intermediate_layers__invalid_layers_raise(deep_encoder, layers):
 
 @pytest.mark.parametrize("patch_init_std, expected", [(None, 0.02), ("fan_in", 0.25), (0.1, 0.1)])
 def test_vit__patch_init_std(patch_init_std, expected):
-    vit = VisionTransformer(image_size=32, patch_size=4, in_channels=1, embed_dim=256, depth=1,
-                            num_heads=4, patch_init_std=patch_init_std, seed=0)
+    vit = VisionTransformer(
+        image_size=32,
+        patch_size=4,
+        in_channels=1,
+        embed_dim=256,
+        depth=1,
+        num_heads=4,
+        patch_init_std=patch_init_std,
+        seed=0,
+    )
     vit.build()
     kernel = keras.ops.convert_to_numpy(vit.patch_embed.proj.kernel)  # (4, 4, 1, 256): 4096
     assert abs(kernel.std() / expected - 1) < 0.06  # 6 sigma of a std estimate on 4096 draws
@@ -396,8 +490,9 @@ def test_vit__patch_init_std(patch_init_std, expected):
 @pytest.mark.parametrize("bad", ["fanin", 0.0, -1.0, float("nan"), True])
 def test_vit__patch_init_std_rejects(bad):
     with pytest.raises(ValueError, match="Invalid value for argument `patch_init_std`"):
-        VisionTransformer(image_size=32, patch_size=4, embed_dim=32, depth=1, num_heads=2,
-                          patch_init_std=bad)
+        VisionTransformer(
+            image_size=32, patch_size=4, embed_dim=32, depth=1, num_heads=2, patch_init_std=bad
+        )
 
 
 def test_vit_sizes__one_table_for_the_library_and_the_benchmarks():
@@ -409,14 +504,13 @@ def test_vit_sizes__one_table_for_the_library_and_the_benchmarks():
     assert VIT_SIZES is vit.VIT_SIZES is sizes.VIT_SIZES
     root = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir)
     spec = importlib.util.spec_from_file_location(
-        "_bench_workloads", os.path.join(root, "benchmarks", "_workloads.py"))
+        "_bench_workloads", os.path.join(root, "benchmarks", "_workloads.py")
+    )
     workloads = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(workloads)
-    assert workloads.SIZES == {name.removeprefix("vit_"): dims
-                               for name, dims in VIT_SIZES.items()}
+    assert workloads.SIZES == {name.removeprefix("vit_"): dims for name, dims in VIT_SIZES.items()}
 
 
 def test_vit__grid_size_is_the_patch_grid():
-    layer = VisionTransformer(image_size=(8, 24), patch_size=4, embed_dim=32, depth=1,
-                              num_heads=2)
+    layer = VisionTransformer(image_size=(8, 24), patch_size=4, embed_dim=32, depth=1, num_heads=2)
     assert layer.grid_size == (2, 6) and layer.num_patches == 12

@@ -46,13 +46,13 @@ import keras
 from keras import ops
 
 from jepa_components._validation import check_choice
-from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
 from jepa_components.backends.keras.compat import (
     jax_train_step_jit,
     model_distribute_strategy,
     model_train_function,
     release_heap_after_first_call,
 )
+from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
 
 __all__ = ["BATCH_KEYS", "JEPAModel", "REQUIRED_KEYS"]
 
@@ -84,13 +84,22 @@ class JEPAModel(keras.Model):
     Not used on its own: see the module docstring for what a subclass adds.
     """
 
+    train_function: Any  # keras.Model's, wrapped by make_train_function
+
     #: Constructor arguments that are layers, serialized by ``get_config``.
     LAYER_ARGUMENTS = ("encoder", "predictor")
     BATCH_KEYS = BATCH_KEYS
     REQUIRED_KEYS = REQUIRED_KEYS
 
-    def __init__(self, encoder: keras.layers.Layer, predictor: keras.layers.Layer | None = None,
-                 *, loss: str = "l2", reduction: str = "mean", **kwargs: Any):
+    def __init__(
+        self,
+        encoder: keras.layers.Layer,
+        predictor: keras.layers.Layer | None = None,
+        *,
+        loss: str = "l2",
+        reduction: str = "mean",
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.loss_type = check_choice("loss", loss, LOSSES)
         self.reduction = check_choice("reduction", reduction, REDUCTIONS)
@@ -104,9 +113,10 @@ class JEPAModel(keras.Model):
                 if mine is not None and theirs is not None and mine != theirs:
                     raise ValueError(
                         f"Invalid value for argument `predictor`. Expected {name}={theirs} "
-                        f"(the encoder's). Received: predictor with {name}={mine}")
+                        f"(the encoder's). Received: predictor with {name}={mine}"
+                    )
         self.encoder = encoder
-        self.predictor = predictor
+        self.predictor: Any = predictor  # None for a method without one
         for layer in (encoder, predictor):
             if layer is not None and not layer.built:
                 layer.build(None)
@@ -144,8 +154,10 @@ class JEPAModel(keras.Model):
         expected, got = self.grid_size, getattr(sampler, "grid_size", None)
         if expected is None or got is None or tuple(got) == expected:
             return
-        raise ValueError(f"Invalid value for argument `sampler`. Expected a sampler on the "
-                         f"encoder's {expected} patch grid. Received: grid_size={tuple(got)}")
+        raise ValueError(
+            f"Invalid value for argument `sampler`. Expected a sampler on the "
+            f"encoder's {expected} patch grid. Received: grid_size={tuple(got)}"
+        )
 
     # -------------------------------------------------------- step and loss
     def call(self, inputs: dict, training: bool = False) -> dict:
@@ -154,23 +166,35 @@ class JEPAModel(keras.Model):
             optional = [k for k in self.BATCH_KEYS if k not in self.REQUIRED_KEYS]
             raise ValueError(
                 f"Invalid value for argument `inputs`. Expected a dict with keys "
-                f"{self.BATCH_KEYS} ({', '.join(optional)} optional). Received: {got}")
+                f"{self.BATCH_KEYS} ({', '.join(optional)} optional). Received: {got}"
+            )
         return self._forward_batch(inputs, training)
 
     def _forward_batch(self, batch, training):
         """``{"predictions", "targets"}`` of a checked batch dict (subclasses)."""
         raise NotImplementedError(f"{type(self).__name__} must define _forward_batch")
 
-    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None,
-                     sample_weight: Any = None, training: bool = True) -> Any:
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
         """The loss of ``y_pred["predictions"]`` against ``y_pred["targets"]`` over ``x``'s valid
         target tokens."""
         valid = x.get("targets_valid") if isinstance(x, dict) else None
         if valid is not None:
             valid = ops.cast(valid, "bool")
         return jepa_loss(
-            ops.cast(y_pred["predictions"], "float32"), ops.cast(y_pred["targets"], "float32"),
-            valid=valid, loss=self.loss_type, reduction=self.reduction, xp=ops)
+            ops.cast(y_pred["predictions"], "float32"),
+            ops.cast(y_pred["targets"], "float32"),
+            valid=valid,
+            loss=self.loss_type,
+            reduction=self.reduction,
+            xp=ops,
+        )
 
     # ------------------------------------------------------------ training
     def compile(self, *args: Any, jit_compile: Any = "auto", **kwargs: Any) -> None:
@@ -182,8 +206,12 @@ class JEPAModel(keras.Model):
         bucketed mask lengths. ``run_eagerly=True`` and tf.distribute keep
         Keras' choice.
         """
-        if (jit_compile == "auto" and keras.backend.backend() == "tensorflow"
-                and not kwargs.get("run_eagerly") and model_distribute_strategy(self) is None):
+        if (
+            jit_compile == "auto"
+            and keras.backend.backend() == "tensorflow"
+            and not kwargs.get("run_eagerly")
+            and model_distribute_strategy(self) is None
+        ):
             jit_compile = True
         super().compile(*args, jit_compile=jit_compile, **kwargs)
 
@@ -217,8 +245,16 @@ class JEPAModel(keras.Model):
         """The model's own ``fit`` callbacks, run before the user's (mixins add theirs)."""
         return []
 
-    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
-            verbose: Any = "auto", callbacks: Any = None, **kwargs: Any) -> Any:
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         """``keras.Model.fit`` with the model's callbacks first and the dataset's hooks.
 
         A dataset with a ``sampler`` must draw on the encoder's patch grid
@@ -242,7 +278,8 @@ class JEPAModel(keras.Model):
                 if shuffle != hooks.shuffle:
                     raise ValueError(
                         f"Invalid value for argument `shuffle`. Expected {hooks.shuffle} with "
-                        f"{hooks.shuffle_reason}. Received: shuffle={shuffle}")
+                        f"{hooks.shuffle_reason}. Received: shuffle={shuffle}"
+                    )
         with context:
             return super().fit(x, callbacks=_callbacks_with(callbacks, first, self), **kwargs)
 

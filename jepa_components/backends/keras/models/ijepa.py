@@ -32,9 +32,9 @@ import keras
 from keras import ops
 
 from jepa_components._validation import check_float
-from jepa_components.context import make_targets
 from jepa_components.backends.keras.models.base import BATCH_KEYS, JEPAModel
 from jepa_components.backends.keras.training.ema import EMATarget
+from jepa_components.context import make_targets
 
 __all__ = ["IJEPA", "BATCH_KEYS"]
 
@@ -103,9 +103,16 @@ class IJEPA(EMATarget, JEPAModel):
         (2, (8, 192))
     """
 
-    def __init__(self, encoder: keras.layers.Layer, predictor: keras.layers.Layer,
-                 loss: str = "l2", reduction: str = "mean", target_eps: float = 1e-5,
-                 momentum: float | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        encoder: keras.layers.Layer,
+        predictor: keras.layers.Layer,
+        loss: str = "l2",
+        reduction: str = "mean",
+        target_eps: float = 1e-5,
+        momentum: float | None = None,
+        **kwargs: Any,
+    ):
         target_eps = check_float("target_eps", target_eps, low=0.0, low_open=True)
         momentum = check_float("momentum", momentum, low=0.0, high=1.0, allow_none=True)
         super().__init__(encoder, predictor, loss=loss, reduction=reduction, **kwargs)
@@ -124,11 +131,17 @@ class IJEPA(EMATarget, JEPAModel):
             self._ema_in_step()
         # Targets in float32 (the official layer_norm runs in float32 under autocast).
         target_tokens = ops.cast(ops.stop_gradient(self.target_encoder(images)), "float32")
-        target_blocks = make_targets(target_tokens, ops.cast(targets, "int32"),
-                                     eps=self.target_eps, xp=ops)
+        target_blocks = make_targets(
+            target_tokens, ops.cast(targets, "int32"), eps=self.target_eps, xp=ops
+        )
         context_tokens = self.encoder(images, indices=context, valid=context_valid)
-        predictions = self.predictor(context_tokens, context, targets,
-                                     context_valid=context_valid, targets_valid=targets_valid)
+        predictions = self.predictor(
+            context_tokens,
+            context,
+            targets,
+            context_valid=context_valid,
+            targets_valid=targets_valid,
+        )
         return {"predictions": predictions, "targets": ops.stop_gradient(target_blocks)}
 
     def _own_config(self):

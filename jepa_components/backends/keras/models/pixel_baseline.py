@@ -34,9 +34,9 @@ import keras
 from keras import ops
 
 from jepa_components._validation import check_bool, check_float, check_seed, invalid
-from jepa_components.pixels import make_pixel_targets
 from jepa_components.backends.keras.layers import dense, derive_seed
 from jepa_components.backends.keras.models.base import JEPAModel
+from jepa_components.pixels import make_pixel_targets
 
 __all__ = ["PixelBaseline"]
 
@@ -87,14 +87,26 @@ class PixelBaseline(JEPAModel):
         (2, 2, 2, 16)
     """
 
-    def __init__(self, encoder: keras.layers.Layer, predictor: keras.layers.Layer,
-                 normalize_targets: bool = True, target_eps: float = 1e-6, loss: str = "l2",
-                 reduction: str = "mean", init_std: float = 0.02, seed: int | None = None,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        encoder: keras.layers.Layer,
+        predictor: keras.layers.Layer,
+        normalize_targets: bool = True,
+        target_eps: float = 1e-6,
+        loss: str = "l2",
+        reduction: str = "mean",
+        init_std: float = 0.02,
+        seed: int | None = None,
+        **kwargs: Any,
+    ):
         for attribute in ("patch_size", "in_channels", "embed_dim", "num_patches"):
             if not isinstance(getattr(encoder, attribute, None), int):
-                raise invalid("encoder", f"a ViT encoder with an integer `{attribute}` "
-                              "attribute (e.g. VisionTransformer)", encoder)
+                raise invalid(
+                    "encoder",
+                    f"a ViT encoder with an integer `{attribute}` "
+                    "attribute (e.g. VisionTransformer)",
+                    encoder,
+                )
         normalize_targets = check_bool("normalize_targets", normalize_targets)
         target_eps = check_float("target_eps", target_eps, low=0.0, low_open=True)
         init_std = check_float("init_std", init_std, low=0.0, low_open=True)
@@ -103,10 +115,14 @@ class PixelBaseline(JEPAModel):
         self.normalize_targets, self.target_eps = normalize_targets, target_eps
         self.init_std, self.seed = init_std, seed
         self.patch_size = encoder.patch_size
-        self.pixels_per_patch = encoder.patch_size ** 2 * encoder.in_channels
-        self.pixel_head = dense(self.pixels_per_patch, std=self.init_std,
-                                seed=derive_seed(seed, 0), name="pixel_head",
-                                dtype=self.dtype_policy)
+        self.pixels_per_patch = encoder.patch_size**2 * encoder.in_channels
+        self.pixel_head = dense(
+            self.pixels_per_patch,
+            std=self.init_std,
+            seed=derive_seed(seed, 0),
+            name="pixel_head",
+            dtype=self.dtype_policy,
+        )
         self.pixel_head.build((None, None, None, encoder.embed_dim))
         self.built = True
 
@@ -115,14 +131,30 @@ class PixelBaseline(JEPAModel):
         targets = ops.cast(batch["targets"], "int32")
         context_valid, targets_valid = batch.get("context_valid"), batch.get("targets_valid")
         pixel_targets = make_pixel_targets(
-            ops.cast(images, "float32"), targets, self.patch_size,
-            normalize=self.normalize_targets, eps=self.target_eps, xp=ops)
+            ops.cast(images, "float32"),
+            targets,
+            self.patch_size,
+            normalize=self.normalize_targets,
+            eps=self.target_eps,
+            xp=ops,
+        )
         context_tokens = self.encoder(images, indices=context, valid=context_valid)
-        predicted = self.predictor(context_tokens, context, targets,
-                                   context_valid=context_valid, targets_valid=targets_valid)
-        return {"predictions": self.pixel_head(predicted),
-                "targets": ops.stop_gradient(pixel_targets)}
+        predicted = self.predictor(
+            context_tokens,
+            context,
+            targets,
+            context_valid=context_valid,
+            targets_valid=targets_valid,
+        )
+        return {
+            "predictions": self.pixel_head(predicted),
+            "targets": ops.stop_gradient(pixel_targets),
+        }
 
     def _own_config(self):
-        return {"normalize_targets": self.normalize_targets, "target_eps": self.target_eps,
-                "init_std": self.init_std, "seed": self.seed}
+        return {
+            "normalize_targets": self.normalize_targets,
+            "target_eps": self.target_eps,
+            "init_std": self.init_std,
+            "seed": self.seed,
+        }

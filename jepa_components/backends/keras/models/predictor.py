@@ -40,7 +40,6 @@ from jepa_components._validation import (
     check_seed,
     invalid,
 )
-from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras.layers import (
     ACTIVATIONS,
     TransformerBlock,
@@ -49,6 +48,7 @@ from jepa_components.backends.keras.layers import (
     normal_init,
     output_init_stds,
 )
+from jepa_components.positional import sincos_2d_positions
 
 __all__ = ["Predictor"]
 
@@ -58,8 +58,12 @@ def _grid_for(num_patches, grid_size):
     if grid_size is None:
         side = int(round(np.sqrt(num_patches)))
         if side * side != num_patches:
-            raise invalid("grid_size", f"(H, W) with H * W = num_patches when "
-                          f"num_patches={num_patches} is not a perfect square", grid_size)
+            raise invalid(
+                "grid_size",
+                f"(H, W) with H * W = num_patches when "
+                f"num_patches={num_patches} is not a perfect square",
+                grid_size,
+            )
         return (side, side)
     if not isinstance(grid_size, (tuple, list)):
         raise invalid("grid_size", "None or a pair (H, W)", grid_size)
@@ -112,10 +116,24 @@ class Predictor(keras.layers.Layer):
         (4, 4)
     """
 
-    def __init__(self, num_patches, embed_dim=768, predictor_embed_dim=384, depth=6,
-                 num_heads=12, mlp_ratio=4.0, qkv_bias=True, layer_norm_epsilon=1e-6,
-                 init_std=0.02, grid_size=None, depth_scaled_init=False, activation="gelu",
-                 remat=False, seed=None, **kwargs):
+    def __init__(
+        self,
+        num_patches,
+        embed_dim=768,
+        predictor_embed_dim=384,
+        depth=6,
+        num_heads=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        layer_norm_epsilon=1e-6,
+        init_std=0.02,
+        grid_size=None,
+        depth_scaled_init=False,
+        activation="gelu",
+        remat=False,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_patches = check_int("num_patches", num_patches, low=1)
         self.embed_dim = check_int("embed_dim", embed_dim, low=1)
@@ -123,13 +141,16 @@ class Predictor(keras.layers.Layer):
         self.depth = check_int("depth", depth, low=1)
         self.num_heads = check_int("num_heads", num_heads, low=1)
         if self.predictor_embed_dim % 4 or self.predictor_embed_dim % self.num_heads:
-            raise invalid("predictor_embed_dim",
-                          f"a multiple of 4 and of num_heads={self.num_heads}",
-                          predictor_embed_dim)
+            raise invalid(
+                "predictor_embed_dim",
+                f"a multiple of 4 and of num_heads={self.num_heads}",
+                predictor_embed_dim,
+            )
         self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
         self.qkv_bias = check_bool("qkv_bias", qkv_bias)
         self.layer_norm_epsilon = check_float(
-            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True)
+            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True
+        )
         self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
         self.depth_scaled_init = check_bool("depth_scaled_init", depth_scaled_init)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
@@ -139,27 +160,53 @@ class Predictor(keras.layers.Layer):
         self.remat = check_bool("remat", remat)
         self.seed = check_seed(seed)
         width = self.predictor_embed_dim
-        self.predictor_embed = dense(width, std=self.init_std, seed=derive_seed(seed, 0),
-                                     name="predictor_embed", dtype=self.dtype_policy)
+        self.predictor_embed = dense(
+            width,
+            std=self.init_std,
+            seed=derive_seed(seed, 0),
+            name="predictor_embed",
+            dtype=self.dtype_policy,
+        )
         output_stds = output_init_stds(self.init_std, self.depth, self.depth_scaled_init)
         self.predictor_blocks = [
             TransformerBlock(
-                width, self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
-                layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
-                output_init_std=output_stds[i], activation=self.activation, remat=self.remat,
-                seed=derive_seed(seed, 1, i), name=f"predictor_blocks_{i}",
-                dtype=self.dtype_policy)
+                width,
+                self.num_heads,
+                mlp_ratio=self.mlp_ratio,
+                qkv_bias=self.qkv_bias,
+                layer_norm_epsilon=self.layer_norm_epsilon,
+                init_std=self.init_std,
+                output_init_std=output_stds[i],
+                activation=self.activation,
+                remat=self.remat,
+                seed=derive_seed(seed, 1, i),
+                name=f"predictor_blocks_{i}",
+                dtype=self.dtype_policy,
+            )
             for i in range(self.depth)
         ]
         self.predictor_norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name="predictor_norm", dtype=self.dtype_policy)
-        self.predictor_proj = dense(self.embed_dim, std=self.init_std, seed=derive_seed(seed, 2),
-                                    name="predictor_proj", dtype=self.dtype_policy)
+            epsilon=self.layer_norm_epsilon, name="predictor_norm", dtype=self.dtype_policy
+        )
+        self.predictor_proj = dense(
+            self.embed_dim,
+            std=self.init_std,
+            seed=derive_seed(seed, 2),
+            name="predictor_proj",
+            dtype=self.dtype_policy,
+        )
         self._pos_embed_numpy = sincos_2d_positions(width, grid)
 
     @classmethod
-    def for_encoder(cls, encoder: keras.layers.Layer, *, embed_dim: int = 384, depth: int = 6,
-                    num_heads: int = 12, **kwargs: Any) -> Predictor:
+    def for_encoder(
+        cls,
+        encoder: keras.layers.Layer,
+        *,
+        embed_dim: int = 384,
+        depth: int = 6,
+        num_heads: int = 12,
+        **kwargs: Any,
+    ) -> Predictor:
         """A predictor for ``encoder``: its ``num_patches``, width and patch grid.
 
         Args:
@@ -183,32 +230,60 @@ class Predictor(keras.layers.Layer):
         """
         taken = sorted({"num_patches", "predictor_embed_dim", "grid_size"} & set(kwargs))
         if taken:
-            raise invalid("kwargs", "no num_patches, predictor_embed_dim or grid_size (they "
-                          "come from the encoder and `embed_dim`)", taken)
+            raise invalid(
+                "kwargs",
+                "no num_patches, predictor_embed_dim or grid_size (they "
+                "come from the encoder and `embed_dim`)",
+                taken,
+            )
         grid = getattr(encoder, "grid_size", None)
-        if (not isinstance(grid, (tuple, list)) or len(grid) != 2
-                or not all(isinstance(getattr(encoder, name, None), int)
-                           for name in ("embed_dim", "num_patches"))):
-            raise invalid("encoder", "an encoder with integer `embed_dim` and `num_patches` "
-                          "and a `grid_size` pair (e.g. VisionTransformer)", encoder)
-        return cls(num_patches=encoder.num_patches, embed_dim=encoder.embed_dim,
-                   predictor_embed_dim=embed_dim, depth=depth, num_heads=num_heads,
-                   grid_size=tuple(grid), **kwargs)
+        if (
+            not isinstance(grid, (tuple, list))
+            or len(grid) != 2
+            or not all(
+                isinstance(getattr(encoder, name, None), int)
+                for name in ("embed_dim", "num_patches")
+            )
+        ):
+            raise invalid(
+                "encoder",
+                "an encoder with integer `embed_dim` and `num_patches` "
+                "and a `grid_size` pair (e.g. VisionTransformer)",
+                encoder,
+            )
+        return cls(
+            num_patches=encoder.num_patches,
+            embed_dim=encoder.embed_dim,
+            predictor_embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            grid_size=tuple(grid),
+            **kwargs,
+        )
 
     def build(self, input_shape=None):
         width = self.predictor_embed_dim
         self.predictor_embed.build((None, None, self.embed_dim))
         self.mask_token = self.add_weight(
-            shape=(1, 1, width), initializer=normal_init(self.init_std, derive_seed(self.seed, 3)),
-            trainable=True, name="mask_token")
+            shape=(1, 1, width),
+            initializer=normal_init(self.init_std, derive_seed(self.seed, 3)),
+            trainable=True,
+            name="mask_token",
+        )
         for block in self.predictor_blocks:
             block.build((None, None, width))
         self.predictor_norm.build((None, None, width))
         self.predictor_proj.build((None, None, width))
         self.built = True
 
-    def call(self, context_tokens, context_indices, target_indices,
-             context_valid=None, targets_valid=None):
+    def call(
+        self,
+        context_tokens,
+        context_indices,
+        target_indices,
+        context_valid=None,
+        targets_valid=None,
+    ):
         width = self.predictor_embed_dim
         # ops.shape: a length tf.function relaxed to None (bucketed masks) stays dynamic.
         _, num_blocks, block_size = ops.shape(target_indices)
@@ -239,7 +314,8 @@ class Predictor(keras.layers.Layer):
             targets_valid = ops.ones(ops.shape(target_indices), dtype="bool")
         _, num_blocks, block_size = ops.shape(target_indices)
         context_valid = ops.repeat(
-            ops.expand_dims(ops.cast(context_valid, "bool"), 1), num_blocks, axis=1)
+            ops.expand_dims(ops.cast(context_valid, "bool"), 1), num_blocks, axis=1
+        )
         context_valid = ops.reshape(context_valid, (-1, ops.shape(context_indices)[1]))
         targets_valid = ops.reshape(ops.cast(targets_valid, "bool"), (-1, block_size))
         return ops.concatenate([context_valid, targets_valid], axis=1)
@@ -247,11 +323,19 @@ class Predictor(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            num_patches=self.num_patches, embed_dim=self.embed_dim,
-            predictor_embed_dim=self.predictor_embed_dim, depth=self.depth,
-            num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
-            layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
-            depth_scaled_init=self.depth_scaled_init, activation=self.activation,
-            grid_size=self._grid_size_argument, remat=self.remat, seed=self.seed,
+            num_patches=self.num_patches,
+            embed_dim=self.embed_dim,
+            predictor_embed_dim=self.predictor_embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            init_std=self.init_std,
+            depth_scaled_init=self.depth_scaled_init,
+            activation=self.activation,
+            grid_size=self._grid_size_argument,
+            remat=self.remat,
+            seed=self.seed,
         )
         return config

@@ -36,8 +36,6 @@ from jepa_components._validation import (
     is_int,
     is_real,
 )
-from jepa_components.context import gather_tokens
-from jepa_components.positional import sincos_2d_positions
 from jepa_components.backends.keras.layers import (
     ACTIVATIONS,
     PatchEmbed,
@@ -46,6 +44,8 @@ from jepa_components.backends.keras.layers import (
     output_init_stds,
 )
 from jepa_components.backends.keras.models.sizes import VIT_SIZES
+from jepa_components.context import gather_tokens
+from jepa_components.positional import sincos_2d_positions
 
 __all__ = [
     "POS_EMBEDS",
@@ -147,11 +147,26 @@ class VisionTransformer(keras.layers.Layer):
         ('pos_embed', (1, 16, 32))
     """
 
-    def __init__(self, image_size=224, patch_size=16, in_channels=3, embed_dim=768,
-                 depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True,
-                 layer_norm_epsilon=1e-6, init_std=0.02, depth_scaled_init=False,
-                 pos_embed="sincos", activation="gelu", patch_init_std=None, remat=False,
-                 seed=None, **kwargs):
+    def __init__(
+        self,
+        image_size=224,
+        patch_size=16,
+        in_channels=3,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        layer_norm_epsilon=1e-6,
+        init_std=0.02,
+        depth_scaled_init=False,
+        pos_embed="sincos",
+        activation="gelu",
+        patch_init_std=None,
+        remat=False,
+        seed=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         height, width = check_pair("image_size", image_size)
         self.patch_size = check_int("patch_size", patch_size, low=1)
@@ -160,22 +175,28 @@ class VisionTransformer(keras.layers.Layer):
         self.depth = check_int("depth", depth, low=1)
         self.num_heads = check_int("num_heads", num_heads, low=1)
         if height % self.patch_size or width % self.patch_size:
-            raise invalid("patch_size", f"a divisor of the image height and width "
-                          f"{(height, width)}", patch_size)
+            raise invalid(
+                "patch_size",
+                f"a divisor of the image height and width {(height, width)}",
+                patch_size,
+            )
         if self.embed_dim % 4 or self.embed_dim % self.num_heads:
-            raise invalid("embed_dim", f"a multiple of 4 and of num_heads={self.num_heads}",
-                          embed_dim)
+            raise invalid(
+                "embed_dim", f"a multiple of 4 and of num_heads={self.num_heads}", embed_dim
+            )
         self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
         self.qkv_bias = check_bool("qkv_bias", qkv_bias)
         self.layer_norm_epsilon = check_float(
-            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True)
+            "layer_norm_epsilon", layer_norm_epsilon, low=0.0, low_open=True
+        )
         self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
         self.depth_scaled_init = check_bool("depth_scaled_init", depth_scaled_init)
         self.pos_embed = check_choice("pos_embed", pos_embed, POS_EMBEDS)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
-        if patch_init_std is None or (isinstance(patch_init_std, str)
-                                      and patch_init_std == "fan_in"):
-            self.patch_init_std = patch_init_std
+        if patch_init_std is None or (
+            isinstance(patch_init_std, str) and patch_init_std == "fan_in"
+        ):
+            self.patch_init_std: str | float | None = patch_init_std
         elif is_real(patch_init_std) and np.isfinite(patch_init_std) and patch_init_std > 0:
             self.patch_init_std = float(patch_init_std)
         else:
@@ -186,21 +207,34 @@ class VisionTransformer(keras.layers.Layer):
         self.grid_size = (height // self.patch_size, width // self.patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
         self.patch_embed = PatchEmbed(
-            patch_size=self.patch_size, embed_dim=self.embed_dim,
-            init_std=self._patch_std(), seed=derive_seed(seed, 0), name="patch_embed",
-            dtype=self.dtype_policy)
+            patch_size=self.patch_size,
+            embed_dim=self.embed_dim,
+            init_std=self._patch_std(),
+            seed=derive_seed(seed, 0),
+            name="patch_embed",
+            dtype=self.dtype_policy,
+        )
         output_stds = output_init_stds(self.init_std, self.depth, self.depth_scaled_init)
         self.blocks = [
             TransformerBlock(
-                self.embed_dim, self.num_heads, mlp_ratio=self.mlp_ratio,
-                qkv_bias=self.qkv_bias, layer_norm_epsilon=self.layer_norm_epsilon,
-                init_std=self.init_std, output_init_std=output_stds[i],
-                activation=self.activation, remat=self.remat, seed=derive_seed(seed, 1, i),
-                name=f"blocks_{i}", dtype=self.dtype_policy)
+                self.embed_dim,
+                self.num_heads,
+                mlp_ratio=self.mlp_ratio,
+                qkv_bias=self.qkv_bias,
+                layer_norm_epsilon=self.layer_norm_epsilon,
+                init_std=self.init_std,
+                output_init_std=output_stds[i],
+                activation=self.activation,
+                remat=self.remat,
+                seed=derive_seed(seed, 1, i),
+                name=f"blocks_{i}",
+                dtype=self.dtype_policy,
+            )
             for i in range(self.depth)
         ]
         self.norm = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, name="norm", dtype=self.dtype_policy)
+            epsilon=self.layer_norm_epsilon, name="norm", dtype=self.dtype_policy
+        )
         # The official fixed table (N, D); with pos_embed="learned" only the
         # initial value of the `pos_embed` weight.
         self._pos_embed_numpy = sincos_2d_positions(self.embed_dim, self.grid_size)
@@ -212,7 +246,9 @@ class VisionTransformer(keras.layers.Layer):
             self.pos_embed_weight = self.add_weight(
                 shape=(1, self.num_patches, self.embed_dim),
                 initializer=_fixed_table_initializer(self._pos_embed_numpy),
-                trainable=True, name="pos_embed")
+                trainable=True,
+                name="pos_embed",
+            )
         # Sublayers already called on their own (e.g. `vit.patch_embed(x)`) are built.
         if not self.patch_embed.built:
             self.patch_embed.build((None, height, width, self.in_channels))
@@ -295,7 +331,7 @@ class VisionTransformer(keras.layers.Layer):
             self.build()
         x = self._tokens(images, indices)
         outputs = {}
-        for i, block in enumerate(self.blocks[:max(take) + 1]):
+        for i, block in enumerate(self.blocks[: max(take) + 1]):
             x = block(x, key_mask=valid)
             if i in take:
                 outputs[i] = self.norm(x) if norm else x
@@ -306,11 +342,19 @@ class VisionTransformer(keras.layers.Layer):
         if is_int(layers):
             n = check_int("layers", layers, low=1, high=self.depth)
             return list(range(self.depth - n, self.depth))
-        if (isinstance(layers, (list, tuple)) and layers and all(is_int(i) for i in layers)
-                and all(-self.depth <= i < self.depth for i in layers)):
+        if (
+            isinstance(layers, (list, tuple))
+            and layers
+            and all(is_int(i) for i in layers)
+            and all(-self.depth <= i < self.depth for i in layers)
+        ):
             return [int(i) % self.depth for i in layers]
-        raise invalid("layers", f"an integer in [1, {self.depth}] or a non-empty list of "
-                      f"block indices in [-{self.depth}, {self.depth - 1}]", layers)
+        raise invalid(
+            "layers",
+            f"an integer in [1, {self.depth}] or a non-empty list of "
+            f"block indices in [-{self.depth}, {self.depth - 1}]",
+            layers,
+        )
 
     def _patch_std(self):
         if self.patch_init_std is None:
@@ -322,12 +366,21 @@ class VisionTransformer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            image_size=self.image_size, patch_size=self.patch_size,
-            in_channels=self.in_channels, embed_dim=self.embed_dim, depth=self.depth,
-            num_heads=self.num_heads, mlp_ratio=self.mlp_ratio, qkv_bias=self.qkv_bias,
-            layer_norm_epsilon=self.layer_norm_epsilon, init_std=self.init_std,
-            depth_scaled_init=self.depth_scaled_init, pos_embed=self.pos_embed,
-            activation=self.activation, patch_init_std=self.patch_init_std, remat=self.remat,
+            image_size=self.image_size,
+            patch_size=self.patch_size,
+            in_channels=self.in_channels,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            qkv_bias=self.qkv_bias,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+            init_std=self.init_std,
+            depth_scaled_init=self.depth_scaled_init,
+            pos_embed=self.pos_embed,
+            activation=self.activation,
+            patch_init_std=self.patch_init_std,
+            remat=self.remat,
             seed=self.seed,
         )
         return config
@@ -345,8 +398,8 @@ def _factory(size_name):
     make.__doc__ = (
         f"``{size_name}``: embed_dim {embed_dim}, depth {depth}, heads {num_heads}, "
         f"MLP ratio {mlp_ratio:.4g} (official sizes).\n\n"
-        "Keyword arguments go to :class:`VisionTransformer` and may override the sizes (e.g. ``seed``, ``depth``, "
-        "``in_channels``).\n\n"
+        "Keyword arguments go to :class:`VisionTransformer` and may override the sizes "
+        "(e.g. ``seed``, ``depth``, ``in_channels``).\n\n"
         f"Example:\n    >>> {size_name}(image_size=224, patch_size=16).num_patches\n    196\n"
     )
     return make

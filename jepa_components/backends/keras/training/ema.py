@@ -46,15 +46,15 @@ calling ``model(batch, training=True)``) get the same behaviour; call
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 from keras import ops
 
 from jepa_components._validation import check_float, check_int
-from jepa_components.schedules import ema_momentum
 from jepa_components.backends.keras.compat import fused_blend, no_autocast
+from jepa_components.schedules import ema_momentum
 
 __all__ = ["DEFAULT_MOMENTUM", "EMATarget", "accumulation_steps"]
 
@@ -100,7 +100,13 @@ class _EMAFitCallback(keras.callbacks.Callback):
         self.model.apply_pending_ema()
 
 
-class EMATarget:
+if TYPE_CHECKING:  # the mixin uses attributes of the keras.Model it is mixed into
+    _ModelMixinBase = Any
+else:
+    _ModelMixinBase = object
+
+
+class EMATarget(_ModelMixinBase):
     """Mixin: a ``target_encoder`` that follows ``self.encoder`` by EMA (module docstring).
 
     For a ``keras.Model`` subclass (listed before the model base class) whose
@@ -124,16 +130,24 @@ class EMATarget:
             self.target_encoder.build(None)
         self.target_encoder.trainable = False
         if len(self.target_encoder.weights) != len(encoder.weights) or any(
-                tuple(t.shape) != tuple(o.shape) for t, o in self._ema_pairs()):
-            raise ValueError("Invalid value for argument `encoder`. Expected a layer whose "
-                             "`from_config(get_config())` copy has the same weights.")
+            tuple(t.shape) != tuple(o.shape) for t, o in self._ema_pairs()
+        ):
+            raise ValueError(
+                "Invalid value for argument `encoder`. Expected a layer whose "
+                "`from_config(get_config())` copy has the same weights."
+            )
         for target, online in self._ema_pairs():
             target.assign(ops.copy(online))  # a copy: jax must not share buffers
         self._warned_no_schedule = False
 
         def scalar(name, dtype, value):
-            return self.add_weight(name=name, shape=(), dtype=dtype, trainable=False,
-                                   initializer=keras.initializers.Constant(value))
+            return self.add_weight(
+                name=name,
+                shape=(),
+                dtype=dtype,
+                trainable=False,
+                initializer=keras.initializers.Constant(value),
+            )
 
         constant = DEFAULT_MOMENTUM if momentum is None else momentum
         self.ema_updates = scalar("ema_updates", "int32", 0)
@@ -141,12 +155,14 @@ class EMATarget:
         self.accumulation_step = scalar("accumulation_step", "int32", 0)
         self.momentum_start = scalar("momentum_start", "float32", constant)
         self.momentum_end = scalar("momentum_end", "float32", constant)
-        self.momentum_total_steps = scalar("momentum_total_steps", "int32",
-                                           0 if momentum is None else 1)
+        self.momentum_total_steps = scalar(
+            "momentum_total_steps", "int32", 0 if momentum is None else 1
+        )
 
     # ------------------------------------------------------------ schedule
-    def set_momentum_schedule(self, start: float, end: float | None = None,
-                              total_steps: int | None = None) -> None:
+    def set_momentum_schedule(
+        self, start: float, end: float | None = None, total_steps: int | None = None
+    ) -> None:
         """Momentum of EMA update ``k``: ``schedules.ema_momentum(k, total_steps, start, end)``.
 
         ``end=None``: the constant ``start``. ``k`` counts EMA updates
@@ -166,9 +182,11 @@ class EMATarget:
 
         ``total_steps == 0``: never set (the constant ``start`` is used).
         """
-        return {"start": _python_float(self.momentum_start.value),
-                "end": _python_float(self.momentum_end.value),
-                "total_steps": int(ops.convert_to_numpy(self.momentum_total_steps.value))}
+        return {
+            "start": _python_float(self.momentum_start.value),
+            "end": _python_float(self.momentum_end.value),
+            "total_steps": int(ops.convert_to_numpy(self.momentum_total_steps.value)),
+        }
 
     def current_momentum(self, step: Any = None) -> Any:
         """Momentum of EMA update number ``step`` (0-based), a float32 scalar tensor.
@@ -179,9 +197,13 @@ class EMATarget:
         """
         step = self.ema_updates if step is None else step
         total = ops.cast(ops.maximum(self.momentum_total_steps, 1), "float32")
-        return ema_momentum(ops.cast(step, "float32"), total,
-                            ops.convert_to_tensor(self.momentum_start),
-                            ops.convert_to_tensor(self.momentum_end), xp=ops)
+        return ema_momentum(
+            ops.cast(step, "float32"),
+            total,
+            ops.convert_to_tensor(self.momentum_start),
+            ops.convert_to_tensor(self.momentum_end),
+            xp=ops,
+        )
 
     # -------------------------------------------------------------- update
     def _ema_pairs(self):
@@ -255,7 +277,9 @@ class EMATarget:
             f"{name}.fit without a momentum schedule (no TargetEMA callback): the target "
             f"encoder follows the online encoder with the constant momentum "
             f"{DEFAULT_MOMENTUM}. Pass callbacks=[TargetEMA()] for the paper's 0.996 -> 1.0 "
-            f"schedule, or {name}(..., momentum=m) to silence this warning.", stacklevel=2)
+            f"schedule, or {name}(..., momentum=m) to silence this warning.",
+            stacklevel=2,
+        )
 
     # ------------------------------------------------- training entry points
     def compile(self, *args: Any, **kwargs: Any) -> None:

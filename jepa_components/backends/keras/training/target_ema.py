@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import keras
 
@@ -87,15 +88,20 @@ class TargetEMA(keras.callbacks.Callback):
         >>> ema = TargetEMA(lambda step: 0.99 if step < 100 else 0.999)
     """
 
-    def __init__(self, momentum: float | Callable[[int], float] = 0.996,
-                 final_momentum: float | None = 1.0, total_steps: int | None = None,
-                 ipe_scale: float = 1.0):
+    def __init__(
+        self,
+        momentum: float | Callable[[int], float] = 0.996,
+        final_momentum: float | None = 1.0,
+        total_steps: int | None = None,
+        ipe_scale: float = 1.0,
+    ):
         super().__init__()
         if not callable(momentum):
             momentum = check_float("momentum", momentum, low=0.0, high=1.0)
-            final_momentum = check_float("final_momentum", final_momentum, low=0.0, high=1.0,
-                                         allow_none=True)
-        self.momentum = momentum
+            final_momentum = check_float(
+                "final_momentum", final_momentum, low=0.0, high=1.0, allow_none=True
+            )
+        self.momentum: float | Callable[[int], float] = momentum
         self.final_momentum = final_momentum
         self.total_steps = check_int("total_steps", total_steps, low=1, allow_none=True)
         self.ipe_scale = check_float("ipe_scale", ipe_scale, low=0.0, low_open=True)
@@ -103,8 +109,10 @@ class TargetEMA(keras.callbacks.Callback):
     def _ijepa(self):
         model = self.model
         if not isinstance(model, EMATarget):
-            raise ValueError("TargetEMA needs a model with an EMA target encoder (IJEPA). "
-                             f"Received: model of type {type(model).__name__}")
+            raise ValueError(
+                "TargetEMA needs a model with an EMA target encoder (IJEPA). "
+                f"Received: model of type {type(model).__name__}"
+            )
         return model
 
     def _schedule_steps(self, model):
@@ -112,18 +120,28 @@ class TargetEMA(keras.callbacks.Callback):
             return self.total_steps
         epochs, steps = self.params.get("epochs"), self.params.get("steps")
         if not epochs or not steps:
-            raise invalid("total_steps", "an integer >= 1 when `fit` does not know its number "
-                          "of steps (a dataset of unknown length)", None)
+            raise invalid(
+                "total_steps",
+                "an integer >= 1 when `fit` does not know its number "
+                "of steps (a dataset of unknown length)",
+                None,
+            )
         return total_optimizer_steps(steps, epochs, self.ipe_scale, model.accumulation_steps())
 
     def _write_callable_momentum(self, model):
         """The callable's momentum for the next update (the pending one, if any)."""
         step = model.ema_update_count()
-        value = self.momentum(step)
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or not (
-                0.0 <= value <= 1.0):
-            raise invalid("momentum", "a callable returning a float in [0, 1]",
-                          f"<callable> returning {value!r} at step {step}")
+        value = cast(Callable[[int], float], self.momentum)(step)  # a callable schedule here
+        if (
+            not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not (0.0 <= value <= 1.0)
+        ):
+            raise invalid(
+                "momentum",
+                "a callable returning a float in [0, 1]",
+                f"<callable> returning {value!r} at step {step}",
+            )
         model.set_momentum_schedule(float(value))
 
     def on_train_begin(self, logs=None):
@@ -133,13 +151,16 @@ class TargetEMA(keras.callbacks.Callback):
                 warnings.warn(
                     "TargetEMA with a callable momentum and steps_per_execution > 1: the "
                     "momentum is written once per execution, so several updates share it. "
-                    "Use the linear schedule (a float momentum) to stay exact.", stacklevel=2)
+                    "Use the linear schedule (a float momentum) to stay exact.",
+                    stacklevel=2,
+                )
             self._write_callable_momentum(model)
         elif self.final_momentum is None:
             model.set_momentum_schedule(self.momentum)
         else:
-            model.set_momentum_schedule(self.momentum, self.final_momentum,
-                                        self._schedule_steps(model))
+            model.set_momentum_schedule(
+                self.momentum, self.final_momentum, self._schedule_steps(model)
+            )
 
     @property
     def async_safe(self):
