@@ -9,13 +9,24 @@ config file < flags given on the command line.
 
 Bad values raise :class:`ConfigError` with a one-line message; the script
 prints it as ``error: ...`` and exits with status 2.
+
+Config files may come from strangers ("Files you did not write" in the
+design notes), so they are read strictly (:mod:`_train_files`: a bounded
+regular file; YAML without anchors or aliases...), and every value must
+have the type its option takes, nothing converted (``"32"``, ``8.9`` or
+``true`` for an integer, ``"false"`` for a flag, a non-finite float: all
+errors naming the file and the option).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
+
+import _train_files as files
+from _train_files import shown
 
 # vit_micro is this example's CPU size (embed 96, depth 4, 3 heads), not an
 # official I-JEPA size; the others are the official table.
@@ -33,72 +44,128 @@ REMATS = ("none", "predictor", "encoder", "both")
 # name: (default, type, help). Defaults suit the bundled digits on a 2-core CPU;
 # DATASET_DEFAULTS overrides some of them per dataset.
 OPTIONS = {
-    "dataset": (None, str, "digits (scikit-learn's bundled 8x8 digits, no download), "
-                "fashion-mnist (the official 60k/10k split from local IDX files, never "
-                "downloaded: see --data) or folder (--data PATH); default: folder when --data "
-                "is given, else digits. Each dataset has its own defaults (shown as "
-                "'fashion-mnist: ...' below)"),
-    "data": (None, str, "--dataset folder: a folder of images, one subfolder per class; "
-             "--dataset fashion-mnist: the folder holding the four IDX files (default: "
-             "$JEPA_DATA_DIR/fashion-mnist, ~/.keras/datasets/fashion-mnist, "
-             "/usr/share/datasets/fashion-mnist)"),
-    "model": ("vit_micro", str, f"encoder size, one of {', '.join(MODELS)} (vit_micro: "
-              "embed 96, depth 4, 3 heads, this example's CPU size)"),
+    "dataset": (
+        None,
+        str,
+        "digits (scikit-learn's bundled 8x8 digits, no download), "
+        "fashion-mnist (the official 60k/10k split from local IDX files, never "
+        "downloaded: see --data) or folder (--data PATH); default: folder when --data "
+        "is given, else digits. Each dataset has its own defaults (shown as "
+        "'fashion-mnist: ...' below)",
+    ),
+    "data": (
+        None,
+        str,
+        "--dataset folder: a folder of images, one subfolder per class; "
+        "--dataset fashion-mnist: the folder holding the four IDX files (default: "
+        "$JEPA_DATA_DIR/fashion-mnist, ~/.keras/datasets/fashion-mnist, "
+        "/usr/share/datasets/fashion-mnist)",
+    ),
+    "model": (
+        "vit_micro",
+        str,
+        f"encoder size, one of {', '.join(MODELS)} (vit_micro: "
+        "embed 96, depth 4, 3 heads, this example's CPU size)",
+    ),
     "depth": (None, int, "override the model's number of encoder blocks"),
     "embed_dim": (None, int, "override the model's embedding width"),
     "num_heads": (None, int, "override the model's attention heads"),
-    "predictor_depth": (4, int, "predictor blocks (a shallower predictor let the features "
-                        "collapse in our digits runs); its MLP ratio is always 4 (official)"),
+    "predictor_depth": (
+        4,
+        int,
+        "predictor blocks (a shallower predictor let the features "
+        "collapse in our digits runs); its MLP ratio is always 4 (official)",
+    ),
     "predictor_embed_dim": (96, int, "predictor width"),
     "image_size": (32, int, "images are resized to this square size"),
     "patch_size": (4, int, "ViT patch size; must divide --image-size"),
-    "patch_init": ("official", str, f"patch-embedding init, one of {', '.join(PATCH_INITS)}: "
-                   "official (truncated normal, std 0.02) or fan_in (std 1/sqrt(p*p*C), so "
-                   "small grayscale patches are not drowned by the position table)"),
-    "remat": ("none", str, f"one of {', '.join(REMATS)}: the networks whose blocks are "
-              "recomputed in the backward pass instead of kept (remat=True: the same "
-              "training, less memory, one more forward of those blocks)"),
+    "patch_init": (
+        "official",
+        str,
+        f"patch-embedding init, one of {', '.join(PATCH_INITS)}: "
+        "official (truncated normal, std 0.02) or fan_in (std 1/sqrt(p*p*C), so "
+        "small grayscale patches are not drowned by the position table)",
+    ),
+    "remat": (
+        "none",
+        str,
+        f"one of {', '.join(REMATS)}: the networks whose blocks are "
+        "recomputed in the backward pass instead of kept (remat=True: the same "
+        "training, less memory, one more forward of those blocks)",
+    ),
     "epochs": (5, int, "training epochs (the schedules span all of them)"),
     "steps_per_epoch": (None, int, "cap on optimizer steps per epoch (quick runs, tests)"),
-    "stop_after_epochs": (None, int, "stop (with a checkpoint) after this many epochs "
-                          "of the schedule; continue later with --resume"),
+    "stop_after_epochs": (
+        None,
+        int,
+        "stop (with a checkpoint) after this many epochs "
+        "of the schedule; continue later with --resume",
+    ),
     "batch_size": (32, int, "images per step (the global batch with --distribute data)"),
     "lr": (1e-3, float, "peak learning rate (AdamW), reached after warmup"),
     "start_lr": (2e-4, float, "learning rate at step 0 (paper: 2e-4)"),
     "final_lr": (1e-6, float, "learning rate at the end (paper: 1e-6)"),
-    "warmup_epochs": (1.0, float, "linear warmup length in epochs, may be fractional "
-                      "(paper: 40 of 300)"),
+    "warmup_epochs": (
+        1.0,
+        float,
+        "linear warmup length in epochs, may be fractional (paper: 40 of 300)",
+    ),
     "weight_decay": (0.04, float, "weight decay at step 0 (paper: 0.04)"),
     "final_weight_decay": (0.4, float, "weight decay at the end, cosine (paper: 0.4)"),
     "ema_start": (0.996, float, "target-encoder EMA momentum at step 0 (paper: 0.996)"),
     "ema_end": (1.0, float, "EMA momentum at the end, linear (paper: 1.0)"),
-    "masking": ("multiblock", str, f"mask strategy, one of {', '.join(MASKINGS)} "
-                "(the paper's ablation)"),
+    "masking": (
+        "multiblock",
+        str,
+        f"mask strategy, one of {', '.join(MASKINGS)} (the paper's ablation)",
+    ),
     "loss": ("l2", str, f"one of {', '.join(LOSSES)} (paper: l2; official code: smooth_l1)"),
-    "augment": ("none", str, "none, or crop: the official RandomResizedCrop (scale 0.3-1.0, "
-                "aspect 3/4-4/3, no flip) on every training batch, seeded, before "
-                "normalisation"),
-    "distribute": ("none", str, "none, or data: data-parallel training over all local "
-                   "devices (keras.distribution, KERAS_BACKEND=jax only); --batch-size is "
-                   "the global batch, split evenly over the devices"),
+    "augment": (
+        "none",
+        str,
+        "none, or crop: the official RandomResizedCrop (scale 0.3-1.0, "
+        "aspect 3/4-4/3, no flip) on every training batch, seeded, before "
+        "normalisation",
+    ),
+    "distribute": (
+        "none",
+        str,
+        "none, or data: data-parallel training over all local "
+        "devices (keras.distribution, KERAS_BACKEND=jax only); --batch-size is "
+        "the global batch, split evenly over the devices",
+    ),
     "seed": (0, int, "seed of weights, data order, masks, crops and the held-out split"),
-    "test_fraction": (0.2, float, "held-out share of the data for evaluation (digits and "
-                      "folders; Fashion-MNIST uses its official test split)"),
+    "test_fraction": (
+        0.2,
+        float,
+        "held-out share of the data for evaluation (digits and "
+        "folders; Fashion-MNIST uses its official test split)",
+    ),
     "eval_samples": (4000, int, "cap on images embedded per split for evaluation"),
     "probe_layers": (4, int, "also probe the mean of the last N blocks' outputs"),
-    "collapse_ratio": (0.01, float, "stop training when the mean per-dimension std of the "
-                       "target encoder's mean-pooled features (on 128 fixed training images) "
-                       "falls below this fraction of its value at random initialization "
-                       "(relative, not absolute; 0: never stop for collapse)"),
-    "monitor_every": (50, int, "steps between health checks (feature std, effective rank, "
-                      "learning rate and EMA momentum into metrics.csv); one at each epoch "
-                      "end too"),
+    "collapse_ratio": (
+        0.01,
+        float,
+        "stop training when the mean per-dimension std of the "
+        "target encoder's mean-pooled features (on 128 fixed training images) "
+        "falls below this fraction of its value at random initialization "
+        "(relative, not absolute; 0: never stop for collapse)",
+    ),
+    "monitor_every": (
+        50,
+        int,
+        "steps between health checks (feature std, effective rank, "
+        "learning rate and EMA momentum into metrics.csv); one at each epoch "
+        "end too",
+    ),
     "on_bad_image": ("skip", str, "unreadable image files: skip (warn and count) or stop"),
     "workers": (2, int, "image-reading threads for --data folders"),
     "output_dir": (None, str, "where outputs go (default: runs/ijepa-<date-time>)"),
 }
-FLAGS = {"resume": "continue from the checkpoint in --output-dir",
-         "no_eval": "skip the probes and the verdict (quick runs, tests)"}
+FLAGS = {
+    "resume": "continue from the checkpoint in --output-dir",
+    "no_eval": "skip the probes and the verdict (quick runs, tests)",
+}
 
 # Each dataset's own defaults, over OPTIONS (config files and flags override them).
 DATASET_DEFAULTS = {
@@ -107,14 +174,53 @@ DATASET_DEFAULTS = {
     # The recipe of benchmarks/paper_claims.py (README "Does it learn?"): one epoch
     # (937 steps of 64), EMA 0.99 -> 0.999 for a run this short (the paper's
     # 0.996 -> 1.0 spans ~100k steps), fan-in patch init for 4x4 grayscale patches.
-    "fashion-mnist": {"image_size": 28, "patch_size": 4, "model": "vit_micro",
-                      "patch_init": "fan_in", "predictor_embed_dim": 96,
-                      "predictor_depth": 4, "batch_size": 64, "epochs": 1,
-                      "warmup_epochs": 0.1, "ema_start": 0.99, "ema_end": 0.999},
+    "fashion-mnist": {
+        "image_size": 28,
+        "patch_size": 4,
+        "model": "vit_micro",
+        "patch_init": "fan_in",
+        "predictor_embed_dim": 96,
+        "predictor_depth": 4,
+        "batch_size": 64,
+        "epochs": 1,
+        "warmup_epochs": 0.1,
+        "ema_start": 0.99,
+        "ema_end": 0.999,
+    },
 }
 # Options a --resume may change; anything else must match the saved run.
-RESUMABLE = {"output_dir", "stop_after_epochs", "workers", "on_bad_image", "eval_samples",
-             "probe_layers", "data", "distribute"}
+RESUMABLE = {
+    "output_dir",
+    "stop_after_epochs",
+    "workers",
+    "on_bad_image",
+    "eval_samples",
+    "probe_layers",
+    "data",
+    "distribute",
+}
+
+
+# Bounds on integer options (inclusive): far above any run of this example, low
+# enough that no value asks for unbounded memory or time before a model is built.
+INT_RANGES = {
+    "image_size": (1, 1024),
+    "patch_size": (1, 1024),
+    "epochs": (1, 100_000),
+    "steps_per_epoch": (1, 10**9),
+    "stop_after_epochs": (1, 100_000),
+    "batch_size": (1, 65_536),
+    "depth": (1, 256),
+    "embed_dim": (1, 16_384),
+    "num_heads": (1, 1024),
+    "predictor_depth": (1, 256),
+    "predictor_embed_dim": (1, 16_384),
+    "eval_samples": (1, 10**7),
+    "probe_layers": (1, 256),
+    "monitor_every": (1, 10**9),
+    "workers": (1, 256),
+    "seed": (0, 2**31 - 2),  # the predictor's seed is seed + 1
+}
 
 
 class ConfigError(ValueError):
@@ -136,111 +242,169 @@ def _shown_default(name, default):
     return f" ({'; '.join(shown)})" if shown else ""
 
 
+def finite_float(text):
+    """argparse type of the float options: a finite number (``inf``, ``nan`` refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {shown(text)}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {shown(text)}")
+    return value
+
+
+def _command_line_type(kind):
+    return finite_float if kind is float else kind
+
+
 def build_parser():
     parser = _OneLineErrors(
         prog="train_ijepa.py",
         description="Train an I-JEPA on real images, evaluate its frozen features, resume it.",
         argument_default=argparse.SUPPRESS,
     )
-    parser.add_argument("--config", help="YAML or TOML file with the options below")
+    parser.add_argument(
+        "--config",
+        help="YAML, TOML or JSON file (at most 1 MiB) with the "
+        "options below: a mapping of option names to values of their type",
+    )
     for name, (default, kind, help_text) in OPTIONS.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, type=kind,
-                            metavar=name.upper(), help=help_text + _shown_default(name, default))
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=_command_line_type(kind),
+            metavar=name.upper(),
+            help=help_text + _shown_default(name, default),
+        )
     for name, help_text in FLAGS.items():
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true",
-                            help=help_text)
+        parser.add_argument(
+            "--" + name.replace("_", "-"), dest=name, action="store_true", help=help_text
+        )
     return parser
 
 
-def read_config_file(path):
-    """A ``{name: value}`` dict from a .yaml/.yml/.toml/.json file."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
-    extension = os.path.splitext(path)[1].lower()
-    try:
-        if extension in (".yaml", ".yml", ".json"):
-            import yaml
+def read_config_file(path, *, inside=None):
+    """The ``{name: value}`` options of a .yaml/.yml/.toml/.json file, strictly checked.
 
-            with open(path, encoding="utf-8") as stream:
-                content = yaml.safe_load(stream)
-        elif extension == ".toml":
-            try:
-                import tomllib
-            except ImportError:  # Python < 3.11
-                import tomli as tomllib
-            with open(path, "rb") as stream:
-                content = tomllib.load(stream)
-        else:
-            raise ConfigError(f"config file must end in .yaml, .yml or .toml: {path}")
-    except ConfigError:
-        raise
-    except Exception as error:  # a parse error of either format
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise ConfigError(f"cannot parse config file {path}: {first_line}") from None
-    content = content or {}
-    if not isinstance(content, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of option names to values")
-    return {str(key).replace("-", "_"): value for key, value in content.items()}
+    The file is read by :func:`_train_files.read_mapping` (bounded, no YAML
+    aliases...); every value must have its option's type (see the module
+    docstring). With ``inside`` the file must resolve inside that folder.
+    Raises :class:`ConfigError` naming the file (and the option).
+    """
+    path = os.fspath(path)
+    parsed = files.read_mapping(path, error=ConfigError, inside=inside, what="config file")
+    options = {}
+    for key, value in parsed.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"config file {path}: option names are strings, got {shown(key)}")
+        name = key.replace("-", "_")
+        if name in options:
+            raise ConfigError(f"config file {path} sets option {name!r} twice")
+        options[name] = _coerce(name, value, path)
+    return options
 
 
-def _coerce(name, value):
-    known = {**{k: v[1] for k, v in OPTIONS.items()}, **{k: bool for k in FLAGS}}
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _coerce(name, value, path):
+    """``value`` if it has the type of option ``name`` (ints are accepted as floats)."""
+    known = {**{k: v[1] for k, v in OPTIONS.items()}, **dict.fromkeys(FLAGS, bool)}
     if name not in known:
-        raise ConfigError(f"unknown option in config file: {name!r}")
+        raise ConfigError(f"config file {path}: unknown option {shown(name)}")
     kind = known[name]
+    where = f"config file {path}: option {name!r}"
     if value is None:
         if name in OPTIONS and OPTIONS[name][0] is None:
             return None
-        raise ConfigError(f"option {name!r} cannot be empty")
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"option {name!r} must be true or false, got {value!r}")
-        return value
-    if kind is int and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if kind in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"option {name!r} must be a number, got {value!r}")
-    try:
-        return kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"option {name!r} must be {kind.__name__}, got {value!r}") from None
+        raise ConfigError(f"{where} cannot be empty")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where} must be a finite number, got {shown(value)}") from None
+    # bool is a subclass of int: true is not an integer here, nor 1 a flag.
+    if type(value) is not kind:
+        raise ConfigError(f"{where} must be {_TYPE_NAMES[kind]}, got {shown(value)}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {shown(value)}")
+    if kind is str and "\0" in value:
+        raise ConfigError(f"{where} holds a NUL character")
+    return value
 
 
-def resolve(argv=None):
+def resolve(argv=None, *, sources=None):
     """Parse ``argv`` -> ``(config dict, names given on the command line)``.
 
     ``config["dataset"]`` is always resolved (folder when ``data`` is set,
     else digits) and that dataset's defaults are applied under the config
-    file and the flags.
+    file and the flags. ``sources``, a dict, receives ``{name: config file}``
+    for the options whose value came from ``--config`` (for messages).
     """
     args = vars(build_parser().parse_args(argv))
     config_file = args.pop("config", None)
-    from_file = {}
-    if config_file is not None:
-        from_file = {name: _coerce(name, value)
-                     for name, value in read_config_file(config_file).items()}
+    from_file = {} if config_file is None else read_config_file(config_file)
+    if sources is not None:
+        sources.update({name: config_file for name in from_file if name not in args})
     given = {**from_file, **args}
     dataset = given.get("dataset") or ("folder" if given.get("data") else "digits")
     if dataset not in DATASETS:
-        raise ConfigError(f"--dataset must be one of {', '.join(DATASETS)}, got {dataset!r}")
+        where = f" (in {config_file})" if "dataset" in from_file and "dataset" not in args else ""
+        raise ConfigError(
+            f"--dataset must be one of {', '.join(DATASETS)}, got {shown(dataset)}{where}"
+        )
     config = {name: spec[0] for name, spec in OPTIONS.items()}
-    config.update({name: False for name in FLAGS})
+    config.update(dict.fromkeys(FLAGS, False))
     config.update(DATASET_DEFAULTS[dataset])
     config.update(given)
     config["dataset"] = dataset
     return config, set(args)
 
 
-def validate(config):
-    """Check ranges and combinations; raises :class:`ConfigError`."""
+def validate(config, sources=None):
+    """Check types, ranges and combinations; raises :class:`ConfigError`.
 
-    def need(condition, message):
+    ``sources`` (``{name: config file}``, from :func:`resolve`): a message
+    about an option set in a file names that file.
+    """
+    sources = sources or {}
+
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    def need(condition, message, *names):
         if not condition:
-            raise ConfigError(message)
+            files = sorted({sources[n] for n in names if sources.get(n) is not None})
+            raise ConfigError(message + (f" (set in {', '.join(files)})" if files else ""))
+
+    for name, (default, kind, _) in OPTIONS.items():  # values given in Python, not parsed
+        value = config[name]
+        if value is None and default is None:
+            continue
+        if kind is float and type(value) is int:
+            config[name] = value = float(value)
+        need(
+            type(value) is kind,
+            f"{flag(name)} must be {_TYPE_NAMES[kind]}, got {shown(value)}",
+            name,
+        )
+        if kind is float:
+            need(math.isfinite(value), f"{flag(name)} must be a finite number, got {value}", name)
+    for name, (low, high) in INT_RANGES.items():
+        value = config[name]
+        need(value is None or low <= value, f"{flag(name)} must be >= {low}, got {value}", name)
+        need(
+            value is None or value <= high,
+            f"{flag(name)} must be <= {high}, got {shown(value)}",
+            name,
+        )
 
     def choice(name, allowed):
-        need(config[name] in allowed, f"--{name.replace('_', '-')} must be one of "
-             f"{', '.join(allowed)}, got {config[name]!r}")
+        need(
+            config[name] in allowed,
+            f"{flag(name)} must be one of {', '.join(allowed)}, got {shown(config[name])}",
+            name,
+        )
 
     choice("dataset", DATASETS)
     choice("model", MODELS)
@@ -250,47 +414,74 @@ def validate(config):
     choice("distribute", DISTRIBUTES)
     choice("patch_init", PATCH_INITS)
     choice("remat", REMATS)
-    need(config["on_bad_image"] in ("skip", "stop"),
-         f"--on-bad-image must be skip or stop, got {config['on_bad_image']!r}")
-    need(config["dataset"] != "folder" or config["data"] is not None,
-         "--dataset folder needs --data PATH (a folder of images)")
-    need(config["dataset"] != "digits" or config["data"] is None,
-         "--data is for --dataset folder or fashion-mnist; the digits are bundled")
-    for name in ("image_size", "patch_size", "epochs", "batch_size", "predictor_depth",
-                 "predictor_embed_dim", "eval_samples", "monitor_every", "workers"):
-        need(config[name] >= 1, f"--{name.replace('_', '-')} must be >= 1, got {config[name]}")
-    for name in ("depth", "embed_dim", "num_heads", "steps_per_epoch", "stop_after_epochs"):
-        value = config[name]
-        need(value is None or value >= 1,
-             f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    need(config["probe_layers"] >= 1, f"--probe-layers must be >= 1, got {config['probe_layers']}")
-    need(config["image_size"] % config["patch_size"] == 0,
-         f"--image-size {config['image_size']} is not divisible by --patch-size "
-         f"{config['patch_size']}")
+    need(
+        config["on_bad_image"] in ("skip", "stop"),
+        f"--on-bad-image must be skip or stop, got {shown(config['on_bad_image'])}",
+        "on_bad_image",
+    )
+    need(
+        config["dataset"] != "folder" or config["data"] is not None,
+        "--dataset folder needs --data PATH (a folder of images)",
+        "dataset",
+    )
+    need(
+        config["dataset"] != "digits" or config["data"] is None,
+        "--data is for --dataset folder or fashion-mnist; the digits are bundled",
+        "dataset",
+        "data",
+    )
+    need(
+        config["image_size"] % config["patch_size"] == 0,
+        f"--image-size {config['image_size']} is not divisible by --patch-size "
+        f"{config['patch_size']}",
+        "image_size",
+        "patch_size",
+    )
     height, width = patch_grid(config)
-    need(min(height, width) >= 2, f"--image-size / --patch-size gives a {height}x{width} "
-         "patch grid; need at least 2x2")
+    need(
+        min(height, width) >= 2,
+        f"--image-size / --patch-size gives a {height}x{width} patch grid; need at least 2x2",
+        "image_size",
+        "patch_size",
+    )
     for name in ("lr", "start_lr", "final_lr", "weight_decay", "final_weight_decay"):
-        need(config[name] >= 0, f"--{name.replace('_', '-')} must be >= 0, got {config[name]}")
-    need(config["lr"] > 0, f"--lr must be > 0, got {config['lr']}")
-    need(0 <= config["warmup_epochs"] <= config["epochs"],
-         f"--warmup-epochs must be in [0, --epochs={config['epochs']}], "
-         f"got {config['warmup_epochs']}")
+        need(config[name] >= 0, f"{flag(name)} must be >= 0, got {config[name]}", name)
+    need(config["lr"] > 0, f"--lr must be > 0, got {config['lr']}", "lr")
+    need(
+        0 <= config["warmup_epochs"] <= config["epochs"],
+        f"--warmup-epochs must be in [0, --epochs={config['epochs']}], "
+        f"got {config['warmup_epochs']}",
+        "warmup_epochs",
+        "epochs",
+    )
     for name in ("ema_start", "ema_end"):
-        need(0 <= config[name] <= 1,
-             f"--{name.replace('_', '-')} must be in [0, 1], got {config[name]}")
-    need(0 < config["test_fraction"] < 1,
-         f"--test-fraction must be in (0, 1), got {config['test_fraction']}")
-    need(0 <= config["collapse_ratio"] < 1,
-         f"--collapse-ratio must be in [0, 1), got {config['collapse_ratio']}")
+        need(0 <= config[name] <= 1, f"{flag(name)} must be in [0, 1], got {config[name]}", name)
+    need(
+        0 < config["test_fraction"] < 1,
+        f"--test-fraction must be in (0, 1), got {config['test_fraction']}",
+        "test_fraction",
+    )
+    need(
+        0 <= config["collapse_ratio"] < 1,
+        f"--collapse-ratio must be in [0, 1), got {config['collapse_ratio']}",
+        "collapse_ratio",
+    )
     embed_dim, heads = config["embed_dim"], config["num_heads"]
     if embed_dim is not None and heads is not None:
-        need(embed_dim % heads == 0,
-             f"--embed-dim {embed_dim} is not divisible by --num-heads {heads}")
+        need(
+            embed_dim % heads == 0,
+            f"--embed-dim {embed_dim} is not divisible by --num-heads {heads}",
+            "embed_dim",
+            "num_heads",
+        )
     if config["stop_after_epochs"] is not None:
-        need(config["stop_after_epochs"] <= config["epochs"],
-             f"--stop-after-epochs must be <= --epochs={config['epochs']}, "
-             f"got {config['stop_after_epochs']}")
+        need(
+            config["stop_after_epochs"] <= config["epochs"],
+            f"--stop-after-epochs must be <= --epochs={config['epochs']}, "
+            f"got {config['stop_after_epochs']}",
+            "stop_after_epochs",
+            "epochs",
+        )
     if config["resume"]:
         need(config["output_dir"] is not None, "--resume needs --output-dir (the run to continue)")
     return config

@@ -59,44 +59,88 @@ def _in_memory(name, split, mean, std):
     images = np.concatenate([split.train_images, split.test_images])
     labels = np.concatenate([split.train_labels, split.test_labels])
     num_train = len(split.train_images)
-    return Source(name=name, load_batch=lambda indices: images[np.asarray(indices)],
-                  labels=labels, train_indices=np.arange(num_train),
-                  test_indices=np.arange(num_train, len(images)),
-                  channels=images.shape[-1], mean=mean, std=std, images=images)
+    return Source(
+        name=name,
+        load_batch=lambda indices: images[np.asarray(indices)],
+        labels=labels,
+        train_indices=np.arange(num_train),
+        test_indices=np.arange(num_train, len(images)),
+        channels=images.shape[-1],
+        mean=mean,
+        std=std,
+        images=images,
+    )
+
+
+# In-memory datasets are resized up front: their float32 size is bounded, so a
+# config file's --image-size cannot ask for more memory than this.
+MAX_IN_MEMORY_BYTES = 4 << 30
+IN_MEMORY_IMAGES = {"digits": 1797, "fashion-mnist": 70_000}  # at most, every split
+
+
+def _check_in_memory_size(config):
+    count, size = IN_MEMORY_IMAGES[config["dataset"]], config["image_size"]
+    needed = count * size * size * 4  # one channel, float32
+    if needed > MAX_IN_MEMORY_BYTES:
+        raise datasets.DatasetError(
+            f"--dataset {config['dataset']} at --image-size {size} would hold "
+            f"{needed / (1 << 30):.1f} GiB of images in memory (up to {count} images); this "
+            f"example allows {MAX_IN_MEMORY_BYTES >> 30} GiB: choose a smaller --image-size"
+        )
 
 
 def digits_source(config):
+    _check_in_memory_size(config)
     split = datasets.load_digits_split(
-        config["image_size"], channels=1, test_fraction=config["test_fraction"],
-        seed=config["seed"])
-    return _in_memory("digits (scikit-learn, 8x8 upsampled)", split,
-                      (float(split.train_images.mean()),), (float(split.train_images.std()),))
+        config["image_size"], channels=1, test_fraction=config["test_fraction"], seed=config["seed"]
+    )
+    return _in_memory(
+        "digits (scikit-learn, 8x8 upsampled)",
+        split,
+        (float(split.train_images.mean()),),
+        (float(split.train_images.std()),),
+    )
 
 
 def fashion_mnist_source(config):
     from jepa_components.fashion_mnist import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
+    _check_in_memory_size(config)
     size = None if config["image_size"] == 28 else config["image_size"]
     split = datasets.load_fashion_mnist(config["data"], image_size=size, channels=1)
-    return _in_memory("Fashion-MNIST (official train/test split)", split,
-                      (FASHION_MNIST_MEAN,), (FASHION_MNIST_STD,))
+    return _in_memory(
+        "Fashion-MNIST (official train/test split)",
+        split,
+        (FASHION_MNIST_MEAN,),
+        (FASHION_MNIST_STD,),
+    )
 
 
 def folder_source(config):
-    folder = datasets.ImageFolder(config["data"], image_size=config["image_size"],
-                                  channels=3, on_bad_image=config["on_bad_image"])
-    train, test = datasets.split_indices(len(folder), test_fraction=config["test_fraction"],
-                                         seed=config["seed"])
+    folder = datasets.ImageFolder(
+        config["data"],
+        image_size=config["image_size"],
+        channels=3,
+        on_bad_image=config["on_bad_image"],
+    )
+    train, test = datasets.split_indices(
+        len(folder), test_fraction=config["test_fraction"], seed=config["seed"]
+    )
     return Source(
         name=f"image folder {config['data']} ({len(folder)} files, "
-             f"{len(folder.class_names)} classes)",
-        load_batch=folder.load_batch, labels=folder.labels, train_indices=train,
-        test_indices=test, channels=3, mean=augment.IMAGENET_MEAN, std=augment.IMAGENET_STD,
-        folder=folder)
+        f"{len(folder.class_names)} classes)",
+        load_batch=folder.load_batch,
+        labels=folder.labels,
+        train_indices=train,
+        test_indices=test,
+        channels=3,
+        mean=augment.IMAGENET_MEAN,
+        std=augment.IMAGENET_STD,
+        folder=folder,
+    )
 
 
-SOURCES = {"digits": digits_source, "fashion-mnist": fashion_mnist_source,
-           "folder": folder_source}
+SOURCES = {"digits": digits_source, "fashion-mnist": fashion_mnist_source, "folder": folder_source}
 
 
 def make_source(config):
@@ -116,9 +160,9 @@ def training_transform(config, source):
     if config["augment"] == "crop":
         # The official crop (facebookresearch/ijepa src/transforms.py): scale 0.3-1.0,
         # torchvision's aspect ratios, no flip; back to the training size.
-        return augment.Compose([augment.RandomResizedCrop(config["image_size"],
-                                                          scale=(0.3, 1.0)),
-                                source.normalize])
+        return augment.Compose(
+            [augment.RandomResizedCrop(config["image_size"], scale=(0.3, 1.0)), source.normalize]
+        )
     return source.normalize
 
 
@@ -131,7 +175,15 @@ def make_dataset(config, source, sampler, steps_per_epoch, initial_epoch):
     return MaskedImageDataset(
         images=source.images if not reading else None,
         load_batch=source.load_batch if reading else None,
-        indices=source.train_indices, sampler=sampler, batch_size=config["batch_size"],
-        shuffle=True, seed=config["seed"], transform=training_transform(config, source),
-        initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-        workers=workers, use_multiprocessing=False, max_queue_size=max(2, 2 * workers))
+        indices=source.train_indices,
+        sampler=sampler,
+        batch_size=config["batch_size"],
+        shuffle=True,
+        seed=config["seed"],
+        transform=training_transform(config, source),
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        workers=workers,
+        use_multiprocessing=False,
+        max_queue_size=max(2, 2 * workers),
+    )

@@ -29,25 +29,31 @@ ATTENTIVE_NOT_FOR_PIXELS = "not applicable (no patch tokens to attend to)"
 
 
 def _protocols(last_n):
-    protocols = {name: diagnostics.PROBE_PROTOCOLS[name] for name in ("linear", "knn",
-                                                                        "attentive")}
+    protocols = {name: diagnostics.PROBE_PROTOCOLS[name] for name in ("linear", "knn", "attentive")}
     protocols["attentive"] += f"; raw pixels: {ATTENTIVE_NOT_FOR_PIXELS}"
-    protocols["features"] = ("linear and k-NN: the target encoder's last-layer tokens, "
-                             "mean-pooled (I-JEPA has no class token); *_last_layers: the "
-                             f"mean-pooled outputs of the last {last_n} blocks (each through "
-                             "the final norm), concatenated; raw pixels: the flattened "
-                             "normalized images")
-    protocols["collapse"] = ("feature_std / effective_rank: mean per-dimension std and "
-                             "effective rank (RankMe) of the mean-pooled target features of "
-                             "the held-out images (as the training health check); "
-                             "target_token_*: the same for the layer-normalized target tokens "
-                             "(what the loss regresses)")
+    protocols["features"] = (
+        "linear and k-NN: the target encoder's last-layer tokens, "
+        "mean-pooled (I-JEPA has no class token); *_last_layers: the "
+        f"mean-pooled outputs of the last {last_n} blocks (each through "
+        "the final norm), concatenated; raw pixels: the flattened "
+        "normalized images"
+    )
+    protocols["collapse"] = (
+        "feature_std / effective_rank: mean per-dimension std and "
+        "effective rank (RankMe) of the mean-pooled target features of "
+        "the held-out images (as the training health check); "
+        "target_token_*: the same for the layer-normalized target tokens "
+        "(what the loss regresses)"
+    )
     return protocols
 
 
 def _encoder_figures(encoder, images, labels, num_train, last_n, seed, labelled):
     """Probe accuracies and collapse figures of one encoder, from one feature pass."""
-    from jepa_components.backends.keras.evaluation.probes import attentive_probe_accuracy, encode_images
+    from jepa_components.backends.keras.evaluation.probes import (
+        attentive_probe_accuracy,
+        encode_images,
+    )
 
     features = encode_images(encoder, images, last_n=last_n, tokens=True)
     pooled = features["pooled"]
@@ -57,26 +63,42 @@ def _encoder_figures(encoder, images, labels, num_train, last_n, seed, labelled)
     pooled_collapse = diagnostics.collapse_metrics(pooled[held_out])
     normed = layer_norm(tokens[held_out].astype(np.float64))
     token_collapse = diagnostics.collapse_metrics(normed.reshape(-1, normed.shape[-1]))
-    figures = {"feature_std": pooled_collapse["feature_std_mean"],
-               "feature_std_min": pooled_collapse["feature_std_min"],
-               "effective_rank": pooled_collapse["effective_rank"],
-               "target_token_feature_std": token_collapse["feature_std_mean"],
-               "target_token_effective_rank": token_collapse["effective_rank"]}
+    figures = {
+        "feature_std": pooled_collapse["feature_std_mean"],
+        "feature_std_min": pooled_collapse["feature_std_min"],
+        "effective_rank": pooled_collapse["effective_rank"],
+        "target_token_feature_std": token_collapse["feature_std_mean"],
+        "target_token_effective_rank": token_collapse["effective_rank"],
+    }
     if not labelled:
         return figures
     train_y, test_y = labels[:num_train], labels[num_train:]
     last = diagnostics.probe_accuracies(pooled[:num_train], train_y, pooled[held_out], test_y)
     deep = diagnostics.probe_accuracies(stacked[:num_train], train_y, stacked[held_out], test_y)
     figures.update(
-        linear_probe_accuracy=last["linear"], knn_accuracy=last["knn"],
-        linear_probe_accuracy_last_layers=deep["linear"], knn_accuracy_last_layers=deep["knn"],
+        linear_probe_accuracy=last["linear"],
+        knn_accuracy=last["knn"],
+        linear_probe_accuracy_last_layers=deep["linear"],
+        knn_accuracy_last_layers=deep["knn"],
         attentive_probe_accuracy=attentive_probe_accuracy(
-            tokens[:num_train], train_y, tokens[held_out], test_y, seed=seed))
+            tokens[:num_train], train_y, tokens[held_out], test_y, seed=seed
+        ),
+    )
     return figures
 
 
-def evaluate(trained, random_init, train_images, train_labels, test_images, test_labels, *,
-             last_n=4, seed=0, labelled=True):
+def evaluate(
+    trained,
+    random_init,
+    train_images,
+    train_labels,
+    test_images,
+    test_labels,
+    *,
+    last_n=4,
+    seed=0,
+    labelled=True,
+):
     """Probe accuracies and collapse figures for trained / random init / raw pixels.
 
     Args:
@@ -96,15 +118,21 @@ def evaluate(trained, random_init, train_images, train_labels, test_images, test
     images = np.concatenate([train_images, test_images])
     labels = np.concatenate([train_labels, test_labels])
     last_n = int(min(last_n, len(trained.blocks)))
-    result = {"num_probe_train": int(num_train), "num_probe_test": int(len(test_images)),
-              "probe_layers": last_n}
+    result = {
+        "num_probe_train": int(num_train),
+        "num_probe_test": int(len(test_images)),
+        "probe_layers": last_n,
+    }
     for prefix, encoder in (("", trained), ("random_init_", random_init)):
         figures = _encoder_figures(encoder, images, labels, num_train, last_n, seed, labelled)
         result.update({prefix + name: value for name, value in figures.items()})
     if labelled:
         raw = diagnostics.probe_accuracies(
-            train_images.reshape(num_train, -1), train_labels,
-            test_images.reshape(len(test_images), -1), test_labels)
+            train_images.reshape(num_train, -1),
+            train_labels,
+            test_images.reshape(len(test_images), -1),
+            test_labels,
+        )
         result["raw_pixel_probe_accuracy"] = raw["linear"]
         result["raw_pixel_knn_accuracy"] = raw["knn"]
         # The first release's name for the random-init linear probe.
@@ -123,8 +151,10 @@ def spread_line(result):
     """Feature spread (collapse figures) of the trained encoder against random init."""
     ratio = result["feature_std"] / max(result["random_init_feature_std"], 1e-12)
     rank_ratio = result["effective_rank"] / max(result["random_init_effective_rank"], 1e-12)
-    spread = (f"Target-feature spread vs random init (mean-pooled, held-out): per-dim std "
-              f"x{ratio:.2f}, effective rank x{rank_ratio:.2f}")
+    spread = (
+        f"Target-feature spread vs random init (mean-pooled, held-out): per-dim std "
+        f"x{ratio:.2f}, effective rank x{rank_ratio:.2f}"
+    )
     if ratio < 0.1 or rank_ratio < 0.1:
         return spread + " -- the representations have collapsed."
     if ratio < 0.7 or rank_ratio < 0.7:
@@ -156,17 +186,25 @@ def verdict(result):
         f"{ATTENTIVE_NOT_FOR_PIXELS}.",
     ]
     if trained > random_init + margin:
-        lines.append(f"Training helped: the trained encoder beats its random initialization by "
-                     f"more than the noise on the linear probe (+-{margin:.1%}, two standard "
-                     "errors).")
+        lines.append(
+            f"Training helped: the trained encoder beats its random initialization by "
+            f"more than the noise on the linear probe (+-{margin:.1%}, two standard "
+            "errors)."
+        )
     elif trained < random_init - margin:
-        lines.append("Training hurt: the trained encoder is worse than its own random "
-                     f"initialization on the linear probe (beyond +-{margin:.1%} noise).")
+        lines.append(
+            "Training hurt: the trained encoder is worse than its own random "
+            f"initialization on the linear probe (beyond +-{margin:.1%} noise)."
+        )
     else:
-        lines.append("Training made no measurable difference on the linear probe: trained and "
-                     f"random-init features are within noise (+-{margin:.1%}).")
+        lines.append(
+            "Training made no measurable difference on the linear probe: trained and "
+            f"random-init features are within noise (+-{margin:.1%})."
+        )
     if raw >= trained:
-        lines.append("Raw pixels are at least as good as the trained features on this data: "
-                     "a linear probe gains nothing from the encoder over the pixels.")
+        lines.append(
+            "Raw pixels are at least as good as the trained features on this data: "
+            "a linear probe gains nothing from the encoder over the pixels."
+        )
     lines.append(spread_line(result))
     return lines

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 TARGET_COLORS = np.array(
-    [[0.90, 0.20, 0.20], [0.20, 0.70, 0.20], [0.95, 0.65, 0.10], [0.70, 0.25, 0.80],
-     [0.10, 0.75, 0.80], [0.85, 0.45, 0.60]]
+    [
+        [0.90, 0.20, 0.20],
+        [0.20, 0.70, 0.20],
+        [0.95, 0.65, 0.10],
+        [0.70, 0.25, 0.80],
+        [0.10, 0.75, 0.80],
+        [0.85, 0.45, 0.60],
+    ]
 )
 CONTEXT_COLOR = np.array([0.15, 0.35, 0.95])
 
@@ -26,14 +32,15 @@ def plot_loss(rows, path):
     steps = np.array([r["step"] for r in rows], dtype=float)
     loss = np.array([r["loss"] for r in rows], dtype=float)
     checked = [r for r in rows if r.get("feature_std") not in (None, "")]
-    fig, axes = plt.subplots(1, 2 if checked else 1, figsize=(11 if checked else 6, 4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2 if checked else 1, figsize=(11 if checked else 6, 4), squeeze=False
+    )
     ax = axes[0, 0]
     ax.plot(steps, loss, lw=0.8, alpha=0.5, label="loss per step")
     if len(loss) >= 10:
         width = max(2, len(loss) // 20)
         smooth = np.convolve(loss, np.ones(width) / width, mode="valid")
-        ax.plot(steps[width - 1:], smooth, lw=2, label=f"mean of {width} steps")
+        ax.plot(steps[width - 1 :], smooth, lw=2, label=f"mean of {width} steps")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("I-JEPA loss")
     ax.set_title("training loss (a proxy: watch the feature spread too)")
@@ -41,14 +48,23 @@ def plot_loss(rows, path):
     if checked:
         ax = axes[0, 1]
         check_steps = [r["step"] for r in checked]
-        ax.plot(check_steps, [float(r["feature_std"]) for r in checked], "o-",
-                label="mean per-dim std (left)")
+        ax.plot(
+            check_steps,
+            [float(r["feature_std"]) for r in checked],
+            "o-",
+            label="mean per-dim std (left)",
+        )
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("per-dim std, mean-pooled target features")
         ax.set_ylim(bottom=0)
         twin = ax.twinx()
-        twin.plot(check_steps, [float(r["effective_rank"]) for r in checked], "s--",
-                  color="C1", label="effective rank (right)")
+        twin.plot(
+            check_steps,
+            [float(r["effective_rank"]) for r in checked],
+            "s--",
+            color="C1",
+            label="effective rank (right)",
+        )
         twin.set_ylabel("effective rank (RankMe)")
         twin.set_ylim(bottom=0)
         ax.set_title("collapse watch (HealthMonitor, fixed batch)")
@@ -91,16 +107,19 @@ def plot_masks(images, batch, patch_size, path, title):
     fig, axes = plt.subplots(2, count, figsize=(1.6 * count, 3.6), squeeze=False)
     for i in range(count):
         shown = np.clip(images[i], 0, 1)
-        axes[0, i].imshow(shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray",
-                          vmin=0, vmax=1)
+        axes[0, i].imshow(
+            shown[..., 0] if shown.shape[-1] == 1 else shown, cmap="gray", vmin=0, vmax=1
+        )
         axes[1, i].imshow(mask_overlay(images[i], context[i], targets[i], patch_size))
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])
     axes[0, 0].set_ylabel("image")
     axes[1, 0].set_ylabel("masks")
-    fig.suptitle(f"{title}\nblue: context the encoder sees; colors: target blocks to "
-                 "predict; dark: neither", fontsize=9)
+    fig.suptitle(
+        f"{title}\nblue: context the encoder sees; colors: target blocks to predict; dark: neither",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -21,7 +21,7 @@ augmentation, resumable streams), ``IJEPA`` + ``TargetEMA`` + ``make_adamw``
 ``distribution.data_parallel`` (``--distribute data``).
 
 Same script on ``KERAS_BACKEND=torch`` and ``tensorflow``. ``--help`` lists
-every option; ``--config FILE`` (YAML/TOML) takes the same names, and the
+every option; ``--config FILE`` (YAML/TOML/JSON) takes the same names, and the
 ``config.yaml`` written to the output directory reproduces a run.
 
 Outputs (``--output-dir``, default ``runs/ijepa-<date-time>``):
@@ -30,7 +30,9 @@ Outputs (``--output-dir``, default ``runs/ijepa-<date-time>``):
 ``masks.png``, ``report.json``.
 
 Exit status: 0 done; 1 training stopped (non-finite loss or collapse; the
-outputs are still written); 2 bad input (one ``error: ...`` line).
+outputs are still written); 2 bad input (one ``error: ...`` line naming the
+file and the option: config files, a ``--resume`` folder and the data are
+read as if a stranger wrote them, see ``_train_files.py``).
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # TensorFlow (imported by Keras on every backend) logs a screen of INFO lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import _train_config as cfg  # noqa: E402
-import _train_data as data  # noqa: E402
-import _train_run as run  # noqa: E402
-from jepa_components import datasets  # noqa: E402
+import _train_config as cfg
+import _train_data as data
+import _train_run as run
+
+from jepa_components import datasets
 
 PER_INVOCATION = ("resume", "no_eval", "stop_after_epochs", "output_dir")
 PROBE_BATCH = 128  # training images of the health checks
@@ -58,26 +61,45 @@ class InputError(Exception):
 
 # ---------------------------------------------------------------- set-up
 def prepare_config(argv):
-    """Parse, merge with a resumed run, validate. Raises ConfigError/InputError."""
-    config, given = cfg.resolve(argv)
+    """Parse, merge with a resumed run, validate. Raises ConfigError/InputError/RunFileError.
+
+    A ``--resume`` folder's files are checked here (regular files inside the
+    folder, size-bounded, strictly parsed), before any data is read.
+    """
+    sources = {}  # option -> the config file that set it (for messages)
+    config, given = cfg.resolve(argv, sources=sources)
     if config["resume"]:
-        if config["output_dir"] is None:
+        output_dir = config["output_dir"]
+        if output_dir is None:
             raise InputError("--resume needs --output-dir (the run to continue)")
-        saved_path = os.path.join(config["output_dir"], "config.yaml")
-        if run.load_train_state(config["output_dir"]) is None or not os.path.isfile(saved_path):
-            raise InputError(f"nothing to resume in {config['output_dir']}: no "
-                             f"{run.CHECKPOINT} / {run.TRAIN_STATE} / config.yaml there")
+        saved_path = os.path.join(output_dir, "config.yaml")
+        if not run.holds_run(output_dir) or not os.path.lexists(saved_path):
+            raise InputError(
+                f"nothing to resume in {output_dir}: no "
+                f"{run.CHECKPOINT} / {run.TRAIN_STATE} / config.yaml there"
+            )
+        state = run.load_train_state(output_dir)
+        run.check_checkpoint(output_dir)
+        run.read_metrics(os.path.join(output_dir, "metrics.csv"), state["step"], inside=output_dir)
+        from_file = cfg.read_config_file(saved_path, inside=output_dir)
         saved = {name: cfg.OPTIONS[name][0] for name in cfg.OPTIONS}
-        saved.update(cfg.read_config_file(saved_path))
+        saved.update(from_file)
         for name in PER_INVOCATION:
             saved[name] = config[name]
-        config = cfg.merge_for_resume(saved, config, given - set(PER_INVOCATION))
-    cfg.validate(config)
+        changed = given - set(PER_INVOCATION)
+        config = cfg.merge_for_resume(saved, config, changed)
+        # A message about a saved option names the saved file (flags that changed it: none).
+        sources = {n: saved_path for n in from_file if n not in changed & cfg.RESUMABLE}
+    cfg.validate(config, sources)
     if config["output_dir"] is None:
         config["output_dir"] = cfg.default_output_dir()
-    if not config["resume"] and run.load_train_state(config["output_dir"]) is not None:
-        raise InputError(f"{config['output_dir']} already holds a run ({run.CHECKPOINT}); pass "
-                         "--resume to continue it or choose another --output-dir")
+    if os.path.lexists(config["output_dir"]) and not os.path.isdir(config["output_dir"]):
+        raise InputError(f"--output-dir {config['output_dir']} exists and is not a folder")
+    if not config["resume"] and run.holds_run(config["output_dir"]):
+        raise InputError(
+            f"{config['output_dir']} already holds a run ({run.CHECKPOINT}); pass "
+            "--resume to continue it or choose another --output-dir"
+        )
     return config
 
 
@@ -90,11 +112,15 @@ def encoder_sizes(config):
     depth = config["depth"] or depth
     num_heads = config["num_heads"] or num_heads
     if embed_dim % num_heads or embed_dim % 4:
-        raise InputError(f"embedding width {embed_dim} must be a multiple of 4 and of the "
-                         f"{num_heads} attention heads (--embed-dim / --num-heads)")
+        raise InputError(
+            f"embedding width {embed_dim} must be a multiple of 4 and of the "
+            f"{num_heads} attention heads (--embed-dim / --num-heads)"
+        )
     if config["predictor_embed_dim"] % num_heads or config["predictor_embed_dim"] % 4:
-        raise InputError(f"--predictor-embed-dim {config['predictor_embed_dim']} must be a "
-                         f"multiple of 4 and of the {num_heads} attention heads")
+        raise InputError(
+            f"--predictor-embed-dim {config['predictor_embed_dim']} must be a "
+            f"multiple of 4 and of the {num_heads} attention heads"
+        )
     return dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
 
 
@@ -104,22 +130,39 @@ def build_model(config, channels, steps_per_epoch):
 
     sizes = encoder_sizes(config)
     encoder = VisionTransformer(
-        image_size=config["image_size"], patch_size=config["patch_size"], in_channels=channels,
+        image_size=config["image_size"],
+        patch_size=config["patch_size"],
+        in_channels=channels,
         patch_init_std=cfg.PATCH_INIT_STDS[config["patch_init"]],
-        remat=config["remat"] in ("encoder", "both"), seed=config["seed"], name="encoder",
-        **sizes)
+        remat=config["remat"] in ("encoder", "both"),
+        seed=config["seed"],
+        name="encoder",
+        **sizes,
+    )
     # The predictor's MLP ratio is 4 whatever the encoder's (official vit_predictor).
     predictor = Predictor.for_encoder(
-        encoder, embed_dim=config["predictor_embed_dim"], depth=config["predictor_depth"],
-        num_heads=sizes["num_heads"], mlp_ratio=4.0,
-        remat=config["remat"] in ("predictor", "both"), seed=config["seed"] + 1,
-        name="predictor")
+        encoder,
+        embed_dim=config["predictor_embed_dim"],
+        depth=config["predictor_depth"],
+        num_heads=sizes["num_heads"],
+        mlp_ratio=4.0,
+        remat=config["remat"] in ("predictor", "both"),
+        seed=config["seed"] + 1,
+        name="predictor",
+    )
     model = IJEPA(encoder=encoder, predictor=predictor, loss=config["loss"])
-    model.compile(optimizer=make_adamw(
-        steps_per_epoch=steps_per_epoch, epochs=config["epochs"],
-        warmup_epochs=config["warmup_epochs"], start_lr=config["start_lr"],
-        ref_lr=config["lr"], final_lr=min(config["final_lr"], config["lr"]),
-        weight_decay=config["weight_decay"], final_weight_decay=config["final_weight_decay"]))
+    model.compile(
+        optimizer=make_adamw(
+            steps_per_epoch=steps_per_epoch,
+            epochs=config["epochs"],
+            warmup_epochs=config["warmup_epochs"],
+            start_lr=config["start_lr"],
+            ref_lr=config["lr"],
+            final_lr=min(config["final_lr"], config["lr"]),
+            weight_decay=config["weight_decay"],
+            final_weight_decay=config["final_weight_decay"],
+        )
+    )
     return model
 
 
@@ -136,26 +179,32 @@ def load_resumed(config, state, steps_per_epoch):
     import jepa_components.backends.keras  # noqa: F401  (registers the classes)
 
     path = os.path.join(config["output_dir"], run.CHECKPOINT)
+    run.check_checkpoint(config["output_dir"])  # again: it may have changed since start-up
     try:
         model = keras.saving.load_model(path)
     except Exception as error:  # e.g. a checkpoint of the first release (other variables)
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise InputError(f"cannot load {path} (written by another version?): "
-                         f"{first_line}") from None
+        raise InputError(
+            f"cannot load {path} (written by another version?): {first_line}"
+        ) from None
     iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if iterations != state["step"] or state["steps_per_epoch"] != steps_per_epoch:
-        raise InputError(f"checkpoint and {run.TRAIN_STATE} in {config['output_dir']} disagree "
-                         f"(optimizer step {iterations}, state step {state['step']}; "
-                         f"{state['steps_per_epoch']} vs {steps_per_epoch} steps per epoch); "
-                         "was the directory edited?")
+        raise InputError(
+            f"checkpoint and {run.TRAIN_STATE} in {config['output_dir']} disagree "
+            f"(optimizer step {iterations}, state step {state['step']}; "
+            f"{state['steps_per_epoch']} vs {steps_per_epoch} steps per epoch); "
+            "was the directory edited?"
+        )
     return model
 
 
 def steps_for(config, source):
     available = len(source.train_indices) // config["batch_size"]
     if available < 1:
-        raise InputError(f"--batch-size {config['batch_size']} is larger than the training "
-                         f"split ({len(source.train_indices)} images)")
+        raise InputError(
+            f"--batch-size {config['batch_size']} is larger than the training "
+            f"split ({len(source.train_indices)} images)"
+        )
     if config["steps_per_epoch"] is not None:
         return min(available, config["steps_per_epoch"])
     return available
@@ -168,8 +217,10 @@ def make_sampler(config):
     try:  # infeasible configurations are refused here, never mid-run
         return make(config["masking"], (height, width), seed=config["seed"])
     except ValueError as error:
-        raise InputError(f"--masking {config['masking']} cannot mask a {height}x{width} patch "
-                         f"grid: {str(error).splitlines()[0]}") from None
+        raise InputError(
+            f"--masking {config['masking']} cannot mask a {height}x{width} patch "
+            f"grid: {str(error).splitlines()[0]}"
+        ) from None
 
 
 def distribute(config):
@@ -192,8 +243,10 @@ def save_config(config):
     options = {k: v for k, v in cfg.saved_options(config).items() if k not in PER_INVOCATION}
     path = os.path.join(config["output_dir"], "config.yaml")
     with open(path, "w", encoding="utf-8") as stream:
-        stream.write("# Resolved options of this run; reproduce it with\n"
-                     "#   python examples/train_ijepa.py --config config.yaml\n")
+        stream.write(
+            "# Resolved options of this run; reproduce it with\n"
+            "#   python examples/train_ijepa.py --config config.yaml\n"
+        )
         yaml.safe_dump(options, stream, sort_keys=True)
 
 
@@ -203,9 +256,13 @@ def write_pictures(config, source, sampler, rows):
     if rows:
         plots.plot_loss(rows, os.path.join(config["output_dir"], "loss.png"))
     shown = source.train_indices[:8]
-    plots.plot_masks(source.load_batch(shown), sampler.sample(len(shown), start=0),
-                     config["patch_size"], os.path.join(config["output_dir"], "masks.png"),
-                     f"{config['masking']} masks, first batch of the run")
+    plots.plot_masks(
+        source.load_batch(shown),
+        sampler.sample(len(shown), start=0),
+        config["patch_size"],
+        os.path.join(config["output_dir"], "masks.png"),
+        f"{config['masking']} masks, first batch of the run",
+    )
 
 
 def evaluate(config, model, source):
@@ -215,12 +272,21 @@ def evaluate(config, model, source):
     test = data.subset(source.test_indices, config["eval_samples"], config["seed"] + 1)
     normalize = source.normalize
     result = evaluation.evaluate(
-        model.target_encoder, random_init_encoder(model), normalize(source.load_batch(train)),
-        source.labels[train], normalize(source.load_batch(test)), source.labels[test],
-        last_n=config["probe_layers"], seed=config["seed"], labelled=source.labelled)
+        model.target_encoder,
+        random_init_encoder(model),
+        normalize(source.load_batch(train)),
+        source.labels[train],
+        normalize(source.load_batch(test)),
+        source.labels[test],
+        last_n=config["probe_layers"],
+        seed=config["seed"],
+        labelled=source.labelled,
+    )
     if not source.labelled:
-        return result, ["No labels (need >= 2 class subfolders): probes skipped.",
-                        evaluation.spread_line(result)]
+        return result, [
+            "No labels (need >= 2 class subfolders): probes skipped.",
+            evaluation.spread_line(result),
+        ]
     return result, evaluation.verdict(result)
 
 
@@ -236,7 +302,8 @@ class Session:
         # The fixed batch of the health checks; read first, so unreadable
         # files with --on-bad-image stop fail before any expensive set-up.
         self.probe_images = self.source.normalize(
-            self.source.load_batch(self.source.train_indices[:PROBE_BATCH]))
+            self.source.load_batch(self.source.train_indices[:PROBE_BATCH])
+        )
         import keras  # only now: bad input above fails fast, without a framework
 
         self.backend = keras.backend.backend()
@@ -256,57 +323,95 @@ class Session:
             self.model = load_resumed(config, state, self.steps_per_epoch)
             self.start_step = state["step"]
             self.previous_seconds = state.get("train_seconds", 0.0)
-            self.rows = run.read_metrics(os.path.join(config["output_dir"], "metrics.csv"),
-                                         state["step"])
-            print(f"resuming {config['output_dir']} at epoch {state['epochs_done']}, "
-                  f"step {state['step']}")
+            self.rows = run.read_metrics(
+                os.path.join(config["output_dir"], "metrics.csv"),
+                state["step"],
+                inside=config["output_dir"],
+            )
+            print(
+                f"resuming {config['output_dir']} at epoch {state['epochs_done']}, "
+                f"step {state['step']}"
+            )
         self.start_epoch = self.start_step // self.steps_per_epoch
 
     def state_for(self, step):
         """The ``train_state.json`` payload at optimizer step ``step``."""
-        return {"epochs_done": step // self.steps_per_epoch, "step": step,
-                "steps_per_epoch": self.steps_per_epoch, "backend": self.backend,
-                "train_seconds": self.previous_seconds + time.time() - self.started}
+        return {
+            "epochs_done": step // self.steps_per_epoch,
+            "step": step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "backend": self.backend,
+            "train_seconds": self.previous_seconds + time.time() - self.started,
+        }
 
     def describe(self):
         config, sizes = self.config, encoder_sizes(self.config)
-        print(f"data: {self.source.name}; {len(self.source.train_indices)} train / "
-              f"{len(self.source.test_indices)} held-out images"
-              + ("; random resized crops" if config["augment"] == "crop" else ""))
-        print(f"model: {config['model']} (embed {sizes['embed_dim']}, depth {sizes['depth']}, "
-              f"heads {sizes['num_heads']}) at {config['image_size']}px, patch "
-              f"{config['patch_size']}; {config['masking']} masks; backend {self.backend}"
-              + (f", data parallel over {self.devices} devices"
-                 if config["distribute"] == "data" else ""))
-        print(f"training epochs {self.start_epoch + 1}..{self.stop_epoch} of {config['epochs']}, "
-              f"{self.steps_per_epoch} steps of {config['batch_size']} images each; outputs in "
-              f"{config['output_dir']}", flush=True)
+        print(
+            f"data: {self.source.name}; {len(self.source.train_indices)} train / "
+            f"{len(self.source.test_indices)} held-out images"
+            + ("; random resized crops" if config["augment"] == "crop" else "")
+        )
+        print(
+            f"model: {config['model']} (embed {sizes['embed_dim']}, depth {sizes['depth']}, "
+            f"heads {sizes['num_heads']}) at {config['image_size']}px, patch "
+            f"{config['patch_size']}; {config['masking']} masks; backend {self.backend}"
+            + (
+                f", data parallel over {self.devices} devices"
+                if config["distribute"] == "data"
+                else ""
+            )
+        )
+        print(
+            f"training epochs {self.start_epoch + 1}..{self.stop_epoch} of {config['epochs']}, "
+            f"{self.steps_per_epoch} steps of {config['batch_size']} images each; outputs in "
+            f"{config['output_dir']}",
+            flush=True,
+        )
 
     def fit(self):
         """Train up to ``stop_epoch``; returns ``(health monitor, run logger)``."""
         from jepa_components.backends.keras import HealthMonitor, TargetEMA
 
         config = self.config
-        health = HealthMonitor(self.probe_images, every=config["monitor_every"],
-                               min_std_ratio=config["collapse_ratio"] or None, verbose=False)
+        health = HealthMonitor(
+            self.probe_images,
+            every=config["monitor_every"],
+            min_std_ratio=config["collapse_ratio"] or None,
+            verbose=False,
+        )
         logger = run.make_logger(
-            rows=self.rows, start_step=self.start_step, steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps, batch_size=config["batch_size"], health=health,
-            output_dir=config["output_dir"], state_for=self.state_for)
+            rows=self.rows,
+            start_step=self.start_step,
+            steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps,
+            batch_size=config["batch_size"],
+            health=health,
+            output_dir=config["output_dir"],
+            state_for=self.state_for,
+        )
         if self.start_epoch < self.stop_epoch:
-            dataset = data.make_dataset(config, self.source, self.sampler,
-                                        self.steps_per_epoch, self.start_epoch)
+            dataset = data.make_dataset(
+                config, self.source, self.sampler, self.steps_per_epoch, self.start_epoch
+            )
             # The momentum schedule spans the whole run, also when it is split
             # over invocations (--stop-after-epochs, --resume).
-            ema = TargetEMA(momentum=config["ema_start"], final_momentum=config["ema_end"],
-                            total_steps=self.total_steps)
+            ema = TargetEMA(
+                momentum=config["ema_start"],
+                final_momentum=config["ema_end"],
+                total_steps=self.total_steps,
+            )
             # A reader error (--on-bad-image stop) leaves fit as the reader's
             # own exception: main() turns it into one error line.
-            self.model.fit(dataset, epochs=self.stop_epoch, initial_epoch=self.start_epoch,
-                           shuffle=False, verbose=0, callbacks=[ema, health, logger])
+            self.model.fit(
+                dataset,
+                epochs=self.stop_epoch,
+                initial_epoch=self.start_epoch,
+                shuffle=False,
+                verbose=0,
+                callbacks=[ema, health, logger],
+            )
         if health.stop_kind is not None:
-            print(f"warning: stopping training: {health.stop_reason}", file=sys.stderr,
-                  flush=True)
+            print(f"warning: stopping training: {health.stop_reason}", file=sys.stderr, flush=True)
         else:
             # The final state, with the last EMA update applied.
             run.save_checkpoint(self.model, config["output_dir"], self.state_for(logger.step))
@@ -320,25 +425,37 @@ class Session:
 
         config, source = self.config, self.source
         status = health.stop_kind or (
-            "completed" if self.stop_epoch == config["epochs"] else "paused")
+            "completed" if self.stop_epoch == config["epochs"] else "paused"
+        )
         speed = logger.images_per_second
         report = {
-            "status": status, "stop_message": health.stop_reason,
-            "backend": self.backend, "keras_version": keras.__version__,
+            "status": status,
+            "stop_message": health.stop_reason,
+            "backend": self.backend,
+            "keras_version": keras.__version__,
             "devices": self.devices,
-            "epochs": logger.step // self.steps_per_epoch, "epochs_planned": config["epochs"],
-            "steps": logger.step, "steps_per_epoch": self.steps_per_epoch,
-            "batch_size": config["batch_size"], "final_loss": run.final_loss(self.rows),
+            "epochs": logger.step // self.steps_per_epoch,
+            "epochs_planned": config["epochs"],
+            "steps": logger.step,
+            "steps_per_epoch": self.steps_per_epoch,
+            "batch_size": config["batch_size"],
+            "final_loss": run.final_loss(self.rows),
             "images_per_second": None if speed is None else round(speed, 2),
             "images_per_second_note": "steady state of this invocation's training: the first "
-                                      "(compiling) step and the epoch-end checkpoints excluded",
-            "dataset": config["dataset"], "data": source.name,
+            "(compiling) step and the epoch-end checkpoints excluded",
+            "dataset": config["dataset"],
+            "data": source.name,
             "num_train_images": int(len(source.train_indices)),
             "num_test_images": int(len(source.test_indices)),
-            "model": {**encoder_sizes(config), "name": config["model"],
-                      "image_size": config["image_size"], "patch_size": config["patch_size"],
-                      "predictor_embed_dim": config["predictor_embed_dim"],
-                      "predictor_depth": config["predictor_depth"], "predictor_mlp_ratio": 4.0},
+            "model": {
+                **encoder_sizes(config),
+                "name": config["model"],
+                "image_size": config["image_size"],
+                "patch_size": config["patch_size"],
+                "predictor_embed_dim": config["predictor_embed_dim"],
+                "predictor_depth": config["predictor_depth"],
+                "predictor_mlp_ratio": 4.0,
+            },
             "config": cfg.saved_options(config),
         }
         verdict = []
@@ -350,44 +467,70 @@ class Session:
             if config["distribute"] == "data":
                 # Evaluation batches need not split evenly over the devices: one device.
                 keras.distribution.set_distribution(None)
-            print("evaluating frozen features (linear, k-NN and attentive probes, collapse "
-                  "figures)...", flush=True)
+            print(
+                "evaluating frozen features (linear, k-NN and attentive probes, collapse "
+                "figures)...",
+                flush=True,
+            )
             result, verdict = evaluate(config, self.model, source)
             report.update(result)
             report["verdict"] = verdict
         report["skipped_images"] = source.skipped
         if source.skipped:
             names = sorted(source.folder.skipped_files)
-            print(f"warning: skipped {source.skipped} unreadable image file(s): "
-                  f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}", file=sys.stderr)
+            print(
+                f"warning: skipped {source.skipped} unreadable image file(s): "
+                f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''}",
+                file=sys.stderr,
+            )
         report["seconds"] = round(time.time() - self.started, 2)
-        report["train_seconds_total"] = round(
-            self.previous_seconds + time.time() - self.started, 2)
+        report["train_seconds_total"] = round(self.previous_seconds + time.time() - self.started, 2)
         run.write_json(os.path.join(config["output_dir"], "report.json"), report)
         for line in verdict:
             print(line)
-        print(f"{status}: {logger.step} steps in {report['seconds']:.0f}s"
-              + (f" ({speed:.0f} img/s in training)" if speed is not None else "")
-              + f"; outputs in {config['output_dir']} (report.json, metrics.csv, loss.png, "
-              f"masks.png, {run.CHECKPOINT})")
+        print(
+            f"{status}: {logger.step} steps in {report['seconds']:.0f}s"
+            + (f" ({speed:.0f} img/s in training)" if speed is not None else "")
+            + f"; outputs in {config['output_dir']} (report.json, metrics.csv, loss.png, "
+            f"masks.png, {run.CHECKPOINT})"
+        )
         if status == "paused":
-            print(f"continue with: python {sys.argv[0]} --resume --output-dir "
-                  f"{config['output_dir']}")
+            print(
+                f"continue with: python {sys.argv[0]} --resume --output-dir {config['output_dir']}"
+            )
         return 1 if health.stop_kind else 0
+
+
+# Bad input: one "error: ..." line and exit status 2. ConfigError and
+# RunFileError cover the command line, config files and a --resume folder;
+# DatasetError every data reader of the library (image folders, IDX files),
+# also when a reader thread raises it inside fit.
+BAD_INPUT = (cfg.ConfigError, run.RunFileError, InputError, datasets.DatasetError)
+
+
+def _one_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines) or type(error).__name__
 
 
 def main(argv=None):
     started = time.time()
     try:
-        session = Session(prepare_config(argv), started)
+        try:
+            session = Session(prepare_config(argv), started)
+        except OSError as error:  # set-up: an --output-dir that is a file, no access...
+            where = f"{error.filename}: " if error.filename else ""
+            raise InputError(f"{where}{error.strerror or error}") from None
         session.describe()
         return session.report(*session.fit())
-    except (cfg.ConfigError, InputError, datasets.DatasetError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except BAD_INPUT as error:
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the last epoch's checkpoint is kept: continue with --resume",
-              file=sys.stderr)
+        print(
+            "interrupted; the last epoch's checkpoint is kept: continue with --resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -31,7 +31,9 @@ def text_grid(ctx: np.ndarray, tgt: np.ndarray) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--masking", default="multiblock", choices=["multiblock", "block", "raster", "random"])
+    parser.add_argument(
+        "--masking", default="multiblock", choices=["multiblock", "block", "raster", "random"]
+    )
     parser.add_argument("--grid", type=int, default=14, help="patches per side")
     parser.add_argument("--num", type=int, default=8, help="samples to draw")
     parser.add_argument("--seed", type=int, default=0)

@@ -28,11 +28,35 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SCRIPT = os.path.join(ROOT, "examples", "train_ijepa.py")
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 
-TINY = ["--image-size", "16", "--patch-size", "2", "--embed-dim", "32", "--depth", "1",
-        "--num-heads", "2", "--predictor-embed-dim", "16", "--predictor-depth", "1",
-        "--batch-size", "8"]
-TINY_EVAL = ["--epochs", "1", "--steps-per-epoch", "2", "--warmup-epochs", "0.5",
-             "--eval-samples", "24", *TINY]
+TINY = [
+    "--image-size",
+    "16",
+    "--patch-size",
+    "2",
+    "--embed-dim",
+    "32",
+    "--depth",
+    "1",
+    "--num-heads",
+    "2",
+    "--predictor-embed-dim",
+    "16",
+    "--predictor-depth",
+    "1",
+    "--batch-size",
+    "8",
+]
+TINY_EVAL = [
+    "--epochs",
+    "1",
+    "--steps-per-epoch",
+    "2",
+    "--warmup-epochs",
+    "0.5",
+    "--eval-samples",
+    "24",
+    *TINY,
+]
 
 
 def _load_script():
@@ -89,33 +113,64 @@ COMMON = ["--epochs", "2", "--steps-per-epoch", "2", "--warmup-epochs", "1", *TI
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("train_example")
     straight, split, fashion = root / "straight", root / "split", root / "fashion"
-    full = _quiet_main(["--output-dir", straight, "--eval-samples", "24", "--monitor-every", "1",
-                        *COMMON])
-    first = _quiet_main(["--output-dir", split, "--stop-after-epochs", "1", "--no-eval",
-                         *COMMON])
+    full = _quiet_main(
+        ["--output-dir", straight, "--eval-samples", "24", "--monitor-every", "1", *COMMON]
+    )
+    first = _quiet_main(["--output-dir", split, "--stop-after-epochs", "1", "--no-eval", *COMMON])
     paused_report = json.loads((split / "report.json").read_text())
     paused_state = json.loads((split / "train_state.json").read_text())
     second = _quiet_main(["--output-dir", split, "--resume", "--no-eval"])
     write_idx_fixture(root / "fmnist", num_train=40, num_test=24, seed=0)
-    fashion_run = _quiet_main(["--dataset", "fashion-mnist", "--data", root / "fmnist",
-                               "--augment", "crop", "--output-dir", fashion, *TINY_EVAL])
-    return {"straight": straight, "split": split, "fashion": fashion, "full": full,
-            "first": first, "second": second, "fashion_run": fashion_run,
-            "paused_report": paused_report, "paused_state": paused_state}
+    fashion_run = _quiet_main(
+        [
+            "--dataset",
+            "fashion-mnist",
+            "--data",
+            root / "fmnist",
+            "--augment",
+            "crop",
+            "--output-dir",
+            fashion,
+            *TINY_EVAL,
+        ]
+    )
+    return {
+        "straight": straight,
+        "split": split,
+        "fashion": fashion,
+        "full": full,
+        "first": first,
+        "second": second,
+        "fashion_run": fashion_run,
+        "paused_report": paused_report,
+        "paused_state": paused_state,
+    }
 
 
 def test_command_line__help_and_errors_in_a_subprocess(tmp_path):
-    result = subprocess.run([sys.executable, SCRIPT, "--help"], capture_output=True, text=True,
-                            timeout=300, env=_env())
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--help"], capture_output=True, text=True, timeout=300, env=_env()
+    )
     assert result.returncode == 0
-    for flag in ("--masking", "--resume", "--dataset", "--augment", "--distribute",
-                 "--collapse-ratio"):
+    for flag in (
+        "--masking",
+        "--resume",
+        "--dataset",
+        "--augment",
+        "--distribute",
+        "--collapse-ratio",
+    ):
         assert flag in result.stdout, flag
     help_text = " ".join(result.stdout.split())
     assert "fashion-mnist: 28" in help_text  # the per-dataset defaults are shown
     assert "of its value at random initialization (relative, not absolute" in help_text
-    result = subprocess.run([sys.executable, SCRIPT, "--data", str(tmp_path / "nope")],
-                            capture_output=True, text=True, timeout=300, env=_env())
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--data", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
     assert result.returncode == 2
     # one error line, no traceback (TensorFlow may log its own start-up lines before it)
     last_line = result.stderr.strip().splitlines()[-1]
@@ -127,15 +182,24 @@ def test_run__writes_outputs_that_parse(runs):
     """Digits, 2 epochs of 2 steps, every output file."""
     (code, stdout, stderr), out = runs["full"], runs["straight"]
     assert code == 0, stderr[-3000:]
-    for name in ("config.yaml", "metrics.csv", "checkpoint.keras", "train_state.json",
-                 "loss.png", "masks.png", "report.json"):
+    for name in (
+        "config.yaml",
+        "metrics.csv",
+        "checkpoint.keras",
+        "train_state.json",
+        "loss.png",
+        "masks.png",
+        "report.json",
+    ):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     assert report["backend"] == BACKEND and report["devices"] == 1
     assert report["epochs"] == 2 and report["steps"] == 4 and report["status"] == "completed"
     assert report["dataset"] == "digits" and np.isfinite(report["final_loss"])
-    assert report["images_per_second"] > 0 and "first (compiling) step" in (
-        report["images_per_second_note"])
+    assert (
+        report["images_per_second"] > 0
+        and "first (compiling) step" in (report["images_per_second_note"])
+    )
     assert report["skipped_images"] == 0
     assert "img/s" in stdout  # epoch lines and the last line
     with open(out / "metrics.csv", newline="") as stream:
@@ -147,12 +211,16 @@ def test_run__writes_outputs_that_parse(runs):
     # from the model (the momentum of EMA update k - 1, 0-based, which follows step k).
     assert all(float(r["feature_std"]) > 0 for r in rows)
     schedule = dict(warmup_steps=2, total_steps=4, start_lr=2e-4, ref_lr=1e-3, final_lr=1e-6)
-    np.testing.assert_allclose([float(r["learning_rate"]) for r in rows],
-                               [warmup_cosine_lr(k + 1, **schedule) for k in (1, 2, 3, 4)],
-                               rtol=1e-5)
-    np.testing.assert_allclose([float(r["ema_momentum"]) for r in rows],
-                               [ema_momentum(k - 1, 4, 0.996, 1.0) for k in (1, 2, 3, 4)],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        [float(r["learning_rate"]) for r in rows],
+        [warmup_cosine_lr(k + 1, **schedule) for k in (1, 2, 3, 4)],
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        [float(r["ema_momentum"]) for r in rows],
+        [ema_momentum(k - 1, 4, 0.996, 1.0) for k in (1, 2, 3, 4)],
+        rtol=1e-6,
+    )
     from PIL import Image
 
     for name in ("loss.png", "masks.png"):
@@ -171,11 +239,20 @@ def test_evaluation__probes_with_protocols_and_an_honest_verdict(runs):
     report = json.loads((out / "report.json").read_text())
     assert report["num_probe_train"] == 24 and report["num_probe_test"] == 24
     for prefix in ("", "random_init_"):
-        for key in ("linear_probe_accuracy", "knn_accuracy", "attentive_probe_accuracy",
-                    "linear_probe_accuracy_last_layers", "knn_accuracy_last_layers"):
+        for key in (
+            "linear_probe_accuracy",
+            "knn_accuracy",
+            "attentive_probe_accuracy",
+            "linear_probe_accuracy_last_layers",
+            "knn_accuracy_last_layers",
+        ):
             assert 0 <= report[prefix + key] <= 1, prefix + key
-        for key in ("feature_std", "effective_rank", "target_token_feature_std",
-                    "target_token_effective_rank"):
+        for key in (
+            "feature_std",
+            "effective_rank",
+            "target_token_feature_std",
+            "target_token_effective_rank",
+        ):
             assert report[prefix + key] > 0, prefix + key
     assert 0 <= report["raw_pixel_probe_accuracy"] <= 1
     assert 0 <= report["raw_pixel_knn_accuracy"] <= 1
@@ -185,13 +262,18 @@ def test_evaluation__probes_with_protocols_and_an_honest_verdict(runs):
     assert "standardized with the train split" in protocols["knn"]
     assert "raw pixels: not applicable" in protocols["attentive"]
     lines = stdout.splitlines()
-    assert any(l.startswith("Linear probe (logistic regression") and "raw pixels" in l
-               for l in lines)
-    assert any(l.startswith("Attentive probe") and "raw pixels: not applicable" in l
-               for l in lines)
-    assert any(l.startswith(("Training helped", "Training hurt", "Training made no"))
-               for l in lines)
-    assert report["verdict"] == [l for l in lines if l in report["verdict"]]
+    assert any(
+        line.startswith("Linear probe (logistic regression") and "raw pixels" in line
+        for line in lines
+    )
+    assert any(
+        line.startswith("Attentive probe") and "raw pixels: not applicable" in line
+        for line in lines
+    )
+    assert any(
+        line.startswith(("Training helped", "Training hurt", "Training made no")) for line in lines
+    )
+    assert report["verdict"] == [line for line in lines if line in report["verdict"]]
 
 
 def test_fashion_mnist__same_report_keys_as_digits(runs):
@@ -209,15 +291,28 @@ def test_fashion_mnist__same_report_keys_as_digits(runs):
         assert set(fashion[key]) == set(digits[key]), key
 
 
-@pytest.mark.skipif(not any(os.path.isfile(os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
-                            or os.path.isfile(os.path.join(folder, "t10k-labels-idx1-ubyte"))
-                            for folder in fashion_mnist_search_paths()),
-                    reason="the real Fashion-MNIST files are not installed")
+@pytest.mark.skipif(
+    not any(
+        os.path.isfile(os.path.join(folder, "t10k-labels-idx1-ubyte.gz"))
+        or os.path.isfile(os.path.join(folder, "t10k-labels-idx1-ubyte"))
+        for folder in fashion_mnist_search_paths()
+    ),
+    reason="the real Fashion-MNIST files are not installed",
+)
 def test_fashion_mnist__real_files_smoke(tmp_path):
     """One step on the real 60k/10k files (tiny model), no evaluation."""
-    code, stdout, stderr = _quiet_main(["--dataset", "fashion-mnist", "--steps-per-epoch",
-                                        "1", "--no-eval", "--output-dir", tmp_path / "run",
-                                        *TINY])
+    code, _, stderr = _quiet_main(
+        [
+            "--dataset",
+            "fashion-mnist",
+            "--steps-per-epoch",
+            "1",
+            "--no-eval",
+            "--output-dir",
+            tmp_path / "run",
+            *TINY,
+        ]
+    )
     assert code == 0, stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["num_train_images"] == 60000 and report["num_test_images"] == 10000
@@ -232,10 +327,15 @@ def _weights(output_dir):
     model = keras.saving.load_model(os.path.join(output_dir, "checkpoint.keras"))
     # Keys by position and the name within the layer (paths carry unique
     # layer names like "ijepa_1" that differ between runs of one process).
-    values = {f"model/{i}/{w.name}": keras.ops.convert_to_numpy(w)
-              for i, w in enumerate(model.weights)}
-    values.update({f"opt/{i}/{v.name}": keras.ops.convert_to_numpy(v)
-                   for i, v in enumerate(model.optimizer.variables)})
+    values = {
+        f"model/{i}/{w.name}": keras.ops.convert_to_numpy(w) for i, w in enumerate(model.weights)
+    }
+    values.update(
+        {
+            f"opt/{i}/{v.name}": keras.ops.convert_to_numpy(v)
+            for i, v in enumerate(model.optimizer.variables)
+        }
+    )
     return values
 
 
@@ -280,8 +380,9 @@ def test_collapse_stop__on_a_folder_with_a_bad_file(tmp_path, monkeypatch):
     class Collapsing(library.HealthMonitor):
         def __init__(self, *args, **kwargs):
             # A random-init reference far above any real value: collapse at the first check.
-            super().__init__(*args, **kwargs, reference={"feature_std_mean": 1e9,
-                                                         "effective_rank": 1e9})
+            super().__init__(
+                *args, **kwargs, reference={"feature_std_mean": 1e9, "effective_rank": 1e9}
+            )
 
     monkeypatch.setattr(library, "HealthMonitor", Collapsing)
     # 21 files: the broken one (last in file order) falls in the training split
@@ -289,8 +390,18 @@ def test_collapse_stop__on_a_folder_with_a_bad_file(tmp_path, monkeypatch):
     data = _image_folder(tmp_path / "images", per_class=10, corrupt=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        code, _, err = _quiet_main(["--data", data, "--workers", "2", "--output-dir",
-                                    tmp_path / "run", "--no-eval", *COMMON])
+        code, _, err = _quiet_main(
+            [
+                "--data",
+                data,
+                "--workers",
+                "2",
+                "--output-dir",
+                tmp_path / "run",
+                "--no-eval",
+                *COMMON,
+            ]
+        )
     assert code == 1
     # The first check is at the end of epoch 1 (--monitor-every 50 > 2 steps).
     assert "warning: stopping training: representation collapse at step 2" in err
@@ -298,8 +409,10 @@ def test_collapse_stop__on_a_folder_with_a_bad_file(tmp_path, monkeypatch):
     assert report["status"] == "collapse" and report["steps"] == 2
     assert report["dataset"] == "folder" and report["skipped_images"] == 1
     assert "skipped 1 unreadable image file(s)" in err and "broken0.jpg" in err
-    assert any("skipping unreadable image" in str(w.message) and "broken0.jpg" in str(w.message)
-               for w in caught)
+    assert any(
+        "skipping unreadable image" in str(w.message) and "broken0.jpg" in str(w.message)
+        for w in caught
+    )
     assert not (tmp_path / "run" / "checkpoint.keras").exists()  # no complete epoch to keep
 
 
@@ -307,10 +420,21 @@ def test_collapse_stop__on_a_folder_with_a_bad_file(tmp_path, monkeypatch):
 def test_distribute_data__two_cpu_devices_in_a_subprocess(tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--distribute", "data", "--output-dir", str(out),
-         "--no-eval", *TINY_EVAL],
-        capture_output=True, text=True, timeout=600,
-        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"))
+        [
+            sys.executable,
+            SCRIPT,
+            "--distribute",
+            "data",
+            "--output-dir",
+            str(out),
+            "--no-eval",
+            *TINY_EVAL,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "data parallel over 2 devices" in result.stdout
     report = json.loads((out / "report.json").read_text())
@@ -319,7 +443,7 @@ def test_distribute_data__two_cpu_devices_in_a_subprocess(tmp_path):
 
 @pytest.mark.skipif(BACKEND == "jax", reason="jax supports --distribute data")
 def test_distribute_data__other_backends_one_error_line():
-    code, out, err = _quiet_main(["--distribute", "data", *TINY])
+    code, _, err = _quiet_main(["--distribute", "data", *TINY])
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: --distribute data:")
     assert "KERAS_BACKEND=jax" in lines[0]
@@ -346,7 +470,7 @@ def test_distribute_data__other_backends_one_error_line():
         (["--epochs", "0"], "--epochs must be >= 1"),
         (["--epochs", "two"], "invalid int value"),
         (["--no-such-flag"], "unrecognized arguments"),
-        (["--config", "{tmp}/bad.yaml"], "unknown option in config file: 'learning_rate'"),
+        (["--config", "{tmp}/bad.yaml"], "bad.yaml: unknown option 'learning_rate'"),
         (["--config", "{tmp}/broken.toml"], "cannot parse config file"),
         (["--resume", "--output-dir", "{tmp}/nothing"], "nothing to resume"),
         (["--resume"], "--resume needs --output-dir"),
@@ -373,11 +497,22 @@ def test_bad_image_stop__one_error_line_and_exit_2(tmp_path, monkeypatch, where)
         # 21 files, 17 for training: the bad one is not among the first 2 (the
         # health-check batch here) and is in the first batch of 9 (seed 0).
         monkeypatch.setattr(script, "PROBE_BATCH", 2)
-    data = _image_folder(tmp_path / "images", per_class=10 if where == "fit" else 3,
-                         corrupt=1)
-    code, out, err = _quiet_main(["--data", data, "--on-bad-image", "stop", "--output-dir",
-                                  tmp_path / "run", "--epochs", "1", *TINY[:-2],
-                                  "--batch-size", "9" if where == "fit" else "4"])
+    data = _image_folder(tmp_path / "images", per_class=10 if where == "fit" else 3, corrupt=1)
+    code, out, err = _quiet_main(
+        [
+            "--data",
+            data,
+            "--on-bad-image",
+            "stop",
+            "--output-dir",
+            tmp_path / "run",
+            "--epochs",
+            "1",
+            *TINY[:-2],
+            "--batch-size",
+            "9" if where == "fit" else "4",
+        ]
+    )
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: cannot read image") and "broken0.jpg" in lines[0]
@@ -419,25 +554,52 @@ def test_config_file__every_option_round_trips(tmp_path):
 
 
 def test_build_model__predictor_mlp_ratio_is_always_4():
-    config, _ = cfg.resolve(["--model", "vit_giant", "--embed-dim", "32", "--depth", "1",
-                             "--num-heads", "2", "--predictor-embed-dim", "16",
-                             "--predictor-depth", "1", "--image-size", "16"])
+    config, _ = cfg.resolve(
+        [
+            "--model",
+            "vit_giant",
+            "--embed-dim",
+            "32",
+            "--depth",
+            "1",
+            "--num-heads",
+            "2",
+            "--predictor-embed-dim",
+            "16",
+            "--predictor-depth",
+            "1",
+            "--image-size",
+            "16",
+        ]
+    )
     model = script.build_model(config, channels=1, steps_per_epoch=1)
     assert model.encoder.get_config()["mlp_ratio"] == pytest.approx(48 / 11)
     assert model.predictor.get_config()["mlp_ratio"] == 4.0
 
 
-@pytest.mark.parametrize("argv, expected", [([], None), (["--dataset", "fashion-mnist"], "fan_in"),
-                                            (["--patch-init", "fan_in"], "fan_in")])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], None),
+        (["--dataset", "fashion-mnist"], "fan_in"),
+        (["--patch-init", "fan_in"], "fan_in"),
+    ],
+)
 def test_build_model__patch_init(argv, expected):
     config, _ = cfg.resolve(argv + ["--depth", "1", "--predictor-depth", "1"])
     model = script.build_model(config, channels=1, steps_per_epoch=1)
     assert model.encoder.patch_init_std == expected
 
 
-@pytest.mark.parametrize("remat, encoder, predictor", [
-    ("none", False, False), ("predictor", False, True), ("encoder", True, False),
-    ("both", True, True)])
+@pytest.mark.parametrize(
+    "remat, encoder, predictor",
+    [
+        ("none", False, False),
+        ("predictor", False, True),
+        ("encoder", True, False),
+        ("both", True, True),
+    ],
+)
 def test_build_model__remat(remat, encoder, predictor):
     config, _ = cfg.resolve(["--remat", remat, "--depth", "1", "--predictor-depth", "1"])
     model = script.build_model(config, channels=1, steps_per_epoch=1)
@@ -453,9 +615,17 @@ class _FakeHealth:
 
 
 def _logger(tmp_path, health):
-    logger = run.make_logger(rows=[], start_step=0, steps_per_epoch=4, total_steps=8,
-                             batch_size=8, health=health, output_dir=str(tmp_path),
-                             state_for=lambda step: {"step": step}, quiet=True)
+    logger = run.make_logger(
+        rows=[],
+        start_step=0,
+        steps_per_epoch=4,
+        total_steps=8,
+        batch_size=8,
+        health=health,
+        output_dir=str(tmp_path),
+        state_for=lambda step: {"step": step},
+        quiet=True,
+    )
     logger.on_train_begin()
     logger.on_epoch_begin(0)
     return logger
@@ -467,8 +637,15 @@ def test_run_logger__per_step_loss_health_values_and_steady_throughput(tmp_path)
     for batch, running_mean in enumerate([4.0, 3.0, 2.0]):  # batch losses 4, 2, 0
         logger.on_train_batch_begin(batch)
         if batch == 1:  # the monitor checked step 2 (it runs before the logger)
-            health.records.append({"step": 2, "learning_rate": 0.5, "ema_momentum": 0.99,
-                                   "feature_std": 0.25, "effective_rank": 3.0})
+            health.records.append(
+                {
+                    "step": 2,
+                    "learning_rate": 0.5,
+                    "ema_momentum": 0.99,
+                    "feature_std": 0.25,
+                    "effective_rank": 3.0,
+                }
+            )
         logger.on_train_batch_end(batch, {"loss": running_mean})
     assert [r["loss"] for r in logger.rows] == pytest.approx([4.0, 2.0, 0.0])
     assert [r.get("learning_rate") for r in logger.rows] == [None, 0.5, None]
