@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Issue 10, GPU part: I-JEPA training-step throughput vs the official PyTorch step on one GPU.
+# GPU: I-JEPA training-step throughput vs the official PyTorch step on one GPU.
 #
 #   bash benchmarks/gpu_train_step.sh                # all runs below
 #   RUNS="vith14" BACKENDS=jax bash benchmarks/gpu_train_step.sh
 #
 # Runs (each prints img/s, the ratio to the official step, MFU and peak device memory):
 #   vith14      ViT-H/14, 224 px, batch 128, bf16, real masks (official: ~276 img/s on one
-#               H100, ~19% MFU; goal >= 2x on jax)
-#   vitb16      ViT-B/16, 224 px, batch 128, bf16, real masks (official: ~1281 img/s; goal >= 1.5x)
+#               H100, ~19% MFU)
+#   vitb16      ViT-B/16, 224 px, batch 128, bf16, real masks (official: ~1281 img/s)
 #   *_fixed     the same models on fixed token counts (the same work for both sides)
 #
 # MFU = FLOPs of the official step's work (benchmarks/_workloads.py::step_flops, matmuls
-# only, backward = 2 x forward; it reproduces the issue's 19% for 276 img/s) x steps/s /
+# only, backward = 2 x forward; it gives 19% for the official 276 img/s) x steps/s /
 # the datasheet dense peak (H100/H200 SXM: 989.4 TFLOP/s bf16).
 #
 # Environment: IJEPA_OFFICIAL_CODE (a facebookresearch/ijepa checkout; docs/performance.md),

@@ -102,7 +102,7 @@ def _mean(summary, arm, name):
 
 
 def claims(summary):
-    """The issue's goals and the paper's claims, each with its numbers and a verdict."""
+    """The benchmark's goals and the paper's claims, each with its numbers and a verdict."""
     out = []
 
     def add(text, left, right, margin=0.0):

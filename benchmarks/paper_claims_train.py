@@ -3,7 +3,7 @@
 Every trained arm is built from the library (``VisionTransformer``,
 ``Predictor``, ``IJEPA`` or ``PixelBaseline``, ``TargetEMA``,
 ``MaskedImageDataset``, ``make_adamw``, ``masks.make_sampler``) with one
-recipe (:data:`RECIPE`, found by the recipe search of issue 12); arms differ
+recipe (:data:`RECIPE`, found by a recipe search on this benchmark); arms differ
 only in the target (representation vs pixels) and the mask strategy.
 
 Equal time: an arm's LR, weight-decay and EMA schedules must know the run's
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-# The recipe of the recipe search (issue 12; see the benchmark's README section).
+# The recipe of the recipe search (see the benchmark's README section).
 RECIPE = {
     "image_size": 28,
     "patch_size": 4,
