@@ -23,12 +23,14 @@ written.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from jepa_components._validation import check_choice, check_int, check_pair, check_seed, invalid
+from jepa_components.backends.keras.convert.checks import MAX_PATCHES, check_shapes
 from jepa_components.backends.keras.convert.huggingface_files import (
     config_and_state,
     encoder_config,
@@ -58,6 +60,7 @@ __all__ = [
     "ENCODER_ROWS",
     "export_hf_checkpoint",
     "hf_state_dict",
+    "hf_shapes",
     "hf_table",
     "load_hf_checkpoint",
     "read_hf_checkpoint",
@@ -83,6 +86,36 @@ ENCODER_ROWS = [
     *linear("layers.{i}.mlp.fc2", "blocks.{i}.mlp.fc2"),
     *norm("layernorm", "norm"),
 ]
+
+
+def hf_shapes(kwargs: Mapping[str, Any], grid: tuple[int, int]) -> dict[str, tuple]:
+    """``{5.x key: shape}`` of the encoder ``VisionTransformer(**kwargs)`` would be, unbuilt."""
+    dim, patch, channels = kwargs["embed_dim"], kwargs["patch_size"], kwargs["in_channels"]
+    hidden = int(dim * kwargs["mlp_ratio"])
+    shapes: dict[str, tuple] = {
+        "embeddings.patch_embeddings.projection.weight": (dim, channels, patch, patch),
+        "embeddings.patch_embeddings.projection.bias": (dim,),
+        POSITION_KEY: (1, grid[0] * grid[1], dim),
+        "layernorm.weight": (dim,),
+        "layernorm.bias": (dim,),
+    }
+    for i in range(kwargs["depth"]):
+        block = {
+            "layernorm_before.weight": (dim,),
+            "layernorm_before.bias": (dim,),
+            **{f"attention.{p}_proj.weight": (dim, dim) for p in "qkv"},
+            **({f"attention.{p}_proj.bias": (dim,) for p in "qkv"} if kwargs["qkv_bias"] else {}),
+            "attention.o_proj.weight": (dim, dim),
+            "attention.o_proj.bias": (dim,),
+            "layernorm_after.weight": (dim,),
+            "layernorm_after.bias": (dim,),
+            "mlp.fc1.weight": (hidden, dim),
+            "mlp.fc1.bias": (hidden,),
+            "mlp.fc2.weight": (dim, hidden),
+            "mlp.fc2.bias": (dim,),
+        }
+        shapes.update({f"layers.{i}.{key}": shape for key, shape in block.items()})
+    return shapes
 
 
 def hf_table(vit: VisionTransformer) -> list:
@@ -186,7 +219,16 @@ def load_hf_checkpoint(
     if model_kwargs is not None and not isinstance(model_kwargs, Mapping):
         raise invalid("model_kwargs", "None or a dict", model_kwargs)
     config, state = config_and_state(source, config, weights_only)
-    kwargs = encoder_kwargs_from_config(config)
+    folder = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    from_file = folder is not None
+    where = (
+        "The Hugging Face state dict"
+        if folder is None
+        else f"The Hugging Face checkpoint {folder!r}"
+    )
+    kwargs = encoder_kwargs_from_config(
+        config, "The config" if folder is None else repr(os.path.join(folder, "config.json"))
+    )
     heads = predictor_num_heads or kwargs["num_heads"]
     if predictor_embed_dim % heads:
         raise invalid(
@@ -195,17 +237,30 @@ def load_hf_checkpoint(
             f"{predictor_embed_dim} (None uses the encoder's {kwargs['num_heads']})",
             predictor_num_heads,
         )
-    grid = tuple(
+    height, width = (
         side // kwargs["patch_size"] for side in check_pair("image_size", kwargs["image_size"])
     )
-    if is_learned_table(state.get(POSITION_KEY), grid):
+    if height * width > MAX_PATCHES:
+        raise ValueError(
+            f"{where}: image_size {kwargs['image_size']} / patch_size {kwargs['patch_size']} "
+            f"makes {height * width} patches, more than {MAX_PATCHES}."
+        )
+    held = {int(m[1]) for key in state for m in [re.match(r"layers\.(\d+)\.", key)] if m}
+    if kwargs["depth"] > len(held):
+        raise ValueError(
+            f"{where} does not match the model; nothing was loaded: its config says "
+            f"num_hidden_layers={kwargs['depth']}, its weights hold {len(held)} blocks."
+        )
+    # Every declared shape against the config, before a model of the config's size exists.
+    check_shapes(
+        [("", hf_shapes(kwargs, (height, width)), state)],
+        where,
+        hints=_HINTS,
+        refuse_broadcast=from_file,
+    )
+    if is_learned_table(state.get(POSITION_KEY), (height, width)):
         kwargs["pos_embed"] = "learned"
     encoder = VisionTransformer(**kwargs, seed=seed)
-    where = (
-        f"The Hugging Face checkpoint {os.fspath(source)!r}"
-        if isinstance(source, (str, os.PathLike))
-        else "The Hugging Face state dict"
-    )
     load_entries([("", hf_table(encoder), state)], where, hints=_HINTS)
     square = encoder.grid_size[0] == encoder.grid_size[1]
     predictor = Predictor(

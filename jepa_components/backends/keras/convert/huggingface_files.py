@@ -4,9 +4,9 @@ The file side of :mod:`~jepa_components.backends.keras.convert.huggingface`:
 read a folder written by ``save_pretrained`` (``config.json`` plus
 ``model.safetensors``, sharded safetensors, or ``pytorch_model.bin``), a
 live ``transformers.IJepaModel`` or a state dict, and bring the keys to one
-layout; translate ``config.json`` to and from ``VisionTransformer``
-arguments; write a folder. Nothing here touches Keras weights and nothing is
-ever downloaded.
+layout; write a folder (``config.json`` <-> ``VisionTransformer`` arguments
+lives in :mod:`~jepa_components.backends.keras.convert.huggingface_config`).
+Nothing here touches Keras weights and nothing is ever downloaded.
 
 Two key layouts name the same tensors (:data:`BLOCK_NAMES_V4_V5`, per block
 ``N``): transformers 4.x (``encoder.layer.N.attention.attention.query``...,
@@ -29,14 +29,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from jepa_components._images import is_inside, open_regular_file
 from jepa_components._validation import invalid
-from jepa_components.backends.keras.convert.mapping import mlp_ratio, to_numpy
+from jepa_components.backends.keras.convert.huggingface_config import (
+    encoder_config,
+    encoder_kwargs_from_config,
+)
+from jepa_components.backends.keras.convert.mapping import to_numpy
 from jepa_components.backends.keras.convert.safetensors import read_safetensors, write_safetensors
 from jepa_components.backends.keras.convert.torch_save import load_torch_file
 
@@ -69,54 +73,6 @@ BLOCK_NAMES_V4_V5 = (
 )
 _BLOCK_KEYS = (re.compile(r"encoder\.layer\.(\d+)\.(.+)"), re.compile(r"layers\.(\d+)\.(.+)"))
 _BLOCK_PREFIXES = ("encoder.layer.{}.", "layers.{}.")
-
-# transformers ``ACT2FN`` names -> ``layers.ACTIVATIONS`` names (same function).
-HF_ACTIVATIONS = {
-    "gelu": "gelu",
-    "gelu_python": "gelu",  # exact erf GELU
-    "gelu_new": "gelu_tanh",
-    "gelu_pytorch_tanh": "gelu_tanh",
-    "gelu_fast": "gelu_tanh",
-    "quick_gelu": "quick_gelu",
-    "relu": "relu",
-    "silu": "silu",
-    "swish": "silu",
-}
-# and back, for export (names every transformers version knows)
-KERAS_TO_HF_ACTIVATION = {
-    "gelu": "gelu",
-    "gelu_tanh": "gelu_new",
-    "quick_gelu": "quick_gelu",
-    "relu": "relu",
-    "silu": "silu",
-    "swish": "silu",
-}
-# config.json fields that are VisionTransformer arguments: field -> (argument, type).
-CONFIG_FIELDS = {
-    "hidden_size": ("embed_dim", int),
-    "num_hidden_layers": ("depth", int),
-    "num_attention_heads": ("num_heads", int),
-    "num_channels": ("in_channels", int),
-    "qkv_bias": ("qkv_bias", bool),
-    "layer_norm_eps": ("layer_norm_epsilon", float),
-    "initializer_range": ("init_std", float),
-}
-# ``IJepaConfig`` defaults, for config.json files that leave a field out.
-HF_CONFIG_DEFAULTS = dict(
-    hidden_size=768,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    intermediate_size=3072,
-    hidden_act="gelu",
-    hidden_dropout_prob=0.0,
-    attention_probs_dropout_prob=0.0,
-    initializer_range=0.02,
-    layer_norm_eps=1e-12,
-    image_size=224,
-    patch_size=16,
-    num_channels=3,
-    qkv_bias=True,
-)
 
 
 def _rename(key: str, source: int, target: int) -> str:
@@ -157,7 +113,9 @@ def canonical_state(state: Mapping, where: str = "the state dict") -> dict[str, 
     out: dict[str, np.ndarray] = {}
     origin: dict[str, Any] = {}
     for key, value in state.items():
-        name = _rename(str(key).removeprefix(CLASSIFIER_PREFIX), 0, 1)
+        if not isinstance(key, str):
+            raise ValueError(f"{where} has a key of type {type(key).__name__}; keys are names.")
+        name = _rename(key.removeprefix(CLASSIFIER_PREFIX), 0, 1)
         if name in out:
             raise ValueError(
                 f"{where} holds `{origin[name]}` and `{key}`, two names of the "
@@ -186,25 +144,86 @@ def _read_bin(path: str | os.PathLike, weights_only: bool) -> dict[str, np.ndarr
     return {k: to_numpy(v, f"{os.fspath(path)}[{k!r}]") for k, v in state.items()}
 
 
+MAX_JSON_BYTES = 64 << 20  # config.json and shard indexes
+
+
+def read_json_file(path: str, folder: str) -> Any:
+    """The JSON value of a file in ``folder``: a regular file, bounded, parsed strictly.
+
+    Refused with a ``ValueError`` naming the file: not a regular file (a
+    FIFO, a device), more than :data:`MAX_JSON_BYTES`, invalid JSON (the
+    position is named), nesting deep enough to exhaust the recursion limit,
+    ``NaN`` / ``Infinity`` (not JSON).
+    """
+    with open_regular_file(path) as handle:
+        text = handle.read(MAX_JSON_BYTES + 1)
+    if len(text) > MAX_JSON_BYTES:
+        raise ValueError(f"{path!r} holds more than {MAX_JSON_BYTES} bytes: not a config file.")
+
+    def constant(name):
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(text, parse_constant=constant)
+    except RecursionError:
+        raise ValueError(f"{path!r}: its JSON nests too deeply: refused.") from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise ValueError(f"{path!r} is not valid JSON: {error}.") from None
+
+
+def _inside_folder(path: str, folder: str) -> bool:
+    """``path`` resolves inside ``folder`` (or, for a Hugging Face cache snapshot, its blobs)."""
+    if is_inside(path, folder):
+        return True
+    real = os.path.realpath(folder)
+    cache = os.path.dirname(os.path.dirname(real))
+    return os.path.basename(os.path.dirname(real)) == "snapshots" and is_inside(
+        path, os.path.join(cache, "blobs")
+    )
+
+
+def _member(folder: str, name: str, named_by: str) -> str:
+    """``folder/name``, refused unless it resolves inside ``folder`` (checked before any stat)."""
+    path = os.path.join(folder, name)
+    if os.path.isabs(name) or not _inside_folder(path, folder):
+        raise ValueError(
+            f"{named_by} names {name!r}, which resolves outside the folder {folder!r}: "
+            "refused (files are never read outside the folder you name)."
+        )
+    if not os.path.lexists(path):
+        raise ValueError(f"{named_by} names {name!r}, which is not in {folder!r}.")
+    return path
+
+
 def _read_sharded(
     folder: str, index_file: str, read_one: Callable[[str], dict[str, np.ndarray]]
 ) -> dict[str, np.ndarray]:
-    with open(os.path.join(folder, index_file)) as handle:
-        weight_map = json.load(handle).get("weight_map")
+    index_path = _member(folder, index_file, "The folder")
+    index = read_json_file(index_path, folder)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, Mapping) or not weight_map:
-        raise ValueError(f"{index_file} in {folder!r} has no `weight_map`.")
-    state: dict[str, np.ndarray] = {}
+        raise ValueError(f"{index_path!r} has no `weight_map`.")
+    for key, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard:
+            raise ValueError(
+                f"{index_path!r}: `weight_map[{key!r}]` must be a file name. Received: "
+                f"{type(shard).__name__}"
+            )
+    shards = {}
     for shard in sorted(set(weight_map.values())):
-        part = read_one(os.path.join(folder, shard))
+        shards[shard] = _member(folder, shard, repr(index_path))
+    state: dict[str, np.ndarray] = {}
+    for shard, path in shards.items():
+        part = read_one(path)
         wrong = sorted(k for k in part if weight_map.get(k) != shard)
         if wrong:
             raise ValueError(
-                f"Shard {shard!r} holds {wrong[:5]}, which {index_file} does not place there."
+                f"Shard {path!r} holds {wrong[:5]}, which {index_file} does not place there."
             )
         state.update(part)
     absent = sorted(set(weight_map) - set(state))
     if absent:
-        raise ValueError(f"{index_file} lists tensors no shard holds: {absent[:5]}")
+        raise ValueError(f"{index_path!r} lists tensors no shard holds: {absent[:5]}")
     return state
 
 
@@ -252,14 +271,18 @@ def read_hf_checkpoint(
     present = set(os.listdir(folder))
     if CONFIG_FILE not in present:
         raise FileNotFoundError(f"No {CONFIG_FILE} in {folder!r}: not a save_pretrained folder.")
-    with open(os.path.join(folder, CONFIG_FILE)) as handle:
-        config = json.load(handle)
+    config = read_json_file(_member(folder, CONFIG_FILE, "The folder"), folder)
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{os.path.join(folder, CONFIG_FILE)!r} holds a JSON {type(config).__name__}, "
+            "not an object (a config dict)."
+        )
     if SAFETENSORS_FILE in present:
-        state = read_safetensors(os.path.join(folder, SAFETENSORS_FILE))
+        state = read_safetensors(_member(folder, SAFETENSORS_FILE, "The folder"))
     elif SAFETENSORS_INDEX in present:
         state = _read_sharded(folder, SAFETENSORS_INDEX, read_safetensors)
     elif BIN_FILE in present:
-        state = _read_bin(os.path.join(folder, BIN_FILE), weights_only)
+        state = _read_bin(_member(folder, BIN_FILE, "The folder"), weights_only)
     elif BIN_INDEX in present:
         state = _read_sharded(folder, BIN_INDEX, lambda p: _read_bin(p, weights_only))
     else:
@@ -268,62 +291,6 @@ def read_hf_checkpoint(
             f"Found: {sorted(present)}"
         )
     return config, state
-
-
-def _square(name: str, value: Any) -> int | tuple[int, int]:
-    if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ValueError(f"config `{name}`={value!r}: expected an int or a pair.")
-        return (int(value[0]), int(value[1])) if value[0] != value[1] else int(value[0])
-    return int(value)
-
-
-def encoder_kwargs_from_config(config: Mapping) -> dict:
-    """``VisionTransformer`` keyword arguments of an IJepa ``config.json`` dict.
-
-    Reads ``hidden_size``, ``num_hidden_layers``, ``num_attention_heads``,
-    ``intermediate_size`` (-> ``mlp_ratio``), ``hidden_act`` (->
-    ``activation``), ``layer_norm_eps``, ``qkv_bias``, ``image_size``,
-    ``patch_size``, ``num_channels``, ``initializer_range``; a field left
-    out takes the ``IJepaConfig`` default. Dropout probabilities above 0 are
-    not carried over (the Keras ViT has no dropout; a warning says so).
-    """
-    model_type = config.get("model_type", "ijepa")
-    if model_type != "ijepa":
-        raise ValueError(f"The config is for model_type={model_type!r}, not 'ijepa'.")
-    get = {**HF_CONFIG_DEFAULTS, **config}.__getitem__
-    kwargs = {arg: cast(get(field)) for field, (arg, cast) in CONFIG_FIELDS.items()}
-    dim, heads = kwargs["embed_dim"], kwargs["num_heads"]
-    head_dim = config.get("head_dim")
-    if head_dim is not None and int(head_dim) * heads != dim:
-        raise ValueError(
-            f"config head_dim={head_dim} with {heads} heads does not cover "
-            f"hidden_size={dim}; only head_dim = hidden_size / heads is supported."
-        )
-    act = get("hidden_act")
-    if act not in HF_ACTIVATIONS:
-        raise ValueError(
-            f"config hidden_act={act!r} is not supported. Supported: {sorted(HF_ACTIVATIONS)}"
-        )
-    patch = _square("patch_size", get("patch_size"))
-    if isinstance(patch, tuple):
-        raise ValueError(
-            f"config patch_size={get('patch_size')!r}: only square patches are supported."
-        )
-    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-        if float(get(name)) > 0:
-            warnings.warn(
-                f"config {name}={get(name)} is not carried over: the Keras "
-                "VisionTransformer has no dropout.",
-                stacklevel=3,
-            )
-    return dict(
-        kwargs,
-        image_size=_square("image_size", get("image_size")),
-        patch_size=patch,
-        mlp_ratio=mlp_ratio(dim, int(get("intermediate_size"))),
-        activation=HF_ACTIVATIONS[act],
-    )
 
 
 def config_and_state(
@@ -377,23 +344,6 @@ def config_and_state(
     if not isinstance(config, Mapping):
         raise invalid("config", "a dict (config.json) or an IJepaConfig", type(config).__name__)
     return dict(config), canonical_state(state, "the Hugging Face state dict")
-
-
-def encoder_config(vit: Any) -> dict:
-    """The ``config.json`` dict (``IJepaConfig``) of a ``VisionTransformer``."""
-    image = vit.image_size
-    return {
-        "architectures": ["IJepaModel"],
-        "model_type": "ijepa",
-        "torch_dtype": "float32",
-        **{field: getattr(vit, arg) for field, (arg, _) in CONFIG_FIELDS.items()},
-        "intermediate_size": vit.blocks[0].mlp.hidden_dim,
-        "patch_size": vit.patch_size,
-        "hidden_act": KERAS_TO_HF_ACTIVATION[vit.activation],
-        "hidden_dropout_prob": 0.0,
-        "attention_probs_dropout_prob": 0.0,
-        "image_size": list(image) if isinstance(image, tuple) else image,
-    }
 
 
 def write_hf_folder(folder: str | os.PathLike, config: Mapping, state: Mapping) -> None:

@@ -287,24 +287,7 @@ def load_entries(
     """
     plan, problems, notes = [], [], []
     for label, entries, state in groups:
-        keys = {key for entry in entries for key in entry.keys}
-        missing, unexpected = sorted(keys - set(state)), sorted(set(state) - keys)
-        found = [f"missing keys {missing}"] if missing else []
-        if unexpected:
-            known = [
-                hint
-                for prefix, hint in (hints or {}).items()
-                if any(key.startswith(prefix) for key in unexpected)
-            ]
-            found.append(
-                f"unexpected keys {unexpected}"
-                + (
-                    f"; {', '.join(known)} ha{'s' if len(known) == 1 else 've'} no counterpart in "
-                    "the model: remove them from the state dict to load the rest"
-                    if known
-                    else ""
-                )
-            )
+        found = key_problems({key for entry in entries for key in entry.keys}, state, hints)
         for entry in entries:
             if all(key in state for key in entry.keys):
                 wrong, assignments, entry_notes = entry.check([state[k] for k in entry.keys])
@@ -320,6 +303,33 @@ def load_entries(
         warnings.warn(note, stacklevel=3)
     for variable, value in plan:
         variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _some(keys: list, shown: int = 20) -> str:
+    """``keys`` as a list, the first ``shown`` of them when there are more."""
+    return str(keys) if len(keys) <= shown else f"{keys[:shown]} and {len(keys) - shown} more"
+
+
+def key_problems(keys: set, state: Mapping, hints: Mapping[str, str] | None) -> list[str]:
+    """The missing and unexpected keys of ``state``, in the words of :func:`load_entries`."""
+    missing, unexpected = sorted(keys - set(state)), sorted(set(state) - keys)
+    found = [f"missing keys {_some(missing)}"] if missing else []
+    if unexpected:
+        known = [
+            hint
+            for prefix, hint in (hints or {}).items()
+            if any(key.startswith(prefix) for key in unexpected)
+        ]
+        found.append(
+            f"unexpected keys {_some(unexpected)}"
+            + (
+                f"; {', '.join(known)} ha{'s' if len(known) == 1 else 've'} no counterpart in "
+                "the model: remove them from the state dict to load the rest"
+                if known
+                else ""
+            )
+        )
+    return found
 
 
 def export_entries(entries: Iterable, rename: Callable[[str], str] = str) -> dict:
@@ -353,6 +363,8 @@ def mlp_ratio(dim: int, hidden: int) -> float:
         >>> int(1408 * mlp_ratio(1408, 6144))
         6144
     """
+    if dim < 1 or hidden < 1:
+        raise ValueError(f"No MLP ratio gives {hidden} hidden units for width {dim}.")
     ratio = hidden / dim
     for _ in range(8):
         if int(dim * ratio) == hidden:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from jepa_components._validation import check_seed, invalid
+from jepa_components.backends.keras.convert.checks import check_architecture, check_shapes
 from jepa_components.backends.keras.convert.mapping import (
     CONV,
     SAME,
@@ -56,6 +57,7 @@ from jepa_components.backends.keras.convert.official_reader import (
     DDP_PREFIX,
     PARTS,
     infer_official_architecture,
+    official_shapes,
     read_official_checkpoint,
     split_checkpoint,
 )
@@ -71,6 +73,7 @@ __all__ = [
     "export_official_checkpoint",
     "infer_official_architecture",
     "load_official_checkpoint",
+    "official_shapes",
     "official_state_dicts",
     "official_tables",
     "read_official_checkpoint",
@@ -272,6 +275,29 @@ def load_official_checkpoint(
     states = split_checkpoint(checkpoint)
     if model is None:
         encoder_kwargs, predictor_kwargs = infer_official_architecture(checkpoint, **arch)
+        check_architecture(
+            {
+                "embed_dim": encoder_kwargs["embed_dim"],
+                "depth": encoder_kwargs["depth"],
+                "patch_size": encoder_kwargs["patch_size"],
+                "in_channels": encoder_kwargs["in_channels"],
+                **(
+                    {}
+                    if isinstance(encoder_kwargs["image_size"], (tuple, list))
+                    else {"image_size": encoder_kwargs["image_size"]}
+                ),
+                "predictor_embed_dim": predictor_kwargs["predictor_embed_dim"],
+                "predictor_depth": predictor_kwargs["depth"],
+            },
+            source,
+        )
+        # Every declared shape against the inferred architecture, before building it.
+        shapes = official_shapes(encoder_kwargs, predictor_kwargs)
+        check_shapes(
+            [(f"checkpoint[{part!r}]: ", shapes[part], state) for part, state in states.items()],
+            source,
+            refuse_broadcast=isinstance(path_or_state, (str, os.PathLike)),
+        )
         if any(is_learned_table(states[p].get("pos_embed")) for p in ("encoder", "target_encoder")):
             encoder_kwargs["pos_embed"] = "learned"
         encoder = VisionTransformer(**encoder_kwargs, seed=seed)

@@ -22,7 +22,12 @@ from jepa_components.backends.keras.convert.mapping import mlp_ratio, to_numpy
 from jepa_components.backends.keras.convert.torch_save import load_torch_file
 from jepa_components.backends.keras.models.vit import VIT_SIZES
 
-__all__ = ["infer_official_architecture", "read_official_checkpoint", "split_checkpoint"]
+__all__ = [
+    "infer_official_architecture",
+    "official_shapes",
+    "read_official_checkpoint",
+    "split_checkpoint",
+]
 
 PARTS = ("encoder", "predictor", "target_encoder")
 DDP_PREFIX = "module."
@@ -41,7 +46,9 @@ def _state_dict(value, where):
         )
     state = {}
     for key, tensor in value.items():
-        name = str(key).removeprefix(DDP_PREFIX)
+        if not isinstance(key, str):
+            raise ValueError(f"{where} has a key of type {type(key).__name__}; keys are names.")
+        name = key.removeprefix(DDP_PREFIX)
         if name in state:
             raise ValueError(
                 f"{where} holds `{name}` both with and without the `{DDP_PREFIX}` prefix."
@@ -259,3 +266,66 @@ def infer_official_architecture(
             "Pass predictor_num_heads=..."
         )
     return encoder_kwargs, predictor_kwargs
+
+
+def _block_shapes(prefix: str, depth: int, dim: int, hidden: int, qkv_bias: bool) -> dict:
+    shapes = {}
+    for i in range(depth):
+        block = {
+            "norm1.weight": (dim,),
+            "norm1.bias": (dim,),
+            "attn.qkv.weight": (3 * dim, dim),
+            **({"attn.qkv.bias": (3 * dim,)} if qkv_bias else {}),
+            "attn.proj.weight": (dim, dim),
+            "attn.proj.bias": (dim,),
+            "norm2.weight": (dim,),
+            "norm2.bias": (dim,),
+            "mlp.fc1.weight": (hidden, dim),
+            "mlp.fc1.bias": (hidden,),
+            "mlp.fc2.weight": (dim, hidden),
+            "mlp.fc2.bias": (dim,),
+        }
+        shapes.update({f"{prefix}.{i}.{key}": shape for key, shape in block.items()})
+    return shapes
+
+
+def official_shapes(encoder_kwargs: Mapping, predictor_kwargs: Mapping) -> dict[str, dict]:
+    """``{part: {official key: shape}}`` of the model these arguments build, unbuilt.
+
+    A ``-1`` stands for the number of patches of a position table (another
+    grid may be accepted, see the module docstring).
+    """
+    dim, patch = encoder_kwargs["embed_dim"], encoder_kwargs["patch_size"]
+    encoder = {
+        "patch_embed.proj.weight": (dim, encoder_kwargs.get("in_channels", 3), patch, patch),
+        "patch_embed.proj.bias": (dim,),
+        "pos_embed": (1, -1, dim),
+        **_block_shapes(
+            "blocks",
+            encoder_kwargs["depth"],
+            dim,
+            int(dim * encoder_kwargs.get("mlp_ratio", 4.0)),
+            encoder_kwargs.get("qkv_bias", True),
+        ),
+        "norm.weight": (dim,),
+        "norm.bias": (dim,),
+    }
+    width = predictor_kwargs["predictor_embed_dim"]
+    predictor = {
+        "mask_token": (1, 1, width),
+        "predictor_embed.weight": (width, dim),
+        "predictor_embed.bias": (width,),
+        "predictor_pos_embed": (1, -1, width),
+        **_block_shapes(
+            "predictor_blocks",
+            predictor_kwargs["depth"],
+            width,
+            int(width * predictor_kwargs.get("mlp_ratio", 4.0)),
+            predictor_kwargs.get("qkv_bias", True),
+        ),
+        "predictor_norm.weight": (width,),
+        "predictor_norm.bias": (width,),
+        "predictor_proj.weight": (dim, width),
+        "predictor_proj.bias": (dim,),
+    }
+    return {"encoder": encoder, "predictor": predictor, "target_encoder": encoder}

@@ -19,14 +19,19 @@ objects (``weights_only=False`` territory) still need ``torch.load``.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import reprlib
 import zipfile
 from collections import OrderedDict
 from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from jepa_components._images import open_regular_file
+from jepa_components.backends.keras.convert.pickle_scan import scan_pickle
 
 __all__ = ["load_torch_file", "read_torch_save"]
 
@@ -52,6 +57,11 @@ STORAGE_DTYPES = {
 # torch dtypes named by _rebuild_tensor_v3 (the dtypes added after torch 2.0).
 V3_DTYPES = {"uint16": "u2", "uint32": "u4", "uint64": "u8"}
 _BUILTINS = {"set": set, "frozenset": frozenset, "complex": complex}
+MAX_NDIM = 32  # dimensions of one tensor
+MAX_ELEMENTS = 1 << 40  # elements of one tensor (a stride-0 view may declare many)
+MAX_PICKLE_BYTES = 256 << 20  # data.pkl: the tensors live outside it
+MAX_BYTEORDER_BYTES = 16  # "little" or "big"
+_CHUNK = 1 << 20
 
 
 class _Refused(pickle.UnpicklingError):
@@ -59,40 +69,90 @@ class _Refused(pickle.UnpicklingError):
 
 
 class _Storage:
-    """One storage of the archive: its dtype and a 1-D view of its bytes."""
+    """One storage of the archive: its dtype, its name, its size in bytes and its bytes.
 
-    def __init__(self, type_name, data):
-        self.type_name = type_name
-        self.data = data  # (numel * itemsize,) uint8
+    ``data`` is a 1-D ``uint8`` view of the memory map for a stored entry
+    (what ``torch.save`` writes); a deflated entry is inflated the first
+    time a tensor needs it (``inflate``), never past ``nbytes``.
+    """
+
+    def __init__(self, type_name, name, nbytes, data=None, inflate=None):
+        self.type_name, self.name, self.nbytes = type_name, name, nbytes
+        self._data, self._inflate = data, inflate
+
+    @property
+    def data(self):
+        if self._data is None:
+            self._data = self._inflate()
+        return self._data
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _overlaps(size, stride):
+    """True when two indices of ``(size, stride)`` reach one element (stride 0 included)."""
+    reach = 0  # the largest offset the dimensions with smaller strides reach
+    for step, count in sorted((s, n) for n, s in zip(size, stride) if n > 1):
+        if step <= reach:
+            return True
+        reach += (count - 1) * step
+    return False
 
 
 def _rebuild(storage, offset, size, stride, dtype, where):
-    """``(size)`` array: ``storage`` viewed with element ``offset`` and ``stride``."""
+    """``(size)`` array: ``storage`` viewed with element ``offset`` and ``stride``.
+
+    Contiguous tensors are read-only views of the file; other dense layouts
+    copies (at most the storage's size); overlapping ones (stride 0,
+    ``expand``) read-only views, never materialized.
+    """
     itemsize = np.dtype(dtype).itemsize
-    size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
-    numel = len(storage.data) // itemsize
-    if len(size) != len(stride) or min(size, default=1) < 0 or offset < 0:
+    place = f"{where}: a tensor of the storage {storage.name!r}"
+    if not (
+        _is_int(offset)
+        and isinstance(size, tuple)
+        and isinstance(stride, tuple)
+        and all(_is_int(n) for n in size + stride)
+    ):
         raise ValueError(
-            f"{where}: a tensor with size {size}, stride {stride} and offset {offset} is malformed."
+            f"{place} has a malformed size {reprlib.repr(size)}, stride "
+            f"{reprlib.repr(stride)} or offset {reprlib.repr(offset)}."
         )
-    if 0 in size:
-        array = np.zeros(size, dtype=dtype)
-    else:
-        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-        if last >= numel or min(stride, default=0) < 0:
-            raise ValueError(
-                f"{where}: a tensor (size {size}, stride {stride}, offset "
-                f"{offset}) reaches past its storage of {numel} elements: "
-                "truncated file?"
-            )
-        flat = storage.data[: numel * itemsize].view(dtype)
-        array = np.lib.stride_tricks.as_strided(
-            flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride), writeable=False
+    if len(size) > MAX_NDIM or len(size) != len(stride):
+        raise ValueError(
+            f"{place} has {len(size)} sizes and {len(stride)} strides (at most {MAX_NDIM})."
         )
-        if not array.flags.c_contiguous:  # contiguous tensors stay views of the file
-            array = array.copy()
-    if storage.type_name == "BFloat16Storage":  # the top half of a float32
-        array = np.asarray(array.astype(np.uint32) << 16).view(np.float32)
+    if min(size, default=0) < 0 or min(stride, default=0) < 0 or offset < 0:
+        raise ValueError(
+            f"{place} has size {size}, stride {stride} and offset {offset}: negative "
+            "values are malformed."
+        )
+    numel = storage.nbytes // itemsize
+    count = int(np.prod(size, dtype=object))
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"{place} declares {count} elements (size {size}): refused.")
+    wide = storage.type_name == "BFloat16Storage"  # the top half of a float32
+    if count == 0:
+        return np.zeros(size, dtype=np.float32 if wide else dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= numel:
+        raise ValueError(
+            f"{place} (size {size}, stride {stride}, offset {offset}) reaches past its "
+            f"storage of {numel} elements: truncated file?"
+        )
+    flat = storage.data[: numel * itemsize].view(dtype)
+    if wide:  # widened where the tensor lies, at most the storage's size
+        flat = np.asarray(flat[offset : last + 1].astype(np.uint32) << 16).view(np.float32)
+        offset, itemsize = 0, 4
+    array = np.lib.stride_tricks.as_strided(
+        flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride), writeable=False
+    )
+    if not array.flags.c_contiguous and not _overlaps(size, stride):
+        array = array.copy()  # contiguous tensors stay views of the file
+    elif wide and array.flags.c_contiguous:
+        array = flat[:count].reshape(size)  # the owned float32 array, writable as before
     return array
 
 
@@ -104,7 +164,7 @@ class _Unpickler(pickle.Unpickler):
         self.archive, self.prefix, self.mapped, self.where = archive, prefix, mapped, where
         self.storages = {}
 
-    def _storage_bytes(self, key):
+    def _storage(self, key, type_name, declared):
         name = f"{self.prefix}data/{key}"
         try:
             info = self.archive.getinfo(name)
@@ -112,8 +172,21 @@ class _Unpickler(pickle.Unpickler):
             raise ValueError(
                 f"{self.where}: the archive misses the storage {name!r}: truncated file?"
             ) from None
-        if info.compress_type != zipfile.ZIP_STORED:
-            return np.frombuffer(self.archive.read(name), np.uint8)
+        if info.compress_type != zipfile.ZIP_STORED:  # torch.save never deflates
+            if info.file_size > declared:
+                raise ValueError(
+                    f"{self.where}: the deflated storage {name!r} declares {info.file_size} "
+                    f"bytes, more than the {declared} its tensors' storage holds: refused "
+                    "without inflating it (a decompression bomb?)."
+                )
+            return _Storage(
+                type_name,
+                name,
+                info.file_size,
+                inflate=lambda: np.frombuffer(
+                    read_entry(self.archive, info, info.file_size, self.where), np.uint8
+                ),
+            )
         # Local header: 30 bytes, then the name and the extra field, then the data.
         header = self.mapped[info.header_offset : info.header_offset + 30]
         if len(header) < 30 or bytes(header[:4]) != ZIP_MAGIC:
@@ -128,19 +201,26 @@ class _Unpickler(pickle.Unpickler):
             raise ValueError(
                 f"{self.where}: the storage {name!r} lies past the end of the file: truncated file?"
             )
-        return self.mapped[start : start + info.file_size]
+        return _Storage(
+            type_name, name, info.file_size, data=self.mapped[start : start + info.file_size]
+        )
 
     def persistent_load(self, pid):
         if not (
             isinstance(pid, tuple)
             and len(pid) == 5
             and pid[0] == "storage"
+            and isinstance(pid[1], str)
             and pid[1] in STORAGE_DTYPES
+            and isinstance(pid[2], (str, int))
+            and _is_int(pid[4])
+            and pid[4] >= 0
         ):
-            raise _Refused(f"unsupported persistent id {pid!r}")
+            raise _Refused(f"unsupported persistent id {reprlib.repr(pid)}")
         type_name, key = pid[1], str(pid[2])
         if key not in self.storages:
-            self.storages[key] = _Storage(type_name, self._storage_bytes(key))
+            declared = pid[4] * np.dtype(STORAGE_DTYPES[type_name]).itemsize
+            self.storages[key] = self._storage(key, type_name, declared)
         return self.storages[key]
 
     def find_class(self, module, name):
@@ -182,6 +262,46 @@ class _Unpickler(pickle.Unpickler):
         return _rebuild(storage, offset, size, stride, dtype, self.where)
 
 
+def read_entry(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int, where: str
+) -> bytearray:
+    """The bytes of one zip entry, inflated by chunks, never more than ``limit``; CRC checked.
+
+    Refused (``ValueError`` naming ``where`` and the entry): an entry that
+    declares or inflates to more than ``limit`` bytes, fewer bytes than it
+    declares, a bad CRC-32, an unsupported compression.
+    """
+    if info.file_size > limit:
+        raise ValueError(
+            f"{where}: the zip entry {info.filename!r} declares {info.file_size} bytes, more "
+            f"than the {limit} it may hold: refused without reading it."
+        )
+    buffer, total = bytearray(info.file_size), 0
+    try:
+        with archive.open(info) as stream:
+            while True:
+                chunk = stream.read(min(_CHUNK, info.file_size - total + 1))
+                if not chunk:
+                    break
+                if total + len(chunk) > info.file_size:
+                    raise ValueError(
+                        f"{where}: the zip entry {info.filename!r} inflates past the "
+                        f"{info.file_size} bytes it declares (a decompression bomb?): refused."
+                    )
+                buffer[total : total + len(chunk)] = chunk
+                total += len(chunk)
+    except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, RuntimeError) as error:
+        raise ValueError(
+            f"{where}: the zip entry {info.filename!r} is damaged ({error}); truncated file?"
+        ) from None
+    if total != info.file_size:
+        raise ValueError(
+            f"{where}: the zip entry {info.filename!r} holds {total} bytes, not the "
+            f"{info.file_size} it declares: truncated file?"
+        )
+    return buffer
+
+
 def import_torch(purpose: str) -> ModuleType:
     """``torch``, or an ``ImportError`` that says what needed it and how to install it."""
     try:
@@ -200,9 +320,9 @@ def _check_path(path):
             "Invalid value for argument `path`. Expected a str or path-like. "
             f"Received: path={path!r}"
         )
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"No file at {os.fspath(path)!r}")
-    with open(path, "rb") as handle:
+    with open_regular_file(path) as handle:  # never a FIFO or a device
         return handle.read(4)
 
 
@@ -254,38 +374,45 @@ def read_torch_save(path: str | os.PathLike) -> Any:
             f"{where} is not a zip torch.save archive (torch >= 1.6 writes one). A file from "
             "an older torch is a bare pickle: read it with torch.load."
         )
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as error:
-        raise ValueError(
-            f"Could not read {where}: not a readable zip archive ({error}); truncated file?"
-        ) from None
-    with archive:
-        name = _data_pickle(archive, where)
-        prefix = name[: -len("data.pkl")]
-        if (
-            f"{prefix}byteorder" in archive.namelist()
-            and archive.read(f"{prefix}byteorder").strip() == b"big"
-        ):
+    with open_regular_file(path) as handle:
+        try:
+            archive = zipfile.ZipFile(handle)
+        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as error:
+            raise ValueError(
+                f"Could not read {where}: not a readable zip archive ({error}); truncated file?"
+            ) from None
+        with archive:
+            return _read_archive(archive, handle, where)
+
+
+def _read_archive(archive, handle, where):
+    name = _data_pickle(archive, where)
+    prefix = name[: -len("data.pkl")]
+    if f"{prefix}byteorder" in archive.namelist():
+        info = archive.getinfo(f"{prefix}byteorder")
+        if read_entry(archive, info, MAX_BYTEORDER_BYTES, where).strip() == b"big":
             raise ValueError(
                 f"{where} was written on a big-endian machine; read it with torch.load."
             )
-        mapped = np.memmap(path, dtype=np.uint8, mode="r")
-        try:
-            with archive.open(name) as handle:
-                return _Unpickler(handle, archive, prefix, mapped, where).load()
-        except _Refused as error:
-            raise ValueError(
-                f"{where} holds objects a weights-only reader refuses ({error}). If you "
-                "trust the file, read it with torch.load(weights_only=False)."
-            ) from None
-        except ValueError:
-            raise  # ours: says what is wrong
-        except Exception as error:  # a damaged pickle raises many types
-            raise ValueError(
-                f"Could not read {where}: its pickle is damaged "
-                f"({type(error).__name__}: {error}); truncated file?"
-            ) from None
+    data = read_entry(archive, archive.getinfo(name), MAX_PICKLE_BYTES, where)
+    scan_pickle(data, where)  # bombs refused before anything is built
+    mapped = np.memmap(handle, dtype=np.uint8, mode="r")
+    try:
+        return _Unpickler(io.BytesIO(data), archive, prefix, mapped, where).load()
+    except _Refused as error:
+        raise ValueError(
+            f"{where} holds objects a weights-only reader refuses ({error}). If you "
+            "trust the file, read it with torch.load(weights_only=False)."
+        ) from None
+    except ValueError:
+        raise  # ours: says what is wrong
+    except RecursionError:
+        raise ValueError(f"Could not read {where}: its pickle nests too deeply.") from None
+    except Exception as error:  # a damaged pickle raises many types
+        raise ValueError(
+            f"Could not read {where}: its pickle is damaged "
+            f"({type(error).__name__}: {reprlib.repr(str(error))}); truncated file?"
+        ) from None
 
 
 def load_torch_file(path: str | os.PathLike, weights_only: bool = True) -> Any:
