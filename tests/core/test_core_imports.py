@@ -193,3 +193,19 @@ def test_every_core_module_imports_first_in_a_fresh_interpreter():
         if process.returncode != 0:
             failed[name] = stderr.strip().splitlines()[-1:]
     assert not failed, failed
+
+
+def test_a_plain_checkout_imports_the_backends_package(tmp_path):
+    """``jepa_components.backends`` lives inside the package folder (no package-dir
+    mapping): a checkout on ``PYTHONPATH`` imports it from there."""
+    root = pathlib.Path(jepa_components.__file__).parent.parent
+    code = "import jepa_components.backends as b; print(b.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert pathlib.Path(out.stdout.strip()) == root / "jepa_components" / "backends" / "__init__.py"
