@@ -22,7 +22,7 @@ except ImportError as error:  # pragma: no cover - exercised without tensorflow
     ) from error
 
 from jepa_components._validation import check_pair
-from jepa_components.masks import MaskSampler
+from jepa_components.masks import MaskSampler, check_sampler_grid
 
 __all__ = ["add_masks"]
 
@@ -34,11 +34,7 @@ def _check_grid(dataset, sampler, grid_size):
     if grid_size is None:
         return
     expected = check_pair("grid_size", grid_size)
-    if tuple(sampler.grid_size) != expected:
-        raise ValueError(
-            "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
-            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}"
-        )
+    check_sampler_grid(sampler, expected)
     shape = getattr(dataset.element_spec, "shape", None)
     if shape is None or shape.rank != 3 or None in shape.as_list()[:2]:
         return  # dicts, tuples or unknown sizes: nothing to compare

@@ -49,7 +49,12 @@ from jepa_components._validation import (
     check_seed,
     invalid,
 )
-from jepa_components.masks import MaskBatch, MaskSampler, MultiBlockMaskSampler
+from jepa_components.masks import (
+    MaskBatch,
+    MaskSampler,
+    MultiBlockMaskSampler,
+    check_sampler_grid,
+)
 
 __all__ = [
     "IndexedDataset",
@@ -58,25 +63,6 @@ __all__ = [
     "check_sampler_grid",
     "to_official_masks",
 ]
-
-
-def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, int] | None) -> None:
-    """Refuse (ValueError) a sampler whose patch grid is not ``grid_size`` (None: no check).
-
-    Example:
-        >>> from jepa_components.masks import MultiBlockMaskSampler
-        >>> check_sampler_grid(MultiBlockMaskSampler(grid_size=(4, 4), min_context=2), (8, 8))
-        Traceback (most recent call last):
-        ValueError: Invalid value for argument `sampler`. Expected a sampler on the ... (8, 8) ...
-    """
-    if grid_size is None:
-        return
-    expected = check_pair("grid_size", grid_size)
-    if tuple(sampler.grid_size) != expected:
-        raise ValueError(
-            "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
-            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}"
-        )
 
 
 class IndexedDataset(Dataset):

@@ -24,7 +24,7 @@ from jepa_components.masks.ablation import (
 )
 from jepa_components.masks.batch import MaskBatch
 from jepa_components.masks.multiblock import MultiBlockMaskSampler
-from jepa_components.masks.sampler import MaskSampler
+from jepa_components.masks.sampler import MaskSampler, check_sampler_grid
 
 __all__ = [
     "MaskBatch",
@@ -33,5 +33,6 @@ __all__ = [
     "RandomMaskSampler",
     "RasterizedMaskSampler",
     "SingleBlockMaskSampler",
+    "check_sampler_grid",
     "make_sampler",
 ]

@@ -46,7 +46,7 @@ from typing import cast
 import numpy as np
 import numpy.typing as npt
 
-from jepa_components._validation import check_choice, check_int, check_seed
+from jepa_components._validation import check_choice, check_int, check_pair, check_seed
 from jepa_components.masks import _stream, feasibility
 from jepa_components.masks.batch import MaskBatch
 from jepa_components.masks.geometry import BoxIndexer, check_grid_size, pack_dense
@@ -392,4 +392,27 @@ class MaskSampler:
             grid_size=self.grid_size,
             context_boxes=None if cbox is None else cbox.astype(np.int32, copy=False),
             target_boxes=None if tbox is None else tbox.astype(np.int32, copy=False),
+        )
+
+
+def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, int] | None) -> None:
+    """Refuse (ValueError) a sampler whose patch grid is not ``grid_size`` (None: no check).
+
+    The one check used wherever masks meet a model: ``JEPAModel.fit``, the
+    torch ``MaskCollator`` and tf.data ``add_masks``. Masks drawn on another
+    grid would index the wrong patches without any error downstream.
+
+    Example:
+        >>> from jepa_components.masks import MultiBlockMaskSampler
+        >>> check_sampler_grid(MultiBlockMaskSampler(grid_size=(4, 4), min_context=2), (8, 8))
+        Traceback (most recent call last):
+        ValueError: Invalid value for argument `sampler`. Expected a sampler on the ... (8, 8) ...
+    """
+    if grid_size is None:
+        return
+    expected = check_pair("grid_size", grid_size)
+    if tuple(sampler.grid_size) != expected:
+        raise ValueError(
+            "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
+            f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}"
         )

@@ -53,6 +53,7 @@ from jepa_components.backends.keras.compat import (
     release_heap_after_first_call,
 )
 from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
+from jepa_components.masks import check_sampler_grid
 
 __all__ = ["BATCH_KEYS", "JEPAModel", "REQUIRED_KEYS"]
 
@@ -151,13 +152,8 @@ class JEPAModel(keras.Model):
         ``fit`` calls it with ``x.sampler``; call it before a custom loop.
         Samplers or encoders without a ``grid_size`` are not checked.
         """
-        expected, got = self.grid_size, getattr(sampler, "grid_size", None)
-        if expected is None or got is None or tuple(got) == expected:
-            return
-        raise ValueError(
-            f"Invalid value for argument `sampler`. Expected a sampler on the "
-            f"encoder's {expected} patch grid. Received: grid_size={tuple(got)}"
-        )
+        if getattr(sampler, "grid_size", None) is not None:
+            check_sampler_grid(sampler, self.grid_size)
 
     # -------------------------------------------------------- step and loss
     def call(self, inputs: dict, training: bool = False) -> dict:
