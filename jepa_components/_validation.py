@@ -149,6 +149,25 @@ def check_pair(name: str, value: Any, *, low: int = 1) -> tuple[int, int]:
     return pair
 
 
+def check_grid(name: str, value: Any, ndim: int, *, low: int = 1) -> tuple[int, ...]:
+    """An int or ``ndim`` ints (a tuple, list or 1-D array), each >= ``low`` -> a tuple.
+
+    For patch grids: ``(H, W)`` with ``ndim=2``, ``(T, H, W)`` with ``ndim=3``;
+    an int repeats, ``14`` -> ``(14, 14)``.
+    """
+    if hasattr(value, "tolist") and getattr(value, "ndim", None) == 1:
+        value = value.tolist()
+    if is_int(value):
+        grid: tuple[int, ...] | None = (int(value),) * ndim
+    elif isinstance(value, (tuple, list)) and len(value) == ndim and all(is_int(v) for v in value):
+        grid = tuple(int(v) for v in value)
+    else:
+        grid = None
+    if grid is None or min(grid) < low:
+        raise invalid(name, f"an integer >= {low} or {ndim} of them", value)
+    return grid
+
+
 def check_range_pair(
     name: str, value: Any, *, low: float = 0.0, high: float | None = None, low_open: bool = True
 ) -> tuple[float, float]:

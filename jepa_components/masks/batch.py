@@ -18,7 +18,8 @@ class MaskBatch:
         targets: ``(B, M, Kt) int32`` patch indices of the ``M`` target blocks,
             sorted ascending within a block; padding slots hold ``0``.
         targets_valid: ``(B, M, Kt) bool``, False marks padding.
-        grid_size: ``(H, W)`` of the patch grid; index ``i = row * W + col``.
+        grid_size: ``(H, W)`` of the patch grid, index ``i = row * W + col``; or
+            ``(T, H, W)`` for video, index ``i = (t * H + row) * W + col``.
         context_boxes: optional ``(B, 4) int32`` ``(top, left, height, width)``
             of the context block before target removal (block samplers only).
         target_boxes: optional ``(B, M, 4) int32`` boxes of the target blocks.
@@ -35,7 +36,7 @@ class MaskBatch:
     context_valid: np.ndarray
     targets: np.ndarray
     targets_valid: np.ndarray
-    grid_size: tuple[int, int]
+    grid_size: tuple[int, ...]
     context_boxes: np.ndarray | None = None
     target_boxes: np.ndarray | None = None
 
@@ -77,9 +78,8 @@ class MaskBatch:
         }
 
     def to_dense(self) -> tuple[np.ndarray, np.ndarray]:
-        """Boolean grids: context ``(B, H, W)`` and targets ``(B, M, H, W)``."""
-        H, W = self.grid_size
-        n = H * W
+        """Boolean grids: context ``(B, *grid_size)`` and targets ``(B, M, *grid_size)``."""
+        n = int(np.prod(self.grid_size))
         b, m = self.batch_size, self.num_targets
         ctx = np.zeros((b, n), dtype=bool)
         rows = np.broadcast_to(np.arange(b)[:, None], self.context.shape)
@@ -89,4 +89,4 @@ class MaskBatch:
         t_val = self.targets_valid.reshape(b * m, -1)
         rows = np.broadcast_to(np.arange(b * m)[:, None], t_idx.shape)
         tgt[rows[t_val], t_idx[t_val]] = True
-        return ctx.reshape(b, H, W), tgt.reshape(b, m, H, W)
+        return ctx.reshape(b, *self.grid_size), tgt.reshape(b, m, *self.grid_size)

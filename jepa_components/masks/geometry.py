@@ -22,15 +22,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from jepa_components._validation import check_pair
+from jepa_components._validation import check_grid
 
 
 def check_grid_size(grid_size: int | tuple[int, int]) -> tuple[int, int]:
     """Validate ``grid_size`` (an int, or a pair of ints ``(H, W)``, e.g. a tuple or
-    array) and return ``(H, W)``: :func:`~jepa_components._validation.check_pair`."""
-    if isinstance(grid_size, np.ndarray) and grid_size.shape == (2,):
-        grid_size = tuple(grid_size.tolist())
-    return check_pair("grid_size", grid_size, low=1)
+    array) and return ``(H, W)``: :func:`~jepa_components._validation.check_grid`."""
+    return check_grid("grid_size", grid_size, 2)  # type: ignore[return-value]
 
 
 def _round_half_up(x: np.ndarray) -> np.ndarray:

@@ -37,19 +37,29 @@ into a :class:`MaskBatch`:
   batch, but drops a *random* subset instead of the last patches (the
   official cut removes the bottom rows of every context, so they are rarely
   seen); shapes then vary per batch.
+* **Grids.** 2-D samplers index ``(H, W)`` grids (``grid_ndim = 2``), video
+  samplers ``(T, H, W)`` grids (``grid_ndim = 3``, index
+  ``(t * H + row) * W + col``, time-major as V-JEPA's flattened tubelets).
+* **Clones.** A sampler with ``num_clones = C > 1`` (data2vec 2.0's several
+  masks per image) returns ``C`` rows per sample number, image-major (rows
+  ``k * C .. k * C + C - 1`` belong to the ``k``-th sample, the order of
+  ``torch.repeat_interleave(images, C, 0)``); clone ``c`` of sample ``k`` is
+  stream number ``k * C + c``, so clones are independent draws and the
+  stream contract holds per image.
 """
 
 from __future__ import annotations
 
+import math
 from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
-from jepa_components._validation import check_choice, check_int, check_pair, check_seed
+from jepa_components._validation import check_choice, check_grid, check_int, check_seed
 from jepa_components.masks import _stream, feasibility
 from jepa_components.masks.batch import MaskBatch
-from jepa_components.masks.geometry import BoxIndexer, check_grid_size, pack_dense
+from jepa_components.masks.geometry import BoxIndexer, pack_dense
 from jepa_components.masks.padding import bucket_lengths, first_columns, fit_length, fitting_bucket
 
 _GEOMETRY, _SUBSET, _PROBE = 1, 2, 3  # stream purposes
@@ -70,6 +80,10 @@ class MaskSampler:
     #: minus the targets, unless ``allow_overlap``), "complement" (every patch
     #: not in a target) or None (not stated)
     context_rule: str | None = None
+    #: dimensions of the patch grid: 2 for ``(H, W)``, 3 for ``(T, H, W)``
+    grid_ndim: int = 2
+    #: mask rows per sample number (see "Clones" in the module doc)
+    num_clones: int = 1
 
     def __init__(
         self,
@@ -82,8 +96,8 @@ class MaskSampler:
         max_attempts: int = 100,
         seed: int | None = None,
     ) -> None:
-        self.grid_size = check_grid_size(grid_size)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.grid_size: tuple[int, ...] = check_grid("grid_size", grid_size, self.grid_ndim)
+        self.num_patches = math.prod(self.grid_size)
         self.min_context = check_int("min_context", min_context, low=0, high=self.num_patches)
         self.ragged = check_choice("ragged", ragged, RAGGED_MODES)
         self._context_length = check_int(
@@ -291,7 +305,7 @@ class MaskSampler:
         if start is None:
             start = self._next_index
             self._next_index += batch_size
-        ids = np.arange(start, start + batch_size, dtype=np.int64)
+        ids = self._row_ids(np.arange(start, start + batch_size, dtype=np.int64))
         return self._pack_batch(ids, *self._draw_with_retries(ids))
 
     def sample_at(self, sample_ids: npt.ArrayLike) -> MaskBatch:
@@ -321,10 +335,17 @@ class MaskSampler:
                 "Invalid value for argument `sample_ids`. Expected a non-empty 1-D array "
                 f"of integers >= 0. Received: sample_ids={sample_ids!r}"
             )
-        ids = ids.astype(np.int64)
+        ids = self._row_ids(ids.astype(np.int64))
         return self._pack_batch(ids, *self._draw_with_retries(ids))
 
     # -- machinery ------------------------------------------------------------
+    def _row_ids(self, ids: np.ndarray) -> np.ndarray:
+        """Stream numbers of the mask rows of samples ``ids``: ``k * C + c`` for clones."""
+        c = self.num_clones
+        if c == 1:
+            return ids
+        return (ids[:, None] * c + np.arange(c, dtype=np.int64)).reshape(-1)
+
     def _draw_with_retries(self, ids):
         """:meth:`_draw_packed` for every sample, redrawing those below ``min_context``.
 
@@ -395,7 +416,7 @@ class MaskSampler:
         )
 
 
-def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, int] | None) -> None:
+def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, ...] | None) -> None:
     """Refuse (ValueError) a sampler whose patch grid is not ``grid_size`` (None: no check).
 
     The one check used wherever masks meet a model: ``JEPAModel.fit``, the
@@ -410,9 +431,13 @@ def check_sampler_grid(sampler: MaskSampler, grid_size: tuple[int, int] | None) 
     """
     if grid_size is None:
         return
-    expected = check_pair("grid_size", grid_size)
+    expected = check_grid("grid_size", grid_size, len(grid_size) if _is_sequence(grid_size) else 2)
     if tuple(sampler.grid_size) != expected:
         raise ValueError(
             "Invalid value for argument `sampler`. Expected a sampler on the encoder's "
             f"{expected} patch grid. Received: grid_size={tuple(sampler.grid_size)}"
         )
+
+
+def _is_sequence(value) -> bool:
+    return isinstance(value, (tuple, list)) or getattr(value, "ndim", None) == 1
