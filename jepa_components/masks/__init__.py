@@ -12,24 +12,24 @@ to the batch minimum (``"truncate"``; :mod:`~jepa_components.masks.padding`).
 * :class:`SingleBlockMaskSampler`, :class:`RasterizedMaskSampler`,
   :class:`RandomMaskSampler`: the other strategies of the paper's masking
   ablation (Assran et al. 2023, Table 6), each with the complement as context.
-* :func:`make_sampler`: build one by name ("multiblock", "block", "raster",
-  "random").
+* :func:`make_sampler`: build one by name (the keys of :data:`SAMPLERS`).
 """
 
 from jepa_components.masks.ablation import (
     RandomMaskSampler,
     RasterizedMaskSampler,
     SingleBlockMaskSampler,
-    make_sampler,
 )
 from jepa_components.masks.batch import MaskBatch
 from jepa_components.masks.multiblock import MultiBlockMaskSampler
+from jepa_components.masks.registry import SAMPLERS, make_sampler
 from jepa_components.masks.sampler import MaskSampler, check_sampler_grid
 
 __all__ = [
     "MaskBatch",
     "MaskSampler",
     "MultiBlockMaskSampler",
+    "SAMPLERS",
     "RandomMaskSampler",
     "RasterizedMaskSampler",
     "SingleBlockMaskSampler",

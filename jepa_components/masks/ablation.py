@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from jepa_components._validation import check_choice, check_range_pair
+from jepa_components._validation import check_range_pair
 from jepa_components.masks.geometry import (
     block_sizes,
     box_masks,
@@ -29,7 +29,6 @@ from jepa_components.masks.geometry import (
     min_block_area,
     place,
 )
-from jepa_components.masks.multiblock import MultiBlockMaskSampler
 from jepa_components.masks.sampler import MaskSampler
 
 
@@ -219,25 +218,3 @@ class RandomMaskSampler(MaskSampler):
         ranks = np.argsort(np.argsort(u[:, 1:], axis=1), axis=1)
         target = ranks < k[:, None]
         return ~target, target[:, None, :], None, None
-
-
-_SAMPLERS = {
-    "multiblock": MultiBlockMaskSampler,
-    "block": SingleBlockMaskSampler,
-    "raster": RasterizedMaskSampler,
-    "random": RandomMaskSampler,
-}
-
-
-def make_sampler(
-    name: str, grid_size: int | tuple[int, int], seed: int | None = None, **kwargs: Any
-) -> MaskSampler:
-    """Build a sampler by strategy name: "multiblock", "block", "raster", "random".
-
-    Example:
-        >>> from jepa_components.masks import make_sampler
-        >>> make_sampler("raster", grid_size=8, seed=1).sample(2).num_targets
-        3
-    """
-    check_choice("name", name, sorted(_SAMPLERS))
-    return _SAMPLERS[name](grid_size=grid_size, seed=seed, **kwargs)

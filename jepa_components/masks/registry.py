@@ -1,0 +1,36 @@
+"""make_sampler: every mask sampler of :mod:`jepa_components.masks` by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jepa_components._validation import check_choice
+from jepa_components.masks.ablation import (
+    RandomMaskSampler,
+    RasterizedMaskSampler,
+    SingleBlockMaskSampler,
+)
+from jepa_components.masks.multiblock import MultiBlockMaskSampler
+from jepa_components.masks.sampler import MaskSampler
+
+#: name -> sampler class; every name :func:`make_sampler` accepts
+SAMPLERS: dict[str, type[MaskSampler]] = {
+    "multiblock": MultiBlockMaskSampler,  # I-JEPA
+    "block": SingleBlockMaskSampler,  # I-JEPA ablation
+    "raster": RasterizedMaskSampler,  # I-JEPA ablation
+    "random": RandomMaskSampler,  # I-JEPA ablation
+}
+
+
+def make_sampler(
+    name: str, grid_size: int | tuple[int, ...], seed: int | None = None, **kwargs: Any
+) -> MaskSampler:
+    """Build a sampler by name: one of the keys of :data:`SAMPLERS`.
+
+    Example:
+        >>> from jepa_components.masks import make_sampler
+        >>> make_sampler("raster", grid_size=8, seed=1).sample(2).num_targets
+        3
+    """
+    check_choice("name", name, sorted(SAMPLERS))
+    return SAMPLERS[name](grid_size=grid_size, seed=seed, **kwargs)
