@@ -35,7 +35,7 @@ def _round_half_up(x: np.ndarray) -> np.ndarray:
     return np.floor(x + 0.5).astype(np.int64)
 
 
-def block_sizes(scale: np.ndarray, aspect: np.ndarray, grid: tuple[int, int]):
+def block_sizes(scale: np.ndarray, aspect: np.ndarray, grid: tuple[int, ...]):
     """Block heights and widths (int64 arrays) for scales and aspect ratios."""
     H, W = grid
     h = np.minimum(np.maximum(_round_half_up(H * np.sqrt(scale * aspect)), 1), H)
@@ -53,7 +53,7 @@ def place(size: np.ndarray, extent: int, u: np.ndarray) -> np.ndarray:
     return np.minimum((u * (extent - size + 1)).astype(np.int64), extent - size)
 
 
-def box_masks(top, left, h, w, grid: tuple[int, int]) -> np.ndarray:
+def box_masks(top, left, h, w, grid: tuple[int, ...]) -> np.ndarray:
     """Dense boolean masks ``(..., H * W)`` of axis-aligned boxes."""
     H, W = grid
     rows = np.arange(H)
@@ -65,7 +65,7 @@ def box_masks(top, left, h, w, grid: tuple[int, int]) -> np.ndarray:
 
 
 def feasible_sizes(
-    scale: Sequence[float], aspect: Sequence[float], grid: tuple[int, int]
+    scale: Sequence[float], aspect: Sequence[float], grid: tuple[int, ...]
 ) -> np.ndarray:
     """All ``(h, w)`` that :func:`block_sizes` can return for the ranges.
 
@@ -110,13 +110,13 @@ def feasible_sizes(
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
-def max_block_area(scale, aspect, grid: tuple[int, int]) -> int:
+def max_block_area(scale, aspect, grid: tuple[int, ...]) -> int:
     """Largest ``h * w`` the size rule can produce for these ranges."""
     sizes = feasible_sizes(scale, aspect, grid)
     return int((sizes[:, 0] * sizes[:, 1]).max())
 
 
-def min_block_area(scale, aspect, grid: tuple[int, int]) -> int:
+def min_block_area(scale, aspect, grid: tuple[int, ...]) -> int:
     """Smallest ``h * w`` the size rule can produce for these ranges."""
     sizes = feasible_sizes(scale, aspect, grid)
     return int((sizes[:, 0] * sizes[:, 1]).min())
@@ -138,7 +138,7 @@ class BoxBits:
     padded ascending indices.
     """
 
-    def __init__(self, grid: tuple[int, int]):
+    def __init__(self, grid: tuple[int, ...]):
         H, W = grid
         if W > 64:
             raise ValueError(f"BoxBits needs at most 64 columns. Received: grid={grid}")
@@ -237,7 +237,7 @@ class BoxIndexer:
     shifted to the corner.
     """
 
-    def __init__(self, sizes: np.ndarray, grid: tuple[int, int], max_table_bytes: int = 4 << 20):
+    def __init__(self, sizes: np.ndarray, grid: tuple[int, ...], max_table_bytes: int = 4 << 20):
         H, W = grid
         sizes = np.asarray(sizes, dtype=np.int64).reshape(-1, 2)
         self.length = int((sizes[:, 0] * sizes[:, 1]).max())

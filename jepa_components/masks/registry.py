@@ -10,8 +10,12 @@ from jepa_components.masks.ablation import (
     RasterizedMaskSampler,
     SingleBlockMaskSampler,
 )
+from jepa_components.masks.blockwise import BlockwiseMaskSampler
+from jepa_components.masks.inverse_block import InverseBlockMaskSampler
+from jepa_components.masks.mae import MAEMaskSampler
 from jepa_components.masks.multiblock import MultiBlockMaskSampler
 from jepa_components.masks.sampler import MaskSampler
+from jepa_components.masks.tube import MultiBlock3DMaskSampler, RandomTubeMaskSampler
 
 #: name -> sampler class; every name :func:`make_sampler` accepts
 SAMPLERS: dict[str, type[MaskSampler]] = {
@@ -19,6 +23,11 @@ SAMPLERS: dict[str, type[MaskSampler]] = {
     "block": SingleBlockMaskSampler,  # I-JEPA ablation
     "raster": RasterizedMaskSampler,  # I-JEPA ablation
     "random": RandomMaskSampler,  # I-JEPA ablation
+    "tube": MultiBlock3DMaskSampler,  # V-JEPA multi-block tubes, (T, H, W) grids
+    "random_tube": RandomTubeMaskSampler,  # V-JEPA random tubes, (T, H, W) grids
+    "mae": MAEMaskSampler,  # MAE random masking
+    "inverse_block": InverseBlockMaskSampler,  # data2vec 2.0
+    "blockwise": BlockwiseMaskSampler,  # BEiT / iBOT / DINOv2
 }
 
 

@@ -84,10 +84,13 @@ class MaskSampler:
     grid_ndim: int = 2
     #: mask rows per sample number (see "Clones" in the module doc)
     num_clones: int = 1
+    #: one target, recomputed after the context's cut as every patch not in the
+    #: kept context (V-JEPA 2's ``full_complement``; see masks/tube.py)
+    targets_complement_context: bool = False
 
     def __init__(
         self,
-        grid_size: int | tuple[int, int],
+        grid_size: int | tuple[int, ...],
         *,
         min_context: int = 10,
         ragged: str = "pad",
@@ -397,6 +400,12 @@ class MaskSampler:
             lc, lt = self.context_length, self.target_length
         key = self._subset_key
         c_idx, c_val = fit_length(c_idx, c_val, lc, key, lambda: (ids, 0))
+        if self.targets_complement_context:  # the target: all patches the cut context left
+            rows, slots = np.nonzero(c_val)
+            dense = np.ones((b, self.num_patches), dtype=bool)
+            dense[rows, c_idx[rows, slots]] = False
+            t_idx, t_val = pack_dense(dense, self.max_counts()[1])
+            lt = int(t_val.sum(axis=1).min()) if self.ragged == "truncate" else lt
         t_idx, t_val = fit_length(
             t_idx, t_val, lt, key, lambda: (np.repeat(ids, m), np.tile(np.arange(m), b))
         )

@@ -37,13 +37,24 @@ def check_masks(
     k + B)`` for ``sampler.sample(B, start=k)``); then the batch is drawn again
     with :meth:`~MaskSampler.sample_at` and must be identical, and every row
     must equal ``sampler.sample(1, start=id)`` (its valid entries; with
-    ``ragged="truncate"`` a subset of them). Raises ``AssertionError``.
+    ``ragged="truncate"`` a subset of them, or a superset for targets that
+    complement the cut context). With ``num_clones = C`` the batch holds ``C``
+    rows per sample number and ``sample_ids`` one number per sample.
+    Grids may be ``(H, W)`` or ``(T, H, W)``. Raises ``AssertionError``.
     """
     if not isinstance(batch, MaskBatch):
         _fail(f"expected a MaskBatch, got {type(batch).__name__}")
     ids = None if sample_ids is None else np.asarray(list(sample_ids), dtype=np.int64)
-    if ids is not None and ids.shape != (batch.batch_size,):
-        _fail(f"sample_ids must hold one number per row: {ids.shape} for {batch.batch_size} rows")
+    clones = int(getattr(sampler, "num_clones", 1))
+    if ids is not None and ids.shape != (batch.batch_size // clones,):
+        _fail(
+            f"sample_ids must hold one number per row (per sample of num_clones={clones} "
+            f"rows): {ids.shape} for {batch.batch_size} rows"
+        )
+    if batch.batch_size % clones:
+        _fail(f"{batch.batch_size} rows is not a multiple of num_clones={clones}")
+    sample_ids_of_rows = ids
+    ids = None if ids is None else np.repeat(ids, clones)  # one number per row
     _check_structure(batch, sampler)
     n = sampler.num_patches
     b, m = batch.batch_size, batch.num_targets
@@ -65,8 +76,8 @@ def check_masks(
     _check_lengths(batch, sampler)
     _check_context(batch, sampler, ctx, tgt, ids)
     _check_boxes(batch, sampler, ctx, tgt, ids)
-    if ids is not None:
-        _check_redraw(batch, sampler, ids, ctx, tgt)
+    if sample_ids_of_rows is not None:
+        _check_redraw(batch, sampler, sample_ids_of_rows, ctx, tgt)
 
 
 def _check_structure(batch, sampler):
@@ -174,11 +185,11 @@ def _check_context(batch, sampler, ctx, tgt, ids):
         shared = np.argwhere(ctx[:, None, :] & tgt)
         if shared.size:
             r, mm, p = shared[0]
-            W = sampler.grid_size[1]
+            where = zip(("frame", "row", "col")[-len(sampler.grid_size) :], _coords(p, sampler))
             _fail(
                 f"{_row_name('context', r, ids)} and target block {mm} share patch {p} "
-                f"(row {p // W}, col {p % W}), but target patches are removed from the "
-                "context (allow_overlap=False)"
+                f"({', '.join(f'{a} {int(v)}' for a, v in where)}), but target patches are "
+                "removed from the context (allow_overlap=False)"
             )
     full_c, full_t = _complete(sampler)
     if sampler.context_rule == "complement" and full_c:
@@ -187,6 +198,10 @@ def _check_context(batch, sampler, ctx, tgt, ids):
             bad = np.nonzero((ctx != ~union).any(axis=1))[0]
             if bad.size:
                 _fail(f"{_row_name('context', bad[0], ids)} is not the complement of the targets")
+
+
+def _coords(p, sampler):
+    return np.unravel_index(p, tuple(sampler.grid_size))
 
 
 def _target_union(batch, sampler, tgt, full_t):
@@ -296,17 +311,21 @@ def _check_redraw(batch, sampler, ids, ctx, tgt):
                 f"`{key}` differs when the same sample numbers are drawn again: not "
                 "deterministic (or sample_ids do not match the batch)"
             )
-    for r, k in enumerate(ids.tolist()):
+    c = int(getattr(sampler, "num_clones", 1))
+    grown = getattr(sampler, "targets_complement_context", False)  # targets grow with a cut
+    for i, k in enumerate(ids.tolist()):
         one_c, one_t = sampler.sample(1, start=k).to_dense()
-        one_c, one_t = one_c.reshape(-1), one_t.reshape(tgt.shape[1:])
+        one_c, one_t = one_c.reshape(c, -1), one_t.reshape((c,) + tgt.shape[1:])
+        rows = slice(i * c, i * c + c)
         if sampler.ragged == "truncate":
-            same = not (ctx[r] & ~one_c).any() and not (tgt[r] & ~one_t).any()
+            extra_t = (one_t & ~tgt[rows]) if grown else (tgt[rows] & ~one_t)
+            same = not (ctx[rows] & ~one_c).any() and not extra_t.any()
         else:
-            same = np.array_equal(ctx[r], one_c) and np.array_equal(tgt[r], one_t)
+            same = np.array_equal(ctx[rows], one_c) and np.array_equal(tgt[rows], one_t)
         if not same:
             _fail(
-                f"{_row_name('context', r, ids)}: masks differ from sample(1, start={k}): "
-                "sample k must not depend on its batch"
+                f"{_row_name('context', i * c, np.repeat(ids, c))}: masks differ from "
+                f"sample(1, start={k}): sample k must not depend on its batch"
             )
 
 
@@ -337,10 +356,11 @@ def check_stream(sampler: MaskSampler, start: int = 0, batch_sizes: Sequence[int
             )
     ctx, tgt = whole.to_dense()
     first = start
+    c = int(getattr(sampler, "num_clones", 1))
     for size in batch_sizes:
         part = sampler.sample(size, start=first)
         check_masks(part, sampler)
-        rows = slice(first - start, first - start + size)
+        rows = slice((first - start) * c, (first - start + size) * c)  # C rows per sample
         if sampler.ragged == "pad":
             for key, value in part.as_dict().items():
                 if not np.array_equal(value, whole.as_dict()[key][rows]):
