@@ -9,7 +9,11 @@ ImageNet). This benchmark checks those claims at laptop scale. Arms:
 - raw pixels and the random-init encoder (references, no training);
 - the pixel-target baseline (``PixelBaseline``: the same encoder, masks,
   predictor and recipe, regressing normalized pixels);
-- I-JEPA with multi-block, single-block, rasterized and random masks.
+- I-JEPA with multi-block, single-block, rasterized and random masks;
+- LeJEPA (Balestriero & LeCun 2025: views, projector, SIGReg; no masks, no
+  EMA) and I-JEPA multi-block + SIGReg with (``ijepa_sigreg``) and without
+  (``ijepa_sigreg_online``) the EMA target: does each train without collapse
+  (effective rank against the random init), and what does it gain?
 
 Every trained arm gets the same wall-clock budget (``--minutes``) and plans
 its schedules for the steps it can do in it (calibrated first; see
@@ -17,13 +21,31 @@ its schedules for the steps it can do in it (calibrated first; see
 arm is also evaluated at one common step count (equal steps). The main arms
 (I-JEPA multi-block and the pixel baseline) run ``--seeds`` seeds, the other
 masks ``--mask-seeds``. The evaluation protocol (``paper_claims_eval``) is
-fixed and identical for every arm. Outputs in ``--output-dir``:
-``paper_claims.json`` (everything), ``paper_claims.md`` (tables and the
-claims, met or not), ``paper_claims_bars.png`` and ``paper_claims_curve.png``
-(linear probe against training time for I-JEPA and the pixel baseline).
+fixed and identical for every arm. The new arms run ``--seeds`` seeds and
+are evaluated at more points along the way (``DENSE_CURVE_FRACTIONS``) for
+LeJEPA's "informative loss" claim: the Spearman correlation, per run, of
+the training loss (mean of the last ``LOSS_WINDOW_CHUNKS`` chunks before a
+point) with the linear probe at that point (``paper_claims_report``).
 
-    KERAS_BACKEND=jax python benchmarks/paper_claims.py            # ~100 min on 2 cores
-    python benchmarks/paper_claims.py --quick                      # smoke test, < 2 min
+``--arms`` trains a subset; ``--merge`` then adds it to earlier results (by
+default the ``paper_claims.json`` in ``--output-dir``): runs of the arms
+trained now replace that arm's earlier runs, the others are kept, and the
+raw-pixel and random-init references are reused when the protocol matches
+(budget, probe split, encoder, batch, chunk; a mismatch is an error). Every
+run records the id of the invocation that produced it and the report lists
+them (``Sources``). The equal-steps point of a merge is the earlier one when
+every new arm reaches it, else a new one (the table then gives each arm's).
+
+Outputs in ``--output-dir``: ``paper_claims.json`` (everything),
+``paper_claims.md`` (tables and the claims, met or not),
+``paper_claims_bars.png``, ``paper_claims_curve.png`` (linear probe against
+training time) and ``paper_claims_loss_vs_probe.png`` (training loss against
+the linear probe at every evaluated point).
+
+    KERAS_BACKEND=jax python benchmarks/paper_claims.py            # ~3.5 h on 2 cores (estimate)
+    python benchmarks/paper_claims.py --minutes 5 --merge \
+        --arms lejepa,ijepa_sigreg,ijepa_sigreg_online             # ~65 min (estimate)
+    python benchmarks/paper_claims.py --quick                      # smoke test, < 3 min
 """
 
 from __future__ import annotations
@@ -33,6 +55,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -48,9 +71,27 @@ import paper_claims_train as training
 
 MAIN_ARMS = ("ijepa_multiblock", "pixel_multiblock")
 MASK_ARMS = ("ijepa_block", "ijepa_raster", "ijepa_random")
+NEW_ARMS = ("lejepa", "ijepa_sigreg", "ijepa_sigreg_online")
+ALL_ARMS = MAIN_ARMS + MASK_ARMS + NEW_ARMS
 CURVE_FRACTIONS = (0.2, 0.4, 0.6, 0.8)
+# the new arms: 8 points along the run (plus the final one) for the loss-probe correlation
+DENSE_CURVE_FRACTIONS = tuple(i / 9 for i in range(1, 9))
+LOSS_WINDOW_CHUNKS = report.LOSS_WINDOW_CHUNKS
+# what must match for runs of two invocations to be compared (equal time, same protocol)
+MERGE_KEYS = (
+    "budget_minutes",
+    "quick",
+    "probe_train",
+    "probe_test",
+    "train_images",
+    "batch_size",
+    "chunk",
+)
+ENCODER_KEYS = ("image_size", "patch_size", "embed_dim", "depth", "num_heads", "patch_init_std")
 COMMON_FRACTION = 0.8
 DEFAULT_OUTPUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "paper_claims")
+# --quick never overwrites the committed results unless told to
+QUICK_OUTPUT = os.path.join(tempfile.gettempdir(), "paper_claims_quick")
 
 
 def parse_args(argv=None):
@@ -76,8 +117,26 @@ def parse_args(argv=None):
     parser.add_argument(
         "--no-masks", action="store_true", help="skip the block / raster / random arms"
     )
+    parser.add_argument(
+        "--arms",
+        default=None,
+        help="comma-separated arms to train (default: all): " + ",".join(ALL_ARMS),
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="?",
+        const="auto",
+        default=None,
+        metavar="JSON",
+        help="merge with earlier results (default file: OUTPUT_DIR/paper_claims.json): "
+        "the arms trained now replace theirs, the others are kept",
+    )
     parser.add_argument("--data", default=None, help="Fashion-MNIST folder (default: search)")
-    parser.add_argument("--output-dir", default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help=f"default {DEFAULT_OUTPUT} ({QUICK_OUTPUT} with --quick)",
+    )
     parser.add_argument(
         "--chunk",
         type=int,
@@ -95,6 +154,18 @@ def parse_args(argv=None):
         args.minutes, args.seeds, args.mask_seeds = 0.08, 1, 1
         args.chunk, args.calibration_steps = 4, 8
         args.probe_train, args.probe_test = 300, 300
+    if args.output_dir is None:
+        args.output_dir = QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT
+    if args.arms is None:
+        args.arms = [a for a in ALL_ARMS if not (args.no_masks and a in MASK_ARMS)]
+    else:
+        args.arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+        unknown = [a for a in args.arms if a not in ALL_ARMS]
+        if unknown or not args.arms:
+            parser.error(f"--arms: unknown {unknown}; choose among {','.join(ALL_ARMS)}")
+        args.arms = [a for a in ALL_ARMS if a in args.arms]  # the benchmark's order
+    if args.merge == "auto":
+        args.merge = os.path.join(args.output_dir, "paper_claims.json")
     return args
 
 
@@ -105,11 +176,21 @@ def _machine():
 
 
 def _write(results, output_dir, final=False):
+    """Save the results; the final call adds the summary, the tables and the charts.
+
+    A merging run saves its progress to ``paper_claims.partial.json``: the
+    file it merges with is replaced only once every arm has run.
+    """
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, "paper_claims.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
+    partial = os.path.join(output_dir, "paper_claims.partial.json")
+    merging = bool(results["meta"].get("merged_from"))
+    target = partial if merging and not final else path
+    with open(target + ".tmp", "w", encoding="utf-8") as stream:
         json.dump(results, stream, indent=1, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    os.replace(target + ".tmp", target)
+    if final and os.path.exists(partial):
+        os.remove(partial)
     if final:
         summary = report.summarize(results)
         results["summary"] = summary
@@ -119,12 +200,67 @@ def _write(results, output_dir, final=False):
             f.write(report.markdown(results, summary))
         report.bar_chart(summary, os.path.join(output_dir, "paper_claims_bars.png"))
         report.curve_chart(results, os.path.join(output_dir, "paper_claims_curve.png"))
+        report.loss_probe_chart(results, os.path.join(output_dir, "paper_claims_loss_vs_probe.png"))
         return summary
     return None
 
 
 def _say(started, text):
     print(f"[{(time.perf_counter() - started) / 60:6.1f} min] {text}", flush=True)
+
+
+def load_previous(path, meta):
+    """Earlier results to merge with: checked against this run's protocol, summary dropped.
+
+    Raises ``SystemExit`` (a one-line reason) when a setting of ``MERGE_KEYS`` or
+    the encoder of the recipe differs: equal time and the probes would not
+    compare.
+    """
+    with open(path, encoding="utf-8") as stream:
+        previous = json.load(stream)
+    previous.pop("summary", None)
+    old = previous["meta"]
+    problems = [
+        f"{key}: {old.get(key)!r} there, {meta[key]!r} here"
+        for key in MERGE_KEYS
+        if old.get(key) != meta[key]
+    ]
+    problems += [
+        f"recipe {key}: {old['recipe'].get(key)!r} there, {meta['recipe'][key]!r} here"
+        for key in ENCODER_KEYS
+        if old.get("recipe", {}).get(key) != meta["recipe"][key]
+    ]
+    if problems:
+        raise SystemExit(f"error: cannot merge with {path}: " + "; ".join(problems))
+    previous_id = old.get("run_id", "previous")
+    for run in previous["runs"]:
+        run.setdefault("run_id", previous_id)
+    previous.setdefault("sources", [_source(old, previous_id, previous["runs"])])
+    return previous
+
+
+def _source(meta, run_id, runs):
+    arms = sorted({r["arm"] for r in runs if r.get("run_id", run_id) == run_id})
+    return {
+        "run_id": run_id,
+        "arms": arms,
+        **{
+            key: meta.get(key)
+            for key in ("command", "machine", "backend", "keras", "total_minutes", "seeds")
+        },
+        "recipe": meta.get("recipe"),
+    }
+
+
+def _snapshot_steps(arm, planned, chunk, quick=False):
+    """Steps of the curve snapshots: main arms 4, new arms 8 (4 with --quick); not the final."""
+    if arm in NEW_ARMS:
+        fractions = CURVE_FRACTIONS if quick else DENSE_CURVE_FRACTIONS
+    elif arm in MAIN_ARMS:
+        fractions = CURVE_FRACTIONS
+    else:
+        return set()
+    return {max(chunk, round(f * planned / chunk) * chunk) for f in fractions} - {planned}
 
 
 def main(argv=None):
@@ -136,46 +272,62 @@ def main(argv=None):
 
     recipe = training.QUICK_RECIPE if args.quick else training.RECIPE
     split = datasets.load_fashion_mnist(args.data)
-    train_images = evaluation.normalize(
-        split.train_images[:2000] if args.quick else split.train_images
-    )
+    train_images = split.train_images[:2000] if args.quick else split.train_images  # [0, 1]
     data = evaluation.ProbeData(split, args.probe_train, args.probe_test)
     attentive = {"epochs": 2} if args.quick else {}
     budget = 60.0 * args.minutes
-    arms = list(MAIN_ARMS) + ([] if args.no_masks else list(MASK_ARMS))
-    results = {
-        "meta": {
-            "budget_minutes": args.minutes,
-            "seeds": args.seeds,
-            "mask_seeds": args.mask_seeds,
-            "machine": _machine(),
-            "backend": keras.backend.backend(),
-            "keras": keras.__version__,
-            "python": platform.python_version(),
-            "quick": args.quick,
-            "probe_train": data.num_train,
-            "probe_test": data.num_test,
-            "train_images": len(train_images),
-            "batch_size": recipe["batch_size"],
-            "chunk": args.chunk,
-            "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()},
-            "command": " ".join(["python", "benchmarks/paper_claims.py"] + sys.argv[1:]),
-            "protocols": evaluation.__doc__,
-        },
-        "runs": [],
-        "random_init": [],
+    arms = list(args.arms)
+    run_id = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    meta = {
+        "run_id": run_id,
+        "arms": arms,
+        "budget_minutes": args.minutes,
+        "seeds": args.seeds,
+        "mask_seeds": args.mask_seeds,
+        "machine": _machine(),
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+        "quick": args.quick,
+        "probe_train": data.num_train,
+        "probe_test": data.num_test,
+        "train_images": len(train_images),
+        "batch_size": recipe["batch_size"],
+        "chunk": args.chunk,
+        "loss_window_chunks": LOSS_WINDOW_CHUNKS,
+        "recipe": {k: list(v) if isinstance(v, tuple) else v for k, v in recipe.items()},
+        "command": " ".join(["python", "benchmarks/paper_claims.py"] + sys.argv[1:]),
+        "protocols": evaluation.__doc__,
     }
-
-    _say(started, "raw pixels")
-    results["raw_pixels"] = evaluation.evaluate_pixels(
-        data, patch_size=recipe["patch_size"], attentive=attentive
-    )
-    for seed in range(args.seeds):
+    previous = load_previous(args.merge, meta) if args.merge else None
+    results = {"meta": meta, "runs": [], "random_init": [], "calibration": {}, "planned_steps": {}}
+    if previous is not None:
+        results["runs"] = [r for r in previous["runs"] if r["arm"] not in arms]
+        results["random_init"] = list(previous["random_init"])
+        results["raw_pixels"] = previous["raw_pixels"]
+        results["calibration"] = dict(previous.get("calibration", {}))
+        results["planned_steps"] = dict(previous.get("planned_steps", {}))
+        meta["merged_from"] = args.merge
+        results["references_from"] = previous.get(
+            "references_from", previous["meta"].get("run_id", "previous")
+        )
+        _say(started, f"merging with {args.merge}: keeping {len(results['runs'])} runs")
+    else:
+        results["references_from"] = run_id
+        _say(started, "raw pixels")
+        results["raw_pixels"] = evaluation.evaluate_pixels(
+            data, patch_size=recipe["patch_size"], attentive=attentive
+        )
+    known = {r["seed"] for r in results["random_init"]}
+    for seed in range(max(args.seeds, args.mask_seeds)):
+        if seed in known:
+            continue
         _say(started, f"random init, seed {seed}")
         encoder = training.random_init_encoder(recipe, seed)
         results["random_init"].append(
             {"seed": seed, **evaluation.evaluate_encoder(encoder, data, attentive=attentive)}
         )
+    results["random_init"].sort(key=lambda r: r["seed"])
     _write(results, args.output_dir)
 
     calibration = {}
@@ -194,21 +346,26 @@ def main(argv=None):
     common_step = max(
         args.chunk, int(COMMON_FRACTION * min(planned.values())) // args.chunk * args.chunk
     )
-    results.update(calibration=calibration, planned_steps=planned, common_step=common_step)
+    if previous is not None and previous.get("common_step"):
+        if previous["common_step"] <= common_step:  # every new arm reaches the earlier one
+            common_step = previous["common_step"]
+        else:
+            _say(
+                started,
+                f"equal steps: {common_step}, not the merged runs' {previous['common_step']}",
+            )
+    results["calibration"].update(calibration)
+    results["planned_steps"].update(planned)
+    results["common_step"] = common_step
 
     schedule = [
         (seed, arm)
         for seed in range(max(args.seeds, args.mask_seeds))
         for arm in arms
-        if seed < (args.seeds if arm in MAIN_ARMS else args.mask_seeds)
+        if seed < (args.mask_seeds if arm in MASK_ARMS else args.seeds)
     ]
     for seed, arm in schedule:
-        snapshot_steps = set()
-        if arm in MAIN_ARMS:
-            snapshot_steps = {
-                max(args.chunk, round(f * planned[arm] / args.chunk) * args.chunk)
-                for f in CURVE_FRACTIONS
-            } - {planned[arm]}
+        snapshot_steps = _snapshot_steps(arm, planned[arm], args.chunk, args.quick)
 
         def on_snapshot(encoder, step, seconds, *, arm=arm, seed=seed):  # this run's arm and seed
             point = {
@@ -238,23 +395,30 @@ def main(argv=None):
         )
         run["final"] = evaluation.evaluate_encoder(encoder, data, attentive=attentive)
         run["load_after"] = os.getloadavg()[0]
+        run["run_id"] = run_id
         results["runs"].append(run)
         _say(
             started,
             f"  {arm} seed {seed}: {run['steps']} steps in "
             f"{run['train_seconds']:.0f} s, linear {run['final']['linear']:.4f}, "
-            f"linear last 4 {run['final']['linear_last4']:.4f}",
+            f"linear last 4 {run['final']['linear_last4']:.4f}, "
+            f"eff. rank {run['final']['effective_rank']:.1f}",
         )
         _write(results, args.output_dir)
         keras.backend.clear_session()
 
-    results["meta"]["total_minutes"] = (time.perf_counter() - started) / 60
+    meta["total_minutes"] = (time.perf_counter() - started) / 60
+    results["sources"] = [
+        src for src in (previous or {}).get("sources", []) if src["run_id"] != run_id
+    ] + [_source(meta, run_id, results["runs"])]
+    for src in results["sources"]:  # which arms each invocation still contributes
+        src["arms"] = sorted(
+            {r["arm"] for r in results["runs"] if r.get("run_id") == src["run_id"]}
+        )
+    results["runs"].sort(key=lambda r: (ALL_ARMS.index(r["arm"]), r["seed"]))
     summary = _write(results, args.output_dir, final=True)
     print(report.markdown(results, summary))
-    print(
-        f"total wall time: {results['meta']['total_minutes']:.1f} min "
-        f"(outputs in {args.output_dir})"
-    )
+    print(f"total wall time: {meta['total_minutes']:.1f} min (outputs in {args.output_dir})")
     return results
 
 

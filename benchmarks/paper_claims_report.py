@@ -2,7 +2,16 @@
 
 Pure functions of the JSON-ready results: :func:`summarize` (mean and spread
 over seeds), :func:`markdown` (the README table and the claims, met or not),
-:func:`bar_chart` and :func:`curve_chart` (PNG files, matplotlib Agg).
+:func:`bar_chart`, :func:`curve_chart` and :func:`loss_probe_chart` (PNG
+files, matplotlib Agg).
+
+Informative loss (LeJEPA's claim: the training loss tracks downstream
+accuracy, Spearman 0.85-0.94 in the paper): :func:`loss_probe_points` pairs
+every evaluated point of a run (the curve snapshots and the final
+evaluation) with the training loss just before it (the mean of the last
+:data:`LOSS_WINDOW_CHUNKS` chunk losses, each the mean over that chunk's
+steps), and :func:`spearman` gives the rank correlation per run (a loss
+that tracks accuracy gives a rho near -1: lower loss, higher accuracy).
 """
 
 from __future__ import annotations
@@ -21,8 +30,93 @@ LABELS = {
     "ijepa_block": "I-JEPA, single block",
     "ijepa_raster": "I-JEPA, rasterized",
     "ijepa_random": "I-JEPA, random patches",
+    "lejepa": "LeJEPA (4 views, SIGReg)",
+    "ijepa_sigreg": "I-JEPA + SIGReg (EMA target)",
+    "ijepa_sigreg_online": "I-JEPA + SIGReg, online targets (no EMA)",
 }
 ORDER = tuple(LABELS)
+TRAINED = tuple(a for a in ORDER if a not in ("raw_pixels", "random_init"))
+COLORS = {
+    "ijepa_multiblock": "tab:blue",
+    "pixel_multiblock": "tab:orange",
+    "ijepa_block": "tab:olive",
+    "ijepa_raster": "tab:brown",
+    "ijepa_random": "tab:pink",
+    "lejepa": "tab:green",
+    "ijepa_sigreg": "tab:red",
+    "ijepa_sigreg_online": "tab:purple",
+}
+LOSS_WINDOW_CHUNKS = 2  # training loss at a point: mean of the last 2 chunks (50 steps)
+SPEARMAN_GOAL = 0.8
+LEJEPA_GOAL = 0.80
+
+
+def _rank(values):
+    """Ranks 1..n, ties averaged (as ``scipy.stats.rankdata``)."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def spearman(x, y):
+    """Spearman's rank correlation of two sequences (nan under 3 points or no spread)."""
+    if len(x) != len(y) or len(x) < 3:
+        return float("nan")
+    rx, ry = _rank(x), _rank(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    norm = math.sqrt(float(np.sum(rx * rx) * np.sum(ry * ry)))
+    return float(np.sum(rx * ry) / norm) if norm > 0 else float("nan")
+
+
+def loss_probe_points(run, window_chunks=LOSS_WINDOW_CHUNKS):
+    """``[{"step", "loss", "linear"}]``: every evaluated point of a run with the loss before it.
+
+    The points are the curve snapshots and the final evaluation; the loss is
+    the mean of the last ``window_chunks`` chunk losses up to that step.
+    """
+    losses = run.get("losses") or []
+    checkpoints = {
+        p["step"]: p.get("linear") for p in run.get("snapshots") or [] if p.get("step") is not None
+    }
+    if run.get("final") and run.get("steps"):
+        checkpoints[run["steps"]] = run["final"].get("linear")
+    points = []
+    for step in sorted(checkpoints):
+        before = [x["loss"] for x in losses if x["step"] <= step and x["loss"] is not None]
+        before = [v for v in before[-window_chunks:] if math.isfinite(v)]
+        accuracy = checkpoints[step]
+        if before and accuracy is not None:
+            points.append({"step": step, "loss": float(np.mean(before)), "linear": accuracy})
+    return points
+
+
+def run_spearman(run, window_chunks=LOSS_WINDOW_CHUNKS):
+    """Spearman's rho of training loss and linear probe over one run's points."""
+    points = loss_probe_points(run, window_chunks)
+    return spearman([p["loss"] for p in points], [p["linear"] for p in points])
+
+
+def run_spearman_of_changes(run, window_chunks=LOSS_WINDOW_CHUNKS):
+    """Spearman's rho of the changes between consecutive points (loss vs linear probe).
+
+    Within one run both the loss and the probe mostly move monotonically with
+    training time, so the rho of the levels is near -1 for any objective whose
+    loss falls while features improve; the rho of the changes asks whether the
+    loss falls *more* where the probe gains more (nan under 4 points).
+    """
+    points = loss_probe_points(run, window_chunks)
+    loss = np.diff([p["loss"] for p in points])
+    linear = np.diff([p["linear"] for p in points])
+    return spearman(loss, linear)
+
+
+def _window(results):
+    return results.get("meta", {}).get("loss_window_chunks", LOSS_WINDOW_CHUNKS)
 
 
 def _stats(values):
@@ -77,6 +171,12 @@ def summarize(results):
                 entry["common_" + name] = _stats(
                     (r.get("at_common_step") or {}).get(name) for r in runs
                 )
+            entry["common_step"] = _stats(r.get("common_step") for r in runs)
+            window = _window(results)
+            entry["spearman"] = _stats(run_spearman(r, window) for r in runs)
+            entry["spearman_points"] = _stats(len(loss_probe_points(r, window)) for r in runs)
+            entry["spearman_changes"] = _stats(run_spearman_of_changes(r, window) for r in runs)
+            entry["run_ids"] = sorted({str(r.get("run_id", "previous")) for r in runs})
         summary[arm] = entry
     return summary
 
@@ -142,6 +242,50 @@ def claims(summary):
             _mean(summary, other, "linear"),
         )
     add("moonshot: I-JEPA beats raw pixels (linear)", ijepa, _mean(summary, "raw_pixels", "linear"))
+
+    lejepa = _mean(summary, "lejepa", "linear")
+    text = f"LeJEPA reaches >= {100 * LEJEPA_GOAL:.0f}% linear"
+    if lejepa is None:
+        out.append((text, "not measured"))
+    else:
+        verdict = "met" if lejepa >= LEJEPA_GOAL else "NOT met"
+        out.append((f"{text}: {100 * lejepa:.1f}", verdict))
+    add("LeJEPA beats I-JEPA multi-block at equal time (linear)", lejepa, ijepa)
+    init_rank = _mean(summary, "random_init", "effective_rank")
+    for arm in ("ijepa_sigreg", "ijepa_sigreg_online"):
+        text = (
+            f"{LABELS[arm]} beats plain I-JEPA at equal time (linear) "
+            "with an effective rank above random init"
+        )
+        mine, rank = _mean(summary, arm, "linear"), _mean(summary, arm, "effective_rank")
+        if None in (mine, ijepa, rank, init_rank):
+            out.append((text, "not measured"))
+            continue
+        met = mine > ijepa and rank > init_rank
+        out.append(
+            (
+                f"{text}: {100 * mine:.1f} vs {100 * ijepa:.1f} ({100 * (mine - ijepa):+.1f} "
+                f"points), rank {rank:.1f} vs {init_rank:.1f}",
+                "met" if met else "NOT met",
+            )
+        )
+    for arm, name in (("lejepa", "LeJEPA"), ("ijepa_multiblock", "I-JEPA multi-block")):
+        text = (
+            f"informative loss, {name} (|Spearman rho| of training loss and linear probe "
+            f">= {SPEARMAN_GOAL}, lower loss with higher accuracy)"
+        )
+        rho = summary.get(arm, {}).get("spearman")
+        if rho is None:
+            out.append((text, "not measured"))
+            continue
+        values = ", ".join(f"{v:+.2f}" for v in rho["values"])
+        out.append(
+            (
+                f"{text}: mean {rho['mean']:+.2f} (per seed {values})",
+                # a positive rho (the probe falls as the loss falls) is not an informative loss
+                "met" if rho["mean"] <= -SPEARMAN_GOAL else "NOT met",
+            )
+        )
     return out
 
 
@@ -177,29 +321,118 @@ def markdown(results, summary):
             f"{_pct(s['knn_last4'])} | {_pct(s['attentive'])} | {ratio} | {rank} |"
         )
     common = results.get("common_step")
+    steps_per_arm = {
+        a: s["common_step"]["mean"] for a, s in summary.items() if s.get("common_step")
+    }
+    mixed = len(set(steps_per_arm.values()) | ({common} if common else set())) > 1
     if common:
+        head = (
+            "Equal steps: every trained arm at its step below (runs merged from "
+            "invocations with different equal-steps points; mid-run for arms whose "
+            "schedules plan more steps):"
+            if mixed
+            else f"Equal steps: every trained arm at step {common} "
+            f"({common * meta['batch_size']} images; mid-run for arms whose schedules "
+            "plan more steps):"
+        )
         lines += [
             "",
-            f"Equal steps: every trained arm at step {common} "
-            f"({common * meta['batch_size']} images; mid-run for arms whose schedules "
-            "plan more steps):",
+            head,
             "",
-            "| arm | linear | linear last 4 | k-NN | k-NN last 4 |",
-            "|---|---|---|---|---|",
+            "| arm | "
+            + ("step | " if mixed else "")
+            + "linear | linear last 4 | k-NN | k-NN last 4 |",
+            "|---|---|---|---|---|" + ("---|" if mixed else ""),
         ]
         for arm in ORDER:
             s = summary.get(arm)
             if s is None:
                 continue
             prefix = "common_" if "common_linear" in s else ""  # references: no training
+            step = f"{steps_per_arm[arm]:.0f} | " if arm in steps_per_arm else "- | "
             lines.append(
                 f"| {LABELS[arm]} | "
+                + (step if mixed else "")
                 + " | ".join(_pct(s[prefix + name]) for name in COMMON_FIGURES)
                 + " |"
             )
+    lines += _collapse_lines(summary)
+    lines += _informative_lines(results, summary)
     lines += ["", "Claims (linear probe on the last layer unless stated):", ""]
     lines += [f"- {text}: **{verdict}**" for text, verdict in claims(summary)]
+    lines += _source_lines(results)
     return "\n".join(lines) + "\n"
+
+
+def _collapse_lines(summary):
+    init = summary.get("random_init", {}).get("effective_rank")
+    trained = [a for a in TRAINED if a in summary]
+    if init is None or not trained:
+        return []
+    lines = [
+        "",
+        "Collapse check: effective rank of the pooled last-layer test features "
+        f"(random init {init['mean']:.1f}; per seed, trained / its own init):",
+        "",
+    ]
+    for arm in trained:
+        rank, ratio = summary[arm].get("effective_rank"), summary[arm].get("effective_rank_ratio")
+        if rank is None:
+            continue
+        above = rank["mean"] > init["mean"]
+        lines.append(
+            f"- {LABELS[arm]}: {_num(rank, '.1f')} (x{_num(ratio)}): "
+            + ("above random init" if above else "**below random init (collapsing)**")
+        )
+    return lines
+
+
+def _informative_lines(results, summary):
+    arms = [a for a in TRAINED if (summary.get(a) or {}).get("spearman")]
+    if not arms:
+        return []
+    lines = [
+        "",
+        "Informative loss: Spearman's rho, per run, of the training loss (mean of the last "
+        f"{_window(results)} chunks of {results['meta'].get('chunk', '?')} steps before a "
+        "point) and the linear probe over the run's evaluated points (snapshots and final); "
+        "a loss that tracks accuracy gives rho near -1 (LeJEPA paper: |rho| 0.85-0.94). "
+        "Within a run both move with training time, so the levels' rho is near -1 for any "
+        "loss that falls while the probe rises; the rho of the changes between consecutive "
+        "points (last column) asks whether the loss falls more where the probe gains more:",
+        "",
+        "| arm | runs | points per run | rho per seed | mean rho | mean rho of changes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in arms:
+        rho = summary[arm]["spearman"]
+        points = summary[arm].get("spearman_points")
+        changes = summary[arm].get("spearman_changes")
+        lines.append(
+            f"| {LABELS[arm]} | {rho['n']} | {_num(points, '.0f')} | "
+            + ", ".join(f"{v:+.2f}" for v in rho["values"])
+            + f" | {rho['mean']:+.2f} | "
+            + ("n/a" if changes is None else f"{changes['mean']:+.2f}")
+            + " |"
+        )
+    return lines
+
+
+def _source_lines(results):
+    sources = results.get("sources") or []
+    if not sources:
+        return []
+    lines = ["", "Sources (the invocation each arm's runs come from):", ""]
+    for src in sources:
+        arms = ", ".join(src.get("arms") or []) or "no arm kept"
+        if src["run_id"] == results.get("references_from"):
+            arms += "; raw pixels and random init"
+        minutes = src.get("total_minutes")
+        wall = f", {minutes:.0f} min" if isinstance(minutes, (int, float)) else ""
+        lines.append(
+            f"- `{src['run_id']}`: {arms} (`{src.get('command')}`, {src.get('machine')}{wall})"
+        )
+    return lines
 
 
 def bar_chart(summary, path):
@@ -245,10 +478,9 @@ def curve_chart(results, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = {"ijepa_multiblock": "tab:blue", "pixel_multiblock": "tab:orange"}
     inits = {r["seed"]: r["linear"] for r in results["random_init"]}
-    for arm, color in colors.items():
-        runs = [r for r in results["runs"] if r["arm"] == arm]
+    for arm, color in COLORS.items():
+        runs = [r for r in results["runs"] if r["arm"] == arm and r.get("snapshots")]
         for i, run in enumerate(runs):
             points = (
                 [(0.0, inits.get(run["seed"]))]
@@ -270,6 +502,56 @@ def curve_chart(results, path):
     ax.set_title("Linear probe vs training time (each line one seed)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def loss_probe_chart(results, path):
+    """Training loss (x) against the linear probe (y) at every evaluated point.
+
+    One panel per arm that has points (the losses of different objectives do
+    not share a scale), one colour per arm, one line per seed (in step order),
+    Spearman's rho in the title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    window = _window(results)
+    arms = [
+        a
+        for a in TRAINED
+        if any(len(loss_probe_points(r, window)) >= 2 for r in results["runs"] if r["arm"] == a)
+    ]
+    fig, axes = plt.subplots(
+        1, max(1, len(arms)), figsize=(3.2 * max(1, len(arms)), 3.6), sharey=True, squeeze=False
+    )
+    for ax, arm in zip(axes[0], arms):
+        rhos = []
+        for run in (r for r in results["runs"] if r["arm"] == arm):
+            points = loss_probe_points(run, window)
+            if not points:
+                continue
+            rhos.append(run_spearman(run, window))
+            ax.plot(
+                [p["loss"] for p in points],
+                [100 * p["linear"] for p in points],
+                "o-",
+                color=COLORS[arm],
+                alpha=0.8,
+                ms=3,
+            )
+        finite = [r for r in rhos if math.isfinite(r)]
+        rho = f"rho {np.mean(finite):+.2f}" if finite else "rho n/a"
+        ax.set_title(f"{LABELS[arm]}\n{rho} (n={len(finite)})", fontsize=8)
+        ax.set_xlabel("training loss", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("linear probe test accuracy (%)")
+    if not arms:
+        axes[0][0].text(0.5, 0.5, "no evaluated points", ha="center", va="center")
+    fig.suptitle("Training loss vs linear probe at each evaluated point (one line per seed)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -14,6 +14,24 @@ or when its training clock reaches the budget, whichever comes first (the
 steps reached and the planned steps are both reported). The clock
 (:class:`TrainClock`) counts the wall time of training steps only: not the
 first step (XLA compilation), not the pauses for the curve snapshots.
+
+Arms added for LeJEPA (Balestriero & LeCun 2025) and SIGReg on I-JEPA:
+
+- ``lejepa``: the same ViT encoder as every arm, a projector and SIGReg on
+  ``lejepa_views`` views (no masks, no predictor, no EMA); the reference's
+  small-data recipe (``MINIMAL.md``) adapted to this encoder and budget (see
+  the ``lejepa_*`` entries of :data:`RECIPE`). The evaluated encoder is the
+  encoder (not the projector).
+- ``ijepa_sigreg``: I-JEPA multi-block plus ``weight * SIGReg`` of the
+  mean-pooled context embeddings, EMA target kept (the evaluated encoder is
+  the target encoder, as I-JEPA's).
+- ``ijepa_sigreg_online``: the same without the EMA target (the online
+  encoder's own stop-gradient tokens are the targets; the evaluated encoder
+  is the encoder).
+
+Training images come in ``[0, 1]``; the masked arms standardize them
+(``paper_claims_eval.normalize``) and LeJEPA standardizes every view after
+its augmentations (crops and blur act on ``[0, 1]`` pixels).
 """
 
 from __future__ import annotations
@@ -50,6 +68,39 @@ RECIPE = {
     "target_scale": (0.15, 0.2),
     "context_scale": (0.85, 1.0),
     "min_context": 10,
+    # LeJEPA: the reference small-data recipe (MINIMAL.md: ViT-S/8, Imagenette 128 px,
+    # V 4, proj_dim 16, lambda 0.02, 256 slices, AdamW lr 2e-3 and wd 0.05 at 256 images
+    # per batch, linear warmup from 0.01 lr, cosine to 1e-3), adapted:
+    # - views: lejepa_views(28, channels=1): 2 global (crop scale 0.3-1) + 2 local
+    #   (0.05-0.3) views with flips and a light blur (V 4 as MINIMAL.md; the colour steps
+    #   have nothing to act on in one channel); every view standardized after;
+    # - batch: 64 images (the other arms' images per step; 256 views per step);
+    # - projector: 96 -> 512 -> 512 -> 16 with BatchNorm (MINIMAL.md's 2048 hidden is 4x
+    #   its 512-d embedding; ours is 96-d, and 2048 would double the step time);
+    # - lambda 0.05 (the paper's default), not MINIMAL.md's 0.02: the SIGReg statistic's
+    #   gradient per sample does not shrink with the batch while the invariance term's
+    #   (a batch mean) does, so at a quarter of MINIMAL.md's batch 0.02 would regularize
+    #   less (keeping the ratio would give ~0.075);
+    # - peak lr 1e-3: MINIMAL.md's 2e-3 at 4x our batch, halved (square-root scaling),
+    #   the same peak as the I-JEPA recipe; warmup 10% of the planned steps from 0.01
+    #   peak (MINIMAL.md: 1 of 800 epochs; ours is < 1 epoch), cosine to half the peak
+    #   (MINIMAL.md's eta_min 1e-3 of 2e-3); weight decay 0.05 constant.
+    "lejepa_num_global": 2,
+    "lejepa_num_local": 2,
+    "lejepa_global_scale": (0.3, 1.0),
+    "lejepa_local_scale": (0.05, 0.3),
+    "lejepa_proj_dim": 16,
+    "lejepa_proj_hidden": (512, 512),
+    "lejepa_lambda": 0.05,
+    "lejepa_slices": 256,
+    "lejepa_start_lr": 1e-5,
+    "lejepa_ref_lr": 1e-3,
+    "lejepa_final_lr": 5e-4,
+    "lejepa_weight_decay": 0.05,
+    # I-JEPA + SIGReg: weight 0.05 (the paper's lambda) on the mean-pooled context
+    # embeddings, 256 slices; everything else the I-JEPA recipe above.
+    "sigreg_weight": 0.05,
+    "sigreg_slices": 256,
 }
 # --quick: a smoke test of the whole pipeline, not a measurement.
 QUICK_RECIPE = {
@@ -61,6 +112,9 @@ QUICK_RECIPE = {
     "predictor_depth": 1,
     "predictor_heads": 2,
     "batch_size": 16,
+    "lejepa_proj_hidden": (64,),
+    "lejepa_slices": 32,
+    "sigreg_slices": 32,
 }
 
 ARMS = {  # name -> (model kind, mask strategy)
@@ -69,6 +123,9 @@ ARMS = {  # name -> (model kind, mask strategy)
     "ijepa_block": ("ijepa", "block"),
     "ijepa_raster": ("ijepa", "raster"),
     "ijepa_random": ("ijepa", "random"),
+    "lejepa": ("lejepa", "views"),
+    "ijepa_sigreg": ("ijepa_sigreg", "multiblock"),
+    "ijepa_sigreg_online": ("ijepa_sigreg_online", "multiblock"),
 }
 
 
@@ -91,7 +148,11 @@ def make_sampler(masking, recipe, seed):
 
 
 def build_model(kind, recipe, seed, total_steps):
-    """(compiled model, the encoder to evaluate, its training callbacks)."""
+    """(compiled model, the encoder to evaluate, its training callbacks).
+
+    Every kind starts from the same encoder for a given ``seed`` (built
+    first, same seed): the random-init reference is every arm's start.
+    """
     from jepa_components.backends.keras import (
         IJEPA,
         PixelBaseline,
@@ -112,6 +173,8 @@ def build_model(kind, recipe, seed, total_steps):
         patch_init_std=recipe["patch_init_std"],
         seed=seed,
     )
+    if kind == "lejepa":
+        return _build_lejepa(encoder, recipe, seed, total_steps)
     predictor = Predictor(
         num_patches=grid * grid,
         embed_dim=recipe["embed_dim"],
@@ -120,17 +183,33 @@ def build_model(kind, recipe, seed, total_steps):
         num_heads=recipe["predictor_heads"],
         seed=seed + 1000,
     )
+    ema = TargetEMA(recipe["ema"], final_momentum=recipe["final_ema"], total_steps=total_steps)
     if kind == "ijepa":
         model = IJEPA(encoder=encoder, predictor=predictor, loss=recipe["loss"])
         evaluated = model.target_encoder  # the official code evaluates the target encoder
-        callbacks = [
-            TargetEMA(recipe["ema"], final_momentum=recipe["final_ema"], total_steps=total_steps)
-        ]
-    else:
+        callbacks = [ema]
+    elif kind in ("ijepa_sigreg", "ijepa_sigreg_online"):
+        from jepa_components.backends.keras import SIGReg
+
+        online = kind == "ijepa_sigreg_online"
+        model = IJEPA(
+            encoder=encoder,
+            predictor=predictor,
+            loss=recipe["loss"],
+            regularizer=SIGReg(num_slices=recipe["sigreg_slices"], seed=seed + 3000),
+            regularizer_weight=recipe["sigreg_weight"],
+            target_encoder="online" if online else "ema",
+        )
+        # no EMA: the online encoder is the only one; with EMA: the target, as I-JEPA
+        evaluated = model.encoder if online else model.target_encoder
+        callbacks = [] if online else [ema]
+    elif kind == "pixel":
         model = PixelBaseline(
             encoder=encoder, predictor=predictor, loss=recipe["loss"], seed=seed + 2000
         )
         evaluated, callbacks = model.encoder, []
+    else:
+        raise ValueError(f"unknown model kind {kind!r}")
     optimizer = make_adamw(
         steps_per_epoch=total_steps,
         epochs=1,
@@ -143,6 +222,35 @@ def build_model(kind, recipe, seed, total_steps):
     )
     model.compile(optimizer=optimizer)
     return model, evaluated, callbacks
+
+
+def _build_lejepa(encoder, recipe, seed, total_steps):
+    """LeJEPA on ``encoder``: projector, SIGReg weight and slices of :data:`RECIPE`."""
+    from jepa_components.backends.keras import LeJEPA, make_adamw, make_projector
+
+    projector = make_projector(
+        recipe["lejepa_proj_dim"], tuple(recipe["lejepa_proj_hidden"]), seed=seed + 1000
+    )
+    model = LeJEPA(
+        encoder,
+        projector,
+        num_global_views=recipe["lejepa_num_global"],
+        sigreg_weight=recipe["lejepa_lambda"],
+        num_slices=recipe["lejepa_slices"],
+        seed=seed + 2000,
+    )
+    optimizer = make_adamw(
+        steps_per_epoch=total_steps,
+        epochs=1,
+        warmup_epochs=recipe["warmup"],
+        start_lr=recipe["lejepa_start_lr"],
+        ref_lr=recipe["lejepa_ref_lr"],
+        final_lr=recipe["lejepa_final_lr"],
+        weight_decay=recipe["lejepa_weight_decay"],
+        final_weight_decay=recipe["lejepa_weight_decay"],
+    )
+    model.compile(optimizer=optimizer)
+    return model, model.encoder, []
 
 
 def random_init_encoder(recipe, seed):
@@ -192,11 +300,47 @@ def make_clock(budget_seconds, max_steps):
     return TrainClock()
 
 
+def lejepa_views(recipe):
+    """The LeJEPA arm's views: ``(B, 28, 28, 1)`` in [0, 1] -> standardized ``(B, V, 28, 28, 1)``.
+
+    ``lejepa_views`` for one channel: random resized crops with flips and a
+    light blur (the colour steps have nothing to act on), then Fashion-MNIST's
+    standardization of every view.
+    """
+    from paper_claims_eval import normalize
+
+    from jepa_components.augment import lejepa_views as library_views
+
+    return library_views(
+        recipe["image_size"],
+        channels=1,
+        num_global=recipe["lejepa_num_global"],
+        num_local=recipe["lejepa_num_local"],
+        global_scale=tuple(recipe["lejepa_global_scale"]),
+        local_scale=tuple(recipe["lejepa_local_scale"]),
+        normalize=normalize,
+    )
+
+
 def _dataset(train_images, masking, recipe, seed, chunk):
+    """Batches of one arm from ``train_images`` in [0, 1]: masked images or views."""
+    if masking == "views":
+        from jepa_components.backends.keras import MultiViewDataset
+
+        return MultiViewDataset(
+            train_images,
+            lejepa_views(recipe),  # the views transform
+            batch_size=recipe["batch_size"],
+            shuffle=True,
+            seed=seed,
+            steps_per_epoch=chunk,
+        )
+    from paper_claims_eval import normalize
+
     from jepa_components.backends.keras import MaskedImageDataset
 
     return MaskedImageDataset(
-        train_images,
+        normalize(train_images),
         make_sampler(masking, recipe, seed),
         batch_size=recipe["batch_size"],
         shuffle=True,

@@ -32,6 +32,7 @@ from _train_files import shown
 # official I-JEPA size; the others are the official table.
 MODELS = ("vit_micro", "vit_tiny", "vit_small", "vit_base", "vit_large", "vit_huge", "vit_giant")
 EXAMPLE_SIZES = {"vit_micro": (96, 4, 3, 4.0)}  # (embed_dim, depth, num_heads, mlp_ratio)
+METHODS = ("ijepa", "lejepa", "ijepa-sigreg")
 MASKINGS = ("multiblock", "block", "raster", "random")
 LOSSES = ("l2", "smooth_l1")
 DATASETS = ("digits", "fashion-mnist", "folder")
@@ -40,10 +41,22 @@ DISTRIBUTES = ("none", "data")
 PATCH_INIT_STDS = {"official": None, "fan_in": "fan_in"}  # VisionTransformer(patch_init_std=)
 PATCH_INITS = tuple(PATCH_INIT_STDS)
 REMATS = ("none", "predictor", "encoder", "both")
+TARGET_ENCODERS = ("ema", "online")
 
 # name: (default, type, help). Defaults suit the bundled digits on a 2-core CPU;
 # DATASET_DEFAULTS overrides some of them per dataset.
 OPTIONS = {
+    "method": (
+        "ijepa",
+        str,
+        f"one of {', '.join(METHODS)}: ijepa (masked-block prediction against an "
+        "EMA target encoder, Assran et al. 2023), lejepa (an encoder and a projector "
+        "on several augmented views, SIGReg + view invariance, no teacher; "
+        "Balestriero & LeCun 2025) or ijepa-sigreg (the I-JEPA loss plus "
+        "--sigreg-weight x SIGReg of the mean-pooled context embeddings). Each "
+        "method has its own defaults (shown as 'lejepa: ...' below); an option of "
+        "another method is refused",
+    ),
     "dataset": (
         None,
         str,
@@ -114,6 +127,46 @@ OPTIONS = {
     "final_weight_decay": (0.4, float, "weight decay at the end, cosine (paper: 0.4)"),
     "ema_start": (0.996, float, "target-encoder EMA momentum at step 0 (paper: 0.996)"),
     "ema_end": (1.0, float, "EMA momentum at the end, linear (paper: 1.0)"),
+    "views": (
+        None,
+        int,
+        "lejepa: global views per image (the centre of the invariance term); "
+        "with --local-views 0 they crop 8-100%% of the image (MINIMAL.md: 4 views), "
+        "else 30-100%%",
+    ),
+    "local_views": (
+        None,
+        int,
+        "lejepa: local views per image (crops of 5-30%% of the image, reference "
+        "README; the paper uses 8, MINIMAL.md none)",
+    ),
+    "proj_dim": (None, int, "lejepa: projector output width (MINIMAL.md: 16)"),
+    "proj_hidden": (
+        None,
+        int,
+        "lejepa: width of the projector's two hidden layers (Dense, BatchNorm, "
+        "ReLU; MINIMAL.md: 2048)",
+    ),
+    "sigreg_weight": (
+        None,
+        float,
+        "lejepa: lambda in loss = lambda SIGReg + (1 - lambda) invariance "
+        "(MINIMAL.md: 0.02; paper: 0.05); ijepa-sigreg: weight of SIGReg added to "
+        "the I-JEPA loss (library default 0.05)",
+    ),
+    "num_slices": (
+        None,
+        int,
+        "lejepa, ijepa-sigreg: random directions SIGReg projects on per step "
+        "(MINIMAL.md: 256; paper: 1024)",
+    ),
+    "target_encoder": (
+        None,
+        str,
+        f"ijepa-sigreg: one of {', '.join(TARGET_ENCODERS)}: the EMA target "
+        "encoder (I-JEPA's), or online: the online encoder's own stop-gradient "
+        "tokens as targets (no EMA; SIGReg keeps them from collapsing)",
+    ),
     "masking": (
         "multiblock",
         str,
@@ -188,6 +241,51 @@ DATASET_DEFAULTS = {
         "ema_end": 0.999,
     },
 }
+# Each method's own defaults, over OPTIONS and under the dataset's defaults.
+# LeJEPA: the reference small-data recipe (anchors/lejepa/MINIMAL.md: V 4 all
+# global, proj_dim 16, lambda 0.02, 256 slices, AdamW lr 2e-3 with weight decay
+# 5e-2, a one-epoch linear warmup from 0.01 x lr (LinearLR start_factor 0.01),
+# then cosine down to eta_min 1e-3), with a 2048-2048 projector. The weight decay
+# is constant (MINIMAL.md: no decay schedule). ijepa-sigreg: the library's
+# defaults (SIGReg weight 0.05, 256 slices, EMA target).
+METHOD_DEFAULTS = {
+    "ijepa": {},
+    "lejepa": {
+        "views": 4,
+        "local_views": 0,
+        "proj_dim": 16,
+        "proj_hidden": 2048,
+        "sigreg_weight": 0.02,
+        "num_slices": 256,
+        "lr": 2e-3,
+        "start_lr": 2e-5,
+        "final_lr": 1e-3,
+        "weight_decay": 0.05,
+        "final_weight_decay": 0.05,
+        "warmup_epochs": 1.0,
+    },
+    "ijepa-sigreg": {"sigreg_weight": 0.05, "num_slices": 256, "target_encoder": "ema"},
+}
+IJEPA_METHODS = {"ijepa", "ijepa-sigreg"}
+# Options only some methods take (every other option: all methods). Given for
+# another method (flag or config file), they are refused.
+METHOD_OPTIONS = {
+    "predictor_depth": IJEPA_METHODS,
+    "predictor_embed_dim": IJEPA_METHODS,
+    "ema_start": IJEPA_METHODS,
+    "ema_end": IJEPA_METHODS,
+    "masking": IJEPA_METHODS,
+    "loss": IJEPA_METHODS,
+    "augment": IJEPA_METHODS,  # LeJEPA: the views are the augmentation
+    "views": {"lejepa"},
+    "local_views": {"lejepa"},
+    "proj_dim": {"lejepa"},
+    "proj_hidden": {"lejepa"},
+    "sigreg_weight": {"lejepa", "ijepa-sigreg"},
+    "num_slices": {"lejepa", "ijepa-sigreg"},
+    "target_encoder": {"ijepa-sigreg"},
+}
+
 # Options a --resume may change; anything else must match the saved run.
 RESUMABLE = {
     "output_dir",
@@ -220,6 +318,11 @@ INT_RANGES = {
     "monitor_every": (1, 10**9),
     "workers": (1, 256),
     "seed": (0, 2**31 - 2),  # the predictor's seed is seed + 1
+    "views": (1, 64),
+    "local_views": (0, 64),
+    "proj_dim": (1, 16_384),
+    "proj_hidden": (1, 65_536),
+    "num_slices": (1, 65_536),
 }
 
 
@@ -236,6 +339,9 @@ class _OneLineErrors(argparse.ArgumentParser):
 
 def _shown_default(name, default):
     shown = [] if default is None else [f"default: {default}"]
+    for method, values in METHOD_DEFAULTS.items():
+        if name in values and values[name] != default:
+            shown.append(f"{method}: {values[name]}")
     for dataset, values in DATASET_DEFAULTS.items():
         if name in values and values[name] != default:
             shown.append(f"{dataset}: {values[name]}")
@@ -260,7 +366,8 @@ def _command_line_type(kind):
 def build_parser():
     parser = _OneLineErrors(
         prog="train_ijepa.py",
-        description="Train an I-JEPA on real images, evaluate its frozen features, resume it.",
+        description="Train an I-JEPA (or a LeJEPA, or an I-JEPA with SIGReg) on real "
+        "images, evaluate its frozen features, resume it.",
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument(
@@ -353,21 +460,31 @@ def resolve(argv=None, *, sources=None):
         raise ConfigError(
             f"--dataset must be one of {', '.join(DATASETS)}, got {shown(dataset)}{where}"
         )
+    method = given.get("method") or OPTIONS["method"][0]
+    if method not in METHODS:
+        where = f" (in {config_file})" if "method" in from_file and "method" not in args else ""
+        raise ConfigError(
+            f"--method must be one of {', '.join(METHODS)}, got {shown(method)}{where}"
+        )
     config = {name: spec[0] for name, spec in OPTIONS.items()}
     config.update(dict.fromkeys(FLAGS, False))
+    config.update(METHOD_DEFAULTS[method])
     config.update(DATASET_DEFAULTS[dataset])
     config.update(given)
-    config["dataset"] = dataset
+    config["dataset"], config["method"] = dataset, method
     return config, set(args)
 
 
-def validate(config, sources=None):
+def validate(config, sources=None, explicit=None):
     """Check types, ranges and combinations; raises :class:`ConfigError`.
 
     ``sources`` (``{name: config file}``, from :func:`resolve`): a message
-    about an option set in a file names that file.
+    about an option set in a file names that file. ``explicit``: the names
+    set by a flag or a config file; one of another method
+    (:data:`METHOD_OPTIONS`) is refused.
     """
     sources = sources or {}
+    explicit = set(explicit or ())
 
     def flag(name):
         return "--" + name.replace("_", "-")
@@ -406,6 +523,41 @@ def validate(config, sources=None):
             name,
         )
 
+    choice("method", METHODS)
+    method = config["method"]
+    for name in sorted(explicit & set(METHOD_OPTIONS)):
+        need(
+            method in METHOD_OPTIONS[name],
+            f"{flag(name)} is an option of --method "
+            f"{' / '.join(m for m in METHODS if m in METHOD_OPTIONS[name])}, not of "
+            f"--method {method}",
+            name,
+        )
+    for name, methods in METHOD_OPTIONS.items():  # the method's own: never empty
+        if method in methods and OPTIONS[name][0] is None:
+            need(config[name] is not None, f"{flag(name)} cannot be empty for {method}", name)
+    if method == "ijepa-sigreg" and config["target_encoder"] == "online":
+        for name in sorted(explicit & {"ema_start", "ema_end"}):
+            need(False, f"{flag(name)}: --target-encoder online has no EMA", name)
+    if method == "lejepa":
+        need(
+            config["remat"] in ("none", "encoder"),
+            f"--remat {config['remat']}: --method lejepa has no predictor (none or encoder)",
+            "remat",
+        )
+        choice_sigreg = config["sigreg_weight"]
+        need(
+            0 <= choice_sigreg <= 1,
+            f"--sigreg-weight must be in [0, 1] for lejepa (lambda), got {choice_sigreg}",
+            "sigreg_weight",
+        )
+    if method == "ijepa-sigreg":
+        choice("target_encoder", TARGET_ENCODERS)
+        need(
+            config["sigreg_weight"] >= 0,
+            f"--sigreg-weight must be >= 0, got {config['sigreg_weight']}",
+            "sigreg_weight",
+        )
     choice("dataset", DATASETS)
     choice("model", MODELS)
     choice("masking", MASKINGS)
@@ -501,9 +653,14 @@ def default_output_dir():
     return os.path.join("runs", "ijepa-" + time.strftime("%Y%m%d-%H%M%S"))
 
 
+def method_takes(method, name):
+    """Whether option ``name`` means something for ``method``."""
+    return method in METHOD_OPTIONS.get(name, METHODS)
+
+
 def saved_options(config):
-    """The options worth saving (and reloading with --config)."""
-    return {name: config[name] for name in OPTIONS}
+    """The options worth saving (and reloading with --config): the method's own."""
+    return {name: config[name] for name in OPTIONS if method_takes(config["method"], name)}
 
 
 def merge_for_resume(saved, config, given):

@@ -11,10 +11,13 @@ labels, a train/held-out split and the normalisation):
 - ``folder``: a :class:`~jepa_components.datasets.ImageFolder` read lazily.
 
 Training batches come from the library's
-:class:`~jepa_components.backends.keras.MaskedImageDataset` (batch ``i`` of
-epoch ``e`` is a pure function of the seed, ``e`` and ``i``, which is what
-makes ``--resume`` exact), with ``--augment crop`` and the normalisation as
-its per-batch ``transform``.
+:class:`~jepa_components.backends.keras.MaskedImageDataset` (I-JEPA methods)
+or :class:`~jepa_components.backends.keras.MultiViewDataset` (LeJEPA: the
+views of :func:`jepa_components.augment.lejepa_views`, normalised, and the
+labels for the online probe when the data has them). Batch ``i`` of epoch
+``e`` is a pure function of the seed, ``e`` and ``i``, which is what makes
+``--resume`` exact; ``--augment crop`` and the normalisation are the masked
+dataset's per-batch ``transform``.
 """
 
 from __future__ import annotations
@@ -181,6 +184,53 @@ def make_dataset(config, source, sampler, steps_per_epoch, initial_epoch):
         shuffle=True,
         seed=config["seed"],
         transform=training_transform(config, source),
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        workers=workers,
+        use_multiprocessing=False,
+        max_queue_size=max(2, 2 * workers),
+    )
+
+
+# --local-views 0: every view is global and crops 8-100% of the image, as the
+# reference small-data recipe (anchors/lejepa/MINIMAL.md, RandomResizedCrop
+# scale 0.08-1 for all V views); with local views, lejepa_views' defaults
+# (global 30-100%, local 5-30%: the reference README).
+ALL_GLOBAL_SCALE = (0.08, 1.0)
+
+
+def view_transform(config, source):
+    """LeJEPA's views of a batch: ``(B, H, W, C) -> (B, V, size, size, C)``, normalised."""
+    scales = {"global_scale": ALL_GLOBAL_SCALE} if config["local_views"] == 0 else {}
+    return augment.lejepa_views(
+        config["image_size"],
+        channels=source.channels,
+        num_global=config["views"],
+        num_local=config["local_views"],
+        normalize=source.normalize,
+        **scales,
+    )
+
+
+def make_view_dataset(config, source, steps_per_epoch, initial_epoch):
+    """The ``MultiViewDataset`` of the training split (imports Keras).
+
+    Batches ``{"views": (B, V, H, W, C), "labels": (B,)}``; the labels only
+    when the data is labelled (they train LeJEPA's online linear probe).
+    """
+    from jepa_components.backends.keras import MultiViewDataset
+
+    reading = source.images is None
+    workers = config["workers"] if reading else 1
+    return MultiViewDataset(
+        images=source.images if not reading else None,
+        load_batch=source.load_batch if reading else None,
+        indices=source.train_indices,
+        views_transform=view_transform(config, source),
+        labels=source.labels if source.labelled else None,
+        batch_size=config["batch_size"],
+        shuffle=True,
+        seed=config["seed"],
         initial_epoch=initial_epoch,
         steps_per_epoch=steps_per_epoch,
         workers=workers,

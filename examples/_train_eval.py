@@ -3,7 +3,8 @@
 Three feature sets are compared on the same held-out split with the same
 probe settings, fixed in advance (nothing is tuned on the held-out split):
 
-- the trained target encoder (I-JEPA's evaluated encoder, official code),
+- the trained target encoder (I-JEPA's evaluated encoder, official code;
+  LeJEPA and ``--target-encoder online``: the encoder itself),
 - the same architecture at its random initialization (same seed as the run),
 - raw pixels (linear and k-NN only: the attentive probe needs tokens).
 
@@ -13,7 +14,9 @@ the last layer's patch tokens for both splits in one pass); every probe and
 collapse figure reuses those arrays. The probes are the library's
 (``diagnostics.probe_accuracies`` for linear and k-NN,
 ``probes.attentive_probe_accuracy``); ``diagnostics.PROBE_PROTOCOLS`` names
-their protocols in ``report.json``.
+their protocols in ``report.json``. A LeJEPA run with labelled data also
+reports its online linear probe (trained with the encoder, on the detached
+embeddings of the training views) on the same held-out images.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from jepa_components.context import layer_norm
 ATTENTIVE_NOT_FOR_PIXELS = "not applicable (no patch tokens to attend to)"
 
 
-def _protocols(last_n):
+def _protocols(last_n, encoder_name="target encoder"):
     protocols = {name: diagnostics.PROBE_PROTOCOLS[name] for name in ("linear", "knn", "attentive")}
     protocols["attentive"] += f"; raw pixels: {ATTENTIVE_NOT_FOR_PIXELS}"
     protocols["features"] = (
-        "linear and k-NN: the target encoder's last-layer tokens, "
+        f"linear and k-NN: the {encoder_name}'s last-layer tokens, "
         "mean-pooled (I-JEPA has no class token); *_last_layers: the "
         f"mean-pooled outputs of the last {last_n} blocks (each through "
         "the final norm), concatenated; raw pixels: the flattened "
@@ -40,10 +43,10 @@ def _protocols(last_n):
     )
     protocols["collapse"] = (
         "feature_std / effective_rank: mean per-dimension std and "
-        "effective rank (RankMe) of the mean-pooled target features of "
+        f"effective rank (RankMe) of the {encoder_name}'s mean-pooled features of "
         "the held-out images (as the training health check); "
-        "target_token_*: the same for the layer-normalized target tokens "
-        "(what the loss regresses)"
+        "target_token_*: the same for its layer-normalized tokens "
+        "(what the I-JEPA loss regresses)"
     )
     return protocols
 
@@ -98,6 +101,7 @@ def evaluate(
     last_n=4,
     seed=0,
     labelled=True,
+    encoder_name="target encoder",
 ):
     """Probe accuracies and collapse figures for trained / random init / raw pixels.
 
@@ -108,6 +112,7 @@ def evaluate(
         last_n: blocks of the "last layers" view.
         seed: seed of the attentive probe (the same for both encoders).
         labelled: run the probes; else only the collapse figures.
+        encoder_name: what ``trained`` is, for the protocols' text.
 
     Returns:
         a flat dict for ``report.json``: the trained encoder's figures,
@@ -137,8 +142,21 @@ def evaluate(
         result["raw_pixel_knn_accuracy"] = raw["knn"]
         # The first release's name for the random-init linear probe.
         result["random_init_probe_accuracy"] = result["random_init_linear_probe_accuracy"]
-        result["probe_protocols"] = _protocols(last_n)
+        result["probe_protocols"] = _protocols(last_n, encoder_name)
     return result
+
+
+def online_probe_accuracy(model, images, labels, batch_size=256):
+    """Held-out accuracy of a LeJEPA's online linear probe on its mean-pooled features."""
+    from keras import ops
+
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        logits = model.probe(model.features(chunk), training=False)
+        predicted = np.argmax(ops.convert_to_numpy(logits), axis=-1)
+        correct += int(np.sum(predicted == labels[start : start + batch_size]))
+    return correct / max(len(images), 1)
 
 
 def noise_margin(accuracy, num_test):
@@ -205,6 +223,11 @@ def verdict(result):
         lines.append(
             "Raw pixels are at least as good as the trained features on this data: "
             "a linear probe gains nothing from the encoder over the pixels."
+        )
+    if "online_probe_accuracy" in result:
+        lines.append(
+            f"LeJEPA's online linear probe (trained along, on the training views): "
+            f"{result['online_probe_accuracy']:.1%} on the same held-out images."
         )
     lines.append(spread_line(result))
     return lines

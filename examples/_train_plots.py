@@ -1,4 +1,4 @@
-"""loss.png and masks.png of examples/train_ijepa.py (matplotlib, Agg)."""
+"""loss.png, masks.png and views.png (LeJEPA) of examples/train_ijepa.py (matplotlib, Agg)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _pyplot():
     return plt
 
 
-def plot_loss(rows, path):
+def plot_loss(rows, path, loss_name="I-JEPA loss"):
     """Loss per step (and its running mean) plus the collapse figures."""
     plt = _pyplot()
     steps = np.array([r["step"] for r in rows], dtype=float)
@@ -42,7 +42,7 @@ def plot_loss(rows, path):
         smooth = np.convolve(loss, np.ones(width) / width, mode="valid")
         ax.plot(steps[width - 1 :], smooth, lw=2, label=f"mean of {width} steps")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("I-JEPA loss")
+    ax.set_ylabel(loss_name)
     ax.set_title("training loss (a proxy: watch the feature spread too)")
     ax.legend()
     if checked:
@@ -120,6 +120,40 @@ def plot_masks(images, batch, patch_size, path, title):
         f"{title}\nblue: context the encoder sees; colors: target blocks to predict; dark: neither",
         fontsize=9,
     )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_views(images, views, normalize, path, title, seed=0):
+    """One row per image: the image, then its views (``views``: a ``MultiView``).
+
+    ``normalize`` (an ``augment.Normalize``) is undone for display.
+    """
+    plt = _pyplot()
+    drawn = np.asarray(views(images, rng=seed))  # (B, V, h, w, C), normalised
+    mean = np.asarray(normalize.mean, dtype=np.float32)
+    std = np.asarray(normalize.std, dtype=np.float32)
+    drawn = np.clip(drawn * std + mean, 0, 1)
+    count, num_views = drawn.shape[:2]
+    fig, axes = plt.subplots(
+        count, num_views + 1, figsize=(1.4 * (num_views + 1), 1.4 * count + 0.6), squeeze=False
+    )
+    for i in range(count):
+        for j, picture in enumerate([np.clip(images[i], 0, 1), *drawn[i]]):
+            ax = axes[i, j]
+            ax.imshow(
+                picture[..., 0] if picture.shape[-1] == 1 else picture,
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+            )
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("image", fontsize=8)
+    for j in range(num_views):
+        axes[0, j + 1].set_title(f"view {j + 1}", fontsize=8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -7,21 +7,25 @@
   :class:`~jepa_components.backends.keras.HealthMonitor`; its values are
   copied into the rows of the steps it checked.
 - :func:`save_checkpoint` / :func:`load_train_state`: ``checkpoint.keras``
-  holds the whole model (context and target encoders, predictor, the EMA
-  schedule and counters) and the optimizer (its step counter drives the LR
-  and weight decay schedules); ``train_state.json`` next to it holds the
-  epoch and the step. Nothing else is needed to resume: the training batches
-  (image order, crops, masks) are a pure function of the seed, the epoch and
-  the step (``MaskedImageDataset``).
+  holds the whole model (I-JEPA: context and target encoders, predictor, the
+  EMA schedule and counters; LeJEPA: encoder, projector, online probe) and
+  the optimizer (its step counter drives the LR
+  and weight decay schedules; the ``SIGReg`` layer saves the state of its
+  random directions itself); ``train_state.json`` next to it holds the
+  epoch and the step. Nothing else is needed to resume: the
+  training batches (image order, crops, masks, views) are a pure function of the seed, the epoch and
+  the step (``MaskedImageDataset``, ``MultiViewDataset``).
 
 ``metrics.csv`` columns: ``step`` (optimizer steps so far), ``epoch``
-(1-based), ``loss`` (this step's batch loss), ``seconds`` (since this
+(1-based), ``loss`` (this step's batch loss: LeJEPA's includes its online
+probe's cross-entropy when the data is labelled), ``seconds`` (since this
 invocation's training began), and on the steps the health monitor checked
 (every ``--monitor-every`` steps and at each epoch end): ``feature_std`` and
 ``effective_rank`` of the target encoder's mean-pooled features on a fixed
 batch, ``learning_rate`` (``optimizer.learning_rate`` after the step: the
 rate of the next update) and ``ema_momentum`` (the model's momentum of the
-EMA update that follows the step). Both are read from the optimizer and the
+EMA update that follows the step; empty for a model without an EMA target:
+LeJEPA, ``--target-encoder online``). Both are read from the optimizer and the
 model, not recomputed; reading them at every step would cost a full state
 sync per step on jax, hence only at the checks.
 
@@ -229,6 +233,13 @@ def final_loss(rows, last=10):
     return float(np.mean(losses)) if losses else None
 
 
+def make_health(probe_images, **kwargs):
+    """The run's ``HealthMonitor`` (collapse and non-finite stop) on the evaluated encoder."""
+    from jepa_components.backends.keras import HealthMonitor
+
+    return HealthMonitor(probe_images, **kwargs)
+
+
 def make_logger(**kwargs):
     """A :class:`RunLogger` (the class is built on first use: keras import)."""
     import keras
@@ -244,6 +255,7 @@ def make_logger(**kwargs):
             output_dir: where the checkpoint and ``metrics.csv`` go.
             state_for: ``step -> train_state.json payload``.
             quiet: no progress bar or epoch lines.
+            features: what the health check's features are, for the epoch lines.
 
         Throughput (:attr:`images_per_second`): steady state, the steps of
         this ``fit`` after its first one (which compiles the step), each
@@ -264,12 +276,14 @@ def make_logger(**kwargs):
             output_dir,
             state_for,
             quiet=False,
+            features="target feature",
         ):
             super().__init__()
             self.rows, self.step = rows, start_step
             self.steps_per_epoch, self.total_steps = steps_per_epoch, total_steps
             self.batch_size, self.health = batch_size, health
             self.output_dir, self.state_for, self.quiet = output_dir, state_for, quiet
+            self.features = features
             self._bar = None
             self._started = self._epoch_started = self._last = time.perf_counter()
             self._previous_mean = 0.0
@@ -369,7 +383,7 @@ def make_logger(**kwargs):
             speed = self.images_per_second
             self._say(
                 f"epoch {epoch + 1}: step {self.step}/{self.total_steps}, "
-                f"loss {self._previous_mean:.4f} (epoch mean), target feature std {std:.3f}, "
+                f"loss {self._previous_mean:.4f} (epoch mean), {self.features} std {std:.3f}, "
                 f"effective rank {rank:.1f}, "
                 + (f"{speed:.0f} img/s, " if speed is not None else "")
                 + f"{time.perf_counter() - self._epoch_started:.1f}s"

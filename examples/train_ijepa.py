@@ -1,7 +1,8 @@
-"""Train an I-JEPA end to end, evaluate its frozen features, resume it.
+"""Train an I-JEPA (or a LeJEPA) end to end, evaluate its frozen features, resume it.
 
     KERAS_BACKEND=jax python examples/train_ijepa.py
     KERAS_BACKEND=jax python examples/train_ijepa.py --dataset fashion-mnist
+    KERAS_BACKEND=jax python examples/train_ijepa.py --method lejepa
 
 With no arguments: scikit-learn's bundled handwritten digits (1,797 real
 8x8 images, no download) upsampled to 32x32, a small ViT (patch 4, an 8x8
@@ -14,9 +15,29 @@ trained target encoder, the same architecture at random initialization and
 raw pixels are compared with linear, k-NN and attentive probes on a
 held-out split, and a short verdict says which is better.
 
-It is a thin script over the library: ``MaskedImageDataset`` (batches,
-augmentation, resumable streams), ``IJEPA`` + ``TargetEMA`` + ``make_adamw``
-(the model and its schedules), ``HealthMonitor`` (collapse and NaN stop),
+``--method`` picks the training objective (same data, encoder, evaluation):
+
+- ``ijepa`` (default): the above; predict the target encoder's tokens of
+  masked blocks from a context block (``IJEPA``, ``TargetEMA``).
+- ``lejepa`` (Balestriero & LeCun 2025): no masks, no predictor, no EMA.
+  ``--views`` global (+ ``--local-views`` local) augmented views of every
+  image (``augment.lejepa_views``) go through the encoder (mean-pooled) and a
+  projector; loss = lambda SIGReg + (1 - lambda) view invariance
+  (``LeJEPA``). Defaults: the reference small-data recipe (MINIMAL.md: 4
+  global views, projection 16, lambda 0.02, AdamW 2e-3, weight decay 0.05,
+  warmup then cosine). With labelled data an online linear probe trains on
+  the detached embeddings (as the reference; it does not change the
+  encoder) and its held-out accuracy joins the report. The evaluated
+  encoder is the encoder itself.
+- ``ijepa-sigreg``: I-JEPA plus ``--sigreg-weight`` x SIGReg of the
+  mean-pooled context embeddings (``IJEPA(regularizer=SIGReg(...))``);
+  ``--target-encoder online`` drops the EMA target for the online encoder's
+  own stop-gradient tokens.
+
+It is a thin script over the library: ``MaskedImageDataset`` /
+``MultiViewDataset`` (batches, augmentation, resumable streams), ``IJEPA`` +
+``TargetEMA`` / ``LeJEPA`` + ``make_projector``, ``make_adamw`` (the models
+and their schedules), ``HealthMonitor`` (collapse and NaN stop),
 ``probes.encode_images`` and the probes (evaluation) and
 ``distribution.data_parallel`` (``--distribute data``).
 
@@ -27,7 +48,7 @@ every option; ``--config FILE`` (YAML/TOML/JSON) takes the same names, and the
 Outputs (``--output-dir``, default ``runs/ijepa-<date-time>``):
 ``config.yaml``, ``metrics.csv``, ``checkpoint.keras`` + ``train_state.json``
 (the full training state: ``--resume`` continues from it), ``loss.png``,
-``masks.png``, ``report.json``.
+``masks.png`` (LeJEPA: ``views.png``), ``report.json``.
 
 Exit status: 0 done; 1 training stopped (non-finite loss or collapse; the
 outputs are still written); 2 bad input (one ``error: ...`` line naming the
@@ -68,6 +89,7 @@ def prepare_config(argv):
     """
     sources = {}  # option -> the config file that set it (for messages)
     config, given = cfg.resolve(argv, sources=sources)
+    explicit = set(given)
     if config["resume"]:
         output_dir = config["output_dir"]
         if output_dir is None:
@@ -90,7 +112,7 @@ def prepare_config(argv):
         config = cfg.merge_for_resume(saved, config, changed)
         # A message about a saved option names the saved file (flags that changed it: none).
         sources = {n: saved_path for n in from_file if n not in changed & cfg.RESUMABLE}
-    cfg.validate(config, sources)
+    cfg.validate(config, sources, explicit | set(sources))
     if config["output_dir"] is None:
         config["output_dir"] = cfg.default_output_dir()
     if os.path.lexists(config["output_dir"]) and not os.path.isdir(config["output_dir"]):
@@ -116,7 +138,9 @@ def encoder_sizes(config):
             f"embedding width {embed_dim} must be a multiple of 4 and of the "
             f"{num_heads} attention heads (--embed-dim / --num-heads)"
         )
-    if config["predictor_embed_dim"] % num_heads or config["predictor_embed_dim"] % 4:
+    if is_ijepa(config) and (
+        config["predictor_embed_dim"] % num_heads or config["predictor_embed_dim"] % 4
+    ):
         raise InputError(
             f"--predictor-embed-dim {config['predictor_embed_dim']} must be a "
             f"multiple of 4 and of the {num_heads} attention heads"
@@ -124,9 +148,19 @@ def encoder_sizes(config):
     return dict(embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
 
 
-def build_model(config, channels, steps_per_epoch):
-    from jepa_components.backends.keras import IJEPA, Predictor, VisionTransformer
-    from jepa_components.backends.keras.training.optimizers import make_adamw
+def is_ijepa(config):
+    """I-JEPA methods (masks, a predictor): ijepa and ijepa-sigreg."""
+    return config["method"] in cfg.IJEPA_METHODS
+
+
+def has_ema(config):
+    """Whether the run's model has an EMA target encoder (and TargetEMA runs)."""
+    return is_ijepa(config) and config["target_encoder"] != "online"
+
+
+def build_model(config, channels, steps_per_epoch, num_classes=None):
+    """The run's model, compiled. ``num_classes``: LeJEPA's online probe (None: none)."""
+    from jepa_components.backends.keras import VisionTransformer
 
     sizes = encoder_sizes(config)
     encoder = VisionTransformer(
@@ -139,6 +173,17 @@ def build_model(config, channels, steps_per_epoch):
         name="encoder",
         **sizes,
     )
+    if config["method"] == "lejepa":
+        model = lejepa_model(config, encoder, num_classes)
+    else:
+        model = ijepa_model(config, encoder, sizes)
+    model.compile(optimizer=optimizer(config, steps_per_epoch))
+    return model
+
+
+def ijepa_model(config, encoder, sizes):
+    from jepa_components.backends.keras import IJEPA, Predictor
+
     # The predictor's MLP ratio is 4 whatever the encoder's (official vit_predictor).
     predictor = Predictor.for_encoder(
         encoder,
@@ -150,20 +195,58 @@ def build_model(config, channels, steps_per_epoch):
         seed=config["seed"] + 1,
         name="predictor",
     )
-    model = IJEPA(encoder=encoder, predictor=predictor, loss=config["loss"])
-    model.compile(
-        optimizer=make_adamw(
-            steps_per_epoch=steps_per_epoch,
-            epochs=config["epochs"],
-            warmup_epochs=config["warmup_epochs"],
-            start_lr=config["start_lr"],
-            ref_lr=config["lr"],
-            final_lr=min(config["final_lr"], config["lr"]),
-            weight_decay=config["weight_decay"],
-            final_weight_decay=config["final_weight_decay"],
-        )
+    if config["method"] == "ijepa":
+        return IJEPA(encoder=encoder, predictor=predictor, loss=config["loss"])
+    from jepa_components.backends.keras import SIGReg
+
+    return IJEPA(
+        encoder=encoder,
+        predictor=predictor,
+        loss=config["loss"],
+        regularizer=SIGReg(num_slices=config["num_slices"], seed=config["seed"] + 1),
+        regularizer_weight=config["sigreg_weight"],
+        target_encoder=config["target_encoder"],
     )
-    return model
+
+
+def lejepa_model(config, encoder, num_classes):
+    from jepa_components.backends.keras import LeJEPA, make_projector
+
+    projector = make_projector(
+        config["proj_dim"], (config["proj_hidden"],) * 2, seed=config["seed"] + 1
+    )
+    return LeJEPA(
+        encoder,
+        projector,
+        num_global_views=config["views"],
+        sigreg_weight=config["sigreg_weight"],
+        num_slices=config["num_slices"],
+        num_classes=num_classes,
+        seed=config["seed"] + 1,
+    )
+
+
+def optimizer(config, steps_per_epoch):
+    """AdamW with warmup-cosine LR and cosine weight decay (constant when both ends agree)."""
+    from jepa_components.backends.keras.training.optimizers import make_adamw
+
+    return make_adamw(
+        steps_per_epoch=steps_per_epoch,
+        epochs=config["epochs"],
+        warmup_epochs=config["warmup_epochs"],
+        start_lr=config["start_lr"],
+        ref_lr=config["lr"],
+        final_lr=min(config["final_lr"], config["lr"]),
+        weight_decay=config["weight_decay"],
+        final_weight_decay=config["final_weight_decay"],
+    )
+
+
+def probe_classes(config, source):
+    """LeJEPA's online probe: the number of classes of labelled data, else None."""
+    if config["method"] != "lejepa" or not source.labelled:
+        return None
+    return int(source.labels.max()) + 1
 
 
 def random_init_encoder(model):
@@ -187,6 +270,12 @@ def load_resumed(config, state, steps_per_epoch):
         raise InputError(
             f"cannot load {path} (written by another version?): {first_line}"
         ) from None
+    expected = "LeJEPA" if config["method"] == "lejepa" else "IJEPA"
+    if type(model).__name__ != expected:
+        raise InputError(
+            f"{path} holds a {type(model).__name__} model, not the {expected} of "
+            f"--method {config['method']} (config.yaml); was the directory edited?"
+        )
     iterations = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if iterations != state["step"] or state["steps_per_epoch"] != steps_per_epoch:
         raise InputError(
@@ -211,6 +300,9 @@ def steps_for(config, source):
 
 
 def make_sampler(config):
+    """The mask sampler of an I-JEPA method; None for LeJEPA (no masks)."""
+    if not is_ijepa(config):
+        return None
     from jepa_components.masks import make_sampler as make
 
     height, width = cfg.patch_grid(config)  # the encoder's grid; fit checks they agree
@@ -250,12 +342,33 @@ def save_config(config):
         yaml.safe_dump(options, stream, sort_keys=True)
 
 
+LOSS_NAMES = {
+    "ijepa": "I-JEPA loss",
+    "lejepa": "LeJEPA loss (+ online probe)",
+    "ijepa-sigreg": "I-JEPA loss + SIGReg",
+}
+PICTURES = {"ijepa": "masks.png", "lejepa": "views.png", "ijepa-sigreg": "masks.png"}
+
+
 def write_pictures(config, source, sampler, rows):
     import _train_plots as plots
 
     if rows:
-        plots.plot_loss(rows, os.path.join(config["output_dir"], "loss.png"))
+        plots.plot_loss(
+            rows, os.path.join(config["output_dir"], "loss.png"), LOSS_NAMES[config["method"]]
+        )
     shown = source.train_indices[:8]
+    if sampler is None:  # LeJEPA: the views of the first images
+        plots.plot_views(
+            source.load_batch(shown[:6]),
+            data.view_transform(config, source),
+            source.normalize,
+            os.path.join(config["output_dir"], PICTURES[config["method"]]),
+            f"{config['views']} global + {config['local_views']} local views "
+            "(seeded example draw; training draws anew every step)",
+            seed=config["seed"],
+        )
+        return
     plots.plot_masks(
         source.load_batch(shown),
         sampler.sample(len(shown), start=0),
@@ -272,7 +385,7 @@ def evaluate(config, model, source):
     test = data.subset(source.test_indices, config["eval_samples"], config["seed"] + 1)
     normalize = source.normalize
     result = evaluation.evaluate(
-        model.target_encoder,
+        model.feature_encoder(),
         random_init_encoder(model),
         normalize(source.load_batch(train)),
         source.labels[train],
@@ -281,13 +394,37 @@ def evaluate(config, model, source):
         last_n=config["probe_layers"],
         seed=config["seed"],
         labelled=source.labelled,
+        encoder_name="target encoder" if has_ema(config) else "encoder",
     )
+    if getattr(model, "probe", None) is not None and source.labelled:
+        result["online_probe_accuracy"] = evaluation.online_probe_accuracy(
+            model, normalize(source.load_batch(test)), source.labels[test]
+        )
     if not source.labelled:
         return result, [
             "No labels (need >= 2 class subfolders): probes skipped.",
             evaluation.spread_line(result),
         ]
     return result, evaluation.verdict(result)
+
+
+def model_report(config):
+    """The ``model`` entry of ``report.json``."""
+    entry = {
+        **encoder_sizes(config),
+        "name": config["model"],
+        "image_size": config["image_size"],
+        "patch_size": config["patch_size"],
+    }
+    if is_ijepa(config):
+        entry.update(
+            predictor_embed_dim=config["predictor_embed_dim"],
+            predictor_depth=config["predictor_depth"],
+            predictor_mlp_ratio=4.0,
+        )
+    else:
+        entry.update(projector_dims=[config["proj_hidden"]] * 2 + [config["proj_dim"]])
+    return entry
 
 
 # ---------------------------------------------------------------- main
@@ -316,7 +453,12 @@ class Session:
         # masks); keras.utils.set_random_seed is not needed.
         state = run.load_train_state(config["output_dir"]) if config["resume"] else None
         if state is None:
-            self.model = build_model(config, self.source.channels, self.steps_per_epoch)
+            self.model = build_model(
+                config,
+                self.source.channels,
+                self.steps_per_epoch,
+                probe_classes(config, self.source),
+            )
             self.start_step, self.rows, self.previous_seconds = 0, [], 0.0
             save_config(config)
         else:
@@ -344,6 +486,21 @@ class Session:
             "train_seconds": self.previous_seconds + time.time() - self.started,
         }
 
+    def method_line(self):
+        config = self.config
+        if config["method"] == "lejepa":
+            probe = "" if self.model.probe is None else ", online linear probe"
+            return (
+                f"LeJEPA: {config['views']} global + {config['local_views']} local views, "
+                f"projection {config['proj_dim']}, lambda {config['sigreg_weight']:g}{probe}"
+            )
+        if config["method"] == "ijepa-sigreg":
+            return (
+                f"I-JEPA + {config['sigreg_weight']:g} x SIGReg, {config['masking']} masks, "
+                f"{config['target_encoder']} target encoder"
+            )
+        return f"I-JEPA, {config['masking']} masks"
+
     def describe(self):
         config, sizes = self.config, encoder_sizes(self.config)
         print(
@@ -354,7 +511,7 @@ class Session:
         print(
             f"model: {config['model']} (embed {sizes['embed_dim']}, depth {sizes['depth']}, "
             f"heads {sizes['num_heads']}) at {config['image_size']}px, patch "
-            f"{config['patch_size']}; {config['masking']} masks; backend {self.backend}"
+            f"{config['patch_size']}; {self.method_line()}; backend {self.backend}"
             + (
                 f", data parallel over {self.devices} devices"
                 if config["distribute"] == "data"
@@ -370,10 +527,10 @@ class Session:
 
     def fit(self):
         """Train up to ``stop_epoch``; returns ``(health monitor, run logger)``."""
-        from jepa_components.backends.keras import HealthMonitor, TargetEMA
+        from jepa_components.backends.keras import TargetEMA
 
         config = self.config
-        health = HealthMonitor(
+        health = run.make_health(
             self.probe_images,
             every=config["monitor_every"],
             min_std_ratio=config["collapse_ratio"] or None,
@@ -388,18 +545,27 @@ class Session:
             health=health,
             output_dir=config["output_dir"],
             state_for=self.state_for,
+            features="target feature" if has_ema(config) else "feature",
         )
         if self.start_epoch < self.stop_epoch:
-            dataset = data.make_dataset(
-                config, self.source, self.sampler, self.steps_per_epoch, self.start_epoch
-            )
-            # The momentum schedule spans the whole run, also when it is split
-            # over invocations (--stop-after-epochs, --resume).
-            ema = TargetEMA(
-                momentum=config["ema_start"],
-                final_momentum=config["ema_end"],
-                total_steps=self.total_steps,
-            )
+            if self.sampler is None:
+                dataset = data.make_view_dataset(
+                    config, self.source, self.steps_per_epoch, self.start_epoch
+                )
+            else:
+                dataset = data.make_dataset(
+                    config, self.source, self.sampler, self.steps_per_epoch, self.start_epoch
+                )
+            callbacks = [health, logger]
+            if has_ema(config):
+                # The momentum schedule spans the whole run, also when it is split
+                # over invocations (--stop-after-epochs, --resume).
+                ema = TargetEMA(
+                    momentum=config["ema_start"],
+                    final_momentum=config["ema_end"],
+                    total_steps=self.total_steps,
+                )
+                callbacks.insert(0, ema)
             # A reader error (--on-bad-image stop) leaves fit as the reader's
             # own exception: main() turns it into one error line.
             self.model.fit(
@@ -408,7 +574,7 @@ class Session:
                 initial_epoch=self.start_epoch,
                 shuffle=False,
                 verbose=0,
-                callbacks=[ema, health, logger],
+                callbacks=callbacks,
             )
         if health.stop_kind is not None:
             print(f"warning: stopping training: {health.stop_reason}", file=sys.stderr, flush=True)
@@ -447,15 +613,8 @@ class Session:
             "data": source.name,
             "num_train_images": int(len(source.train_indices)),
             "num_test_images": int(len(source.test_indices)),
-            "model": {
-                **encoder_sizes(config),
-                "name": config["model"],
-                "image_size": config["image_size"],
-                "patch_size": config["patch_size"],
-                "predictor_embed_dim": config["predictor_embed_dim"],
-                "predictor_depth": config["predictor_depth"],
-                "predictor_mlp_ratio": 4.0,
-            },
+            "method": config["method"],
+            "model": model_report(config),
             "config": cfg.saved_options(config),
         }
         verdict = []
@@ -492,7 +651,7 @@ class Session:
             f"{status}: {logger.step} steps in {report['seconds']:.0f}s"
             + (f" ({speed:.0f} img/s in training)" if speed is not None else "")
             + f"; outputs in {config['output_dir']} (report.json, metrics.csv, loss.png, "
-            f"masks.png, {run.CHECKPOINT})"
+            f"{PICTURES[config['method']]}, {run.CHECKPOINT})"
         )
         if status == "paused":
             print(

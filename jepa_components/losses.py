@@ -28,7 +28,7 @@ import numpy as np
 
 from jepa_components._validation import check_choice, check_float
 
-__all__ = ["jepa_loss", "l2_loss", "masked_mean", "smooth_l1_loss"]
+__all__ = ["jepa_loss", "l1_loss", "l2_loss", "masked_mean", "smooth_l1_loss"]
 
 REDUCTIONS = ("mean", "paper")
 LOSSES = ("l2", "smooth_l1")
@@ -135,6 +135,41 @@ def l2_loss(
     """
     _check_inputs(pred, target, valid, reduction)
     return _reduce(xp.square(xp.subtract(pred, target)), valid, reduction, xp)
+
+
+def l1_loss(
+    pred: Any, target: Any, valid: Any = None, reduction: str = "mean", xp: Any = np
+) -> Any:
+    """Absolute-error loss, V-JEPA's (Bardes et al. 2024).
+
+    V-JEPA's ``app/vjepa/train.py`` (facebookresearch/jepa and vjepa2) takes
+    ``torch.mean(torch.abs(z - h) ** loss_exp) / loss_exp`` per mask and
+    averages over the masks; every released config has ``loss_exp: 1.0``,
+    i.e. the mean absolute error, which ``reduction="mean"`` reproduces
+    without padding for one mask configuration (or several of equal size).
+    Equals ``smooth_l1_loss(..., beta=0)``. Where we differ: V-JEPA's
+    collator cuts every mask of a batch to the shortest one; here masks are
+    padded and the padded tokens excluded.
+
+    Args:
+        pred: ``(B, M, K, D)`` predictor output.
+        target: ``(B, M, K, D)`` targets.
+        valid: ``(B, M, K)`` bool, False = padding, or None (all valid).
+        reduction: ``"mean"`` (mean absolute error per element over valid
+            tokens) or ``"paper"`` (sums over features and block tokens,
+            ``/ M``, batch mean; see ``l2_loss``).
+        xp: array namespace, ``numpy`` or ``keras.ops``.
+
+    Returns:
+        scalar loss.
+
+    Example:
+        >>> pred = np.zeros((1, 1, 1, 2)); target = np.array([[[[0.5, -3.0]]]])
+        >>> float(l1_loss(pred, target))  # (0.5 + 3.0) / 2
+        1.75
+    """
+    _check_inputs(pred, target, valid, reduction)
+    return _reduce(xp.abs(xp.subtract(pred, target)), valid, reduction, xp)
 
 
 def smooth_l1_loss(

@@ -184,6 +184,8 @@ def sigreg(
     cos_mean = xp.mean(xp.cos(x_t), axis=-3)  # (..., K, T)
     sin_mean = xp.mean(xp.sin(x_t), axis=-3)
     err = xp.square(cos_mean - phi) + xp.square(sin_mean)
+    if n is None:  # unknown until run time (a tensorflow graph)
+        n = xp.cast(xp.shape(embeddings)[-2], dtype)
     return xp.mean(xp.matmul(err, weights)) * n
 
 

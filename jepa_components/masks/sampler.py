@@ -36,7 +36,8 @@ into a :class:`MaskBatch`:
   official collator, which cuts every sample to the smallest count in the
   batch, but drops a *random* subset instead of the last patches (the
   official cut removes the bottom rows of every context, so they are rarely
-  seen); shapes then vary per batch.
+  seen); shapes then vary per batch. A ``context_length`` / ``target_length``
+  set there caps the cut (V-JEPA's ``max_keep``).
 * **Grids.** 2-D samplers index ``(H, W)`` grids (``grid_ndim = 2``), video
   samplers ``(T, H, W)`` grids (``grid_ndim = 3``, index
   ``(t * H + row) * W + col``, time-major as V-JEPA's flattened tubelets).
@@ -394,8 +395,9 @@ class MaskSampler:
             t_idx, t_val = t_idx.reshape(b * m, -1), t_val.reshape(b * m, -1)
         else:
             t_idx, t_val = pack_dense(tgt.reshape(b * m, -1), self.max_counts()[1])
-        if self.ragged == "truncate":
-            lc, lt = int(c_val.sum(axis=1).min()), int(t_val.sum(axis=1).min())
+        if self.ragged == "truncate":  # the batch minimum, within the caps
+            lc = min(int(c_val.sum(axis=1).min()), self.context_length)
+            lt = min(int(t_val.sum(axis=1).min()), self.target_length)
         else:
             lc, lt = self.context_length, self.target_length
         key = self._subset_key
@@ -405,7 +407,8 @@ class MaskSampler:
             dense = np.ones((b, self.num_patches), dtype=bool)
             dense[rows, c_idx[rows, slots]] = False
             t_idx, t_val = pack_dense(dense, self.max_counts()[1])
-            lt = int(t_val.sum(axis=1).min()) if self.ragged == "truncate" else lt
+            if self.ragged == "truncate":
+                lt = min(int(t_val.sum(axis=1).min()), self.target_length)
         t_idx, t_val = fit_length(
             t_idx, t_val, lt, key, lambda: (np.repeat(ids, m), np.tile(np.arange(m), b))
         )

@@ -161,6 +161,11 @@ def _check_lengths(batch, sampler):
     elif mode == "truncate":
         if not (batch.context_valid.all() and batch.targets_valid.all()):
             _fail('ragged="truncate": every slot must be valid (rows cut to the batch minimum)')
+        if kc > sampler.context_length or kt > sampler.target_length:
+            _fail(
+                f'ragged="truncate": lengths (Kc, Kt) = {(kc, kt)} above the caps '
+                f"{(sampler.context_length, sampler.target_length)}"
+            )
 
 
 def _complete(sampler):
@@ -318,7 +323,13 @@ def _check_redraw(batch, sampler, ids, ctx, tgt):
         one_c, one_t = one_c.reshape(c, -1), one_t.reshape((c,) + tgt.shape[1:])
         rows = slice(i * c, i * c + c)
         if sampler.ragged == "truncate":
-            extra_t = (one_t & ~tgt[rows]) if grown else (tgt[rows] & ~one_t)
+            # full_complement: the batch target grows with the cut context, unless capped
+            cap = sampler.target_length
+            capped = batch.targets.shape[2] == cap < sampler.max_counts()[1]
+            if grown and capped:
+                extra_t = np.zeros_like(tgt[rows])  # a random subset of a grown target
+            else:
+                extra_t = (one_t & ~tgt[rows]) if grown else (tgt[rows] & ~one_t)
             same = not (ctx[rows] & ~one_c).any() and not extra_t.any()
         else:
             same = np.array_equal(ctx[rows], one_c) and np.array_equal(tgt[rows], one_t)

@@ -663,3 +663,212 @@ def test_run_logger__no_checkpoint_after_a_stop(tmp_path):
     logger.on_epoch_end(0)  # no checkpoint of broken weights
     assert not (tmp_path / "checkpoint.keras").exists()
     assert logger.images_per_second is None  # one step: nothing steady to time
+
+
+# ---------------------------------------------------------------- --method
+# LeJEPA: a 32-wide projector, 16 SIGReg slices and 2 global + 1 local views
+# keep the runs as small as the I-JEPA ones above.
+LEJEPA_OPTIONS = [
+    "--method",
+    "lejepa",
+    "--proj-hidden",
+    "32",
+    "--num-slices",
+    "16",
+    "--views",
+    "2",
+    "--local-views",
+    "1",
+]
+# TINY less the predictor flags (refused for lejepa)
+LEJEPA_TINY = [a for i, a in enumerate(TINY) if "--predictor" not in TINY[i - (i % 2)]]
+LEJEPA = [
+    *LEJEPA_OPTIONS,
+    "--epochs",
+    "2",
+    "--steps-per-epoch",
+    "2",
+    "--warmup-epochs",
+    "1",
+    *LEJEPA_TINY,
+]
+
+
+@pytest.fixture(scope="module")
+def lejepa_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_example_lejepa")
+    straight, split = root / "straight", root / "split"
+    full = _quiet_main(
+        ["--output-dir", straight, "--eval-samples", "24", "--monitor-every", "1", *LEJEPA]
+    )
+    first = _quiet_main(["--output-dir", split, "--stop-after-epochs", "1", "--no-eval", *LEJEPA])
+    second = _quiet_main(["--output-dir", split, "--resume", "--no-eval"])
+    return {"straight": straight, "split": split, "full": full, "first": first, "second": second}
+
+
+def test_lejepa__outputs_report_and_online_probe(lejepa_runs):
+    (code, stdout, stderr), out = lejepa_runs["full"], lejepa_runs["straight"]
+    assert code == 0, stderr[-3000:]
+    for name in ("config.yaml", "metrics.csv", "checkpoint.keras", "train_state.json"):
+        assert (out / name).is_file(), name
+    for name in ("loss.png", "views.png", "report.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "masks.png").exists()
+    assert "LeJEPA: 2 global + 1 local views" in stdout and "online linear probe" in stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "lejepa" and report["status"] == "completed"
+    assert report["steps"] == 4 and np.isfinite(report["final_loss"])
+    assert report["model"]["projector_dims"] == [32, 32, 16]
+    assert "predictor_depth" not in report["model"]
+    # The same probes as I-JEPA on the encoder itself, plus the online probe.
+    for key in ("linear_probe_accuracy", "random_init_linear_probe_accuracy", "knn_accuracy"):
+        assert 0 <= report[key] <= 1, key
+    assert 0 <= report["raw_pixel_probe_accuracy"] <= 1
+    assert 0 <= report["online_probe_accuracy"] <= 1
+    assert "the encoder's last-layer tokens" in report["probe_protocols"]["features"]
+    assert any(line.startswith("LeJEPA's online linear probe") for line in report["verdict"])
+    with open(out / "metrics.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
+    assert all(float(r["feature_std"]) > 0 and r["ema_momentum"] == "" for r in rows)
+    # MINIMAL.md's schedule: warmup from 0.01 x 2e-3 over one epoch, cosine to 1e-3.
+    schedule = dict(warmup_steps=2, total_steps=4, start_lr=2e-5, ref_lr=2e-3, final_lr=1e-3)
+    np.testing.assert_allclose(
+        [float(r["learning_rate"]) for r in rows],
+        [warmup_cosine_lr(k + 1, **schedule) for k in (1, 2, 3, 4)],
+        rtol=1e-5,
+    )
+    saved = cfg.read_config_file(str(out / "config.yaml"))
+    assert saved["method"] == "lejepa" and saved["sigreg_weight"] == 0.02
+    assert saved["views"] == 2 and saved["local_views"] == 1 and saved["proj_dim"] == 16
+    assert not {"masking", "predictor_depth", "ema_start", "augment"} & set(saved)
+
+
+def test_lejepa__resume_one_plus_one_epoch_equals_two_straight(lejepa_runs):
+    code, out, err = lejepa_runs["first"]
+    assert code == 0 and "--resume" in out, err
+    code, out, err = lejepa_runs["second"]
+    assert code == 0 and "resuming" in out, err
+    split, straight = lejepa_runs["split"], lejepa_runs["straight"]
+    state = json.loads((split / "train_state.json").read_text())
+    assert state["step"] == 4
+    a, b = _weights(straight), _weights(split)
+    assert a.keys() == b.keys() and len(a) > 20
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-5, atol=1e-5, err_msg=key)
+    loss_a = [r.split(",")[2] for r in (straight / "metrics.csv").read_text().splitlines()]
+    loss_b = [r.split(",")[2] for r in (split / "metrics.csv").read_text().splitlines()]
+    np.testing.assert_allclose(np.float64(loss_a[1:]), np.float64(loss_b[1:]), rtol=1e-5)
+    # The method is part of the run.
+    code, _, err = _quiet_main(["--output-dir", split, "--resume", "--method", "ijepa"])
+    assert code == 2 and err.startswith("error: --method=ijepa differs from the run"), err
+
+
+def test_lejepa__image_folder_unlabelled_views(tmp_path):
+    """RGB files read on demand; one class folder: no labels, no online probe."""
+    data = _image_folder(tmp_path / "images", per_class=10)
+    for path in (data / "dots").iterdir():
+        path.rename(data / "bars" / f"d{path.name}")
+    (data / "dots").rmdir()
+    argv = ["--data", data, "--output-dir", tmp_path / "run", "--no-eval", "--epochs", "1"]
+    code, out, err = _quiet_main([*argv, "--steps-per-epoch", "2", *LEJEPA_OPTIONS, *LEJEPA_TINY])
+    assert code == 0, err[-3000:]
+    assert "online linear probe" not in out and "views.png" in out
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["method"] == "lejepa" and report["steps"] == 2
+
+
+def _sigreg_ijepa_available():
+    try:
+        from jepa_components.backends.keras import SIGReg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _sigreg_ijepa_available(), reason="IJEPA(regularizer=SIGReg) not there")
+@pytest.mark.parametrize("target", ["ema", "online"])
+def test_ijepa_sigreg__runs_and_reports(tmp_path, target):
+    out = tmp_path / "run"
+    code, stdout, err = _quiet_main(
+        [
+            "--method",
+            "ijepa-sigreg",
+            "--target-encoder",
+            target,
+            "--num-slices",
+            "16",
+            "--output-dir",
+            out,
+            *TINY_EVAL,
+        ]
+    )
+    assert code == 0, err[-3000:]
+    assert f"SIGReg, multiblock masks, {target} target encoder" in stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "ijepa-sigreg" and report["steps"] == 2
+    assert 0 <= report["linear_probe_accuracy"] <= 1 and (out / "masks.png").is_file()
+    with open(out / "metrics.csv", newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert (float(rows[-1]["ema_momentum"]) == 0.0) == (target == "online")
+    saved = cfg.read_config_file(str(out / "config.yaml"))
+    assert saved["sigreg_weight"] == 0.05 and saved["target_encoder"] == target
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--method", "mae"], "--method must be one of ijepa, lejepa, ijepa-sigreg"),
+        (["--views", "2"], "--views is an option of --method lejepa, not of --method ijepa"),
+        (["--sigreg-weight", "0.1"], "--sigreg-weight is an option of --method lejepa / ijepa"),
+        (
+            ["--method", "lejepa", "--masking", "block"],
+            "--masking is an option of --method ijepa / ijepa-sigreg, not of --method lejepa",
+        ),
+        (["--method", "lejepa", "--predictor-depth", "2"], "--predictor-depth is an option"),
+        (["--method", "lejepa", "--augment", "crop"], "--augment is an option of --method ijepa"),
+        (["--method", "lejepa", "--target-encoder", "online"], "--target-encoder is an option"),
+        (["--method", "lejepa", "--remat", "both"], "--method lejepa has no predictor"),
+        (["--method", "lejepa", "--sigreg-weight", "1.5"], "--sigreg-weight must be in [0, 1]"),
+        (["--method", "lejepa", "--views", "0"], "--views must be >= 1"),
+        (["--method", "ijepa-sigreg", "--views", "2"], "--views is an option of --method lejepa"),
+        (["--method", "ijepa-sigreg", "--target-encoder", "x"], "--target-encoder must be one of"),
+        (
+            ["--method", "ijepa-sigreg", "--target-encoder", "online", "--ema-start", "0.9"],
+            "--ema-start: --target-encoder online has no EMA",
+        ),
+        (["--config", "{tmp}/lejepa.yaml"], "--masking is an option of --method ijepa"),
+    ],
+)
+def test_method__options_of_another_method_refused(tmp_path, argv, message):
+    (tmp_path / "lejepa.yaml").write_text("method: lejepa\nmasking: block\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code, _, err = _quiet_main(argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert message in lines[0], lines[0]
+    if "lejepa.yaml" in " ".join(argv):
+        assert "(set in" in lines[0] and "lejepa.yaml" in lines[0]
+
+
+def test_method__defaults_config_file_and_round_trip(tmp_path):
+    import yaml
+
+    config, _ = cfg.resolve(["--method", "lejepa"])
+    assert config["method"] == "lejepa" and config["lr"] == 2e-3 and config["views"] == 4
+    assert config["sigreg_weight"] == 0.02 and config["weight_decay"] == 0.05
+    assert cfg.resolve([])[0]["method"] == "ijepa" and cfg.resolve([])[0]["views"] is None
+    # The dataset's defaults win over the method's (one Fashion-MNIST epoch: short warmup).
+    config, _ = cfg.resolve(["--method", "lejepa", "--dataset", "fashion-mnist"])
+    assert config["warmup_epochs"] == 0.1 and config["lr"] == 2e-3
+    (tmp_path / "run.yaml").write_text("method: lejepa\nviews: 3\n")
+    config, _ = cfg.resolve(["--config", str(tmp_path / "run.yaml")])
+    assert config["method"] == "lejepa" and config["views"] == 3 and config["proj_dim"] == 16
+    for argv in (["--method", "lejepa"], ["--method", "ijepa-sigreg"]):
+        config, _ = cfg.resolve(argv)
+        (tmp_path / "all.yaml").write_text(yaml.safe_dump(cfg.saved_options(config)))
+        again, _ = cfg.resolve(["--config", str(tmp_path / "all.yaml")])
+        cfg.validate(again, explicit=set(cfg.saved_options(again)))
+        assert cfg.saved_options(again) == cfg.saved_options(config)
+    help_text = " ".join(cfg.build_parser().format_help().split())
+    assert "lejepa: 0.002" in help_text and "--local-views" in help_text

@@ -89,3 +89,109 @@ def test_markdown_and_charts(tmp_path):
     report.curve_chart(RESULTS, tmp_path / "curve.png")
     assert (tmp_path / "bars.png").stat().st_size > 1000
     assert (tmp_path / "curve.png").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- new arms, informative loss
+
+
+def _curve_run(arm, seed, linear, rank, losses, accuracies, run_id="new"):
+    """A run whose snapshots every 25 steps have ``accuracies`` and chunk losses ``losses``."""
+    steps = [25 * (i + 1) for i in range(len(losses))]
+    run = _run(arm, seed, linear)
+    run["final"]["effective_rank"] = rank
+    run.update(
+        steps=steps[-1],
+        run_id=run_id,
+        common_step=400,
+        losses=[{"step": s, "seconds": 1.0, "loss": v} for s, v in zip(steps, losses)],
+        snapshots=[
+            {"step": s, "train_seconds": 3.0 * s, "linear": a}
+            for s, a in zip(steps[:-1], accuracies[:-1])
+        ],
+    )
+    run["final"]["linear"] = accuracies[-1]
+    return run
+
+
+NEW_RESULTS = {
+    **RESULTS,
+    "meta": {**RESULTS["meta"], "chunk": 25, "loss_window_chunks": 1},
+    "runs": RESULTS["runs"]
+    + [
+        _curve_run("lejepa", 0, 0.82, 20.0, [5, 4, 3, 2, 1], [0.70, 0.75, 0.78, 0.80, 0.82]),
+        _curve_run("lejepa", 1, 0.81, 18.0, [5, 4, 3, 2, 1], [0.70, 0.74, 0.73, 0.80, 0.81]),
+        {
+            **_curve_run("ijepa_sigreg", 0, 0.77, 12.0, [3, 2, 1], [0.70, 0.72, 0.77]),
+            "common_step": 300,
+            "at_common_step": _figures(0.77),
+        },
+        _curve_run("ijepa_sigreg_online", 0, 0.78, 5.0, [3, 2, 1], [0.70, 0.72, 0.78]),
+    ],
+    "sources": [
+        {"run_id": "previous", "arms": ["ijepa_multiblock"], "command": "old", "machine": "m"},
+        {"run_id": "new", "arms": ["lejepa"], "command": "new", "machine": "m"},
+    ],
+    "references_from": "previous",
+}
+
+
+def test_spearman__matches_scipy_with_ties_and_is_nan_without_enough_points():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    x, y = [0.5, 0.2, 0.2, 0.9, 0.1, 0.7], [1.0, 3.0, 2.0, 0.5, 2.0, 0.0]
+    assert report.spearman(x, y) == pytest.approx(scipy_stats.spearmanr(x, y)[0])
+    assert report.spearman([3, 2, 1], [0.1, 0.2, 0.3]) == pytest.approx(-1.0)
+    assert report.spearman([1, 2], [1, 2]) != report.spearman([1, 2], [1, 2])  # nan
+    assert report.spearman([1, 1, 1], [1, 2, 3]) != report.spearman([1, 1, 1], [1, 2, 3])
+
+
+def test_loss_probe_points__snapshots_and_final_with_the_loss_window_before_each():
+    run = _curve_run("lejepa", 0, 0.8, 9.0, [4.0, 3.0, 2.0, 1.0], [0.5, 0.6, 0.7, 0.8])
+    points = report.loss_probe_points(run, window_chunks=2)
+    assert [p["step"] for p in points] == [25, 50, 75, 100]  # 3 snapshots + the final
+    assert [p["loss"] for p in points] == [4.0, 3.5, 2.5, 1.5]  # mean of the last 2 chunks
+    assert [p["linear"] for p in points] == [0.5, 0.6, 0.7, 0.8]
+    assert report.run_spearman(run) == pytest.approx(-1.0)
+    assert report.loss_probe_points(_run("ijepa_multiblock", 0, 0.7)) == []  # no losses
+
+
+def test_summarize_and_claims__new_arms():
+    summary = report.summarize(NEW_RESULTS)
+    assert summary["lejepa"]["spearman"]["values"] == pytest.approx([-1.0, -0.9])
+    assert summary["lejepa"]["spearman_points"]["mean"] == 5
+    assert summary["lejepa"]["run_ids"] == ["new"]
+    verdicts = {text.split(":")[0]: verdict for text, verdict in report.claims(summary)}
+    assert verdicts["LeJEPA reaches >= 80% linear"] == "met"  # 81.5
+    assert verdicts["LeJEPA beats I-JEPA multi-block at equal time (linear)"] == "met"
+    sigreg = " beats plain I-JEPA at equal time (linear) with an effective rank above random init"
+    assert verdicts["I-JEPA + SIGReg (EMA target)" + sigreg] == "met"  # 77 > 75, rank 12 > 8
+    # 78 > 75 but rank 5 < random init 8: a collapse is not a gain
+    assert verdicts["I-JEPA + SIGReg, online targets (no EMA)" + sigreg] == "NOT met"
+    informative = (
+        "informative loss, {} (|Spearman rho| of training loss and linear probe >= 0.8, "
+        "lower loss with higher accuracy)"
+    )
+    assert verdicts[informative.format("LeJEPA")] == "met"  # mean -0.95
+    assert verdicts[informative.format("I-JEPA multi-block")] == "not measured"  # 1 point
+    anti = {
+        **NEW_RESULTS,
+        "runs": [_curve_run("lejepa", 0, 0.7, 20.0, [5, 4, 3, 2, 1], [0.8, 0.78, 0.75, 0.72, 0.7])],
+    }
+    verdicts = dict(report.claims(report.summarize(anti)))
+    text = next(t for t in verdicts if t.startswith(informative.format("LeJEPA")))
+    assert "mean +1.00" in text and verdicts[text] == "NOT met"  # the probe falls with the loss
+
+
+def test_markdown__collapse_informative_loss_and_sources(tmp_path):
+    summary = report.summarize(NEW_RESULTS)
+    text = report.markdown(NEW_RESULTS, summary)
+    assert "- I-JEPA + SIGReg, online targets (no EMA): 5.0 (x0.62): **below random init" in text
+    assert "- LeJEPA (4 views, SIGReg): 19.0 ± 1.4 (x2.38 ± 0.18): above random init" in text
+    assert "| LeJEPA (4 views, SIGReg) | 2 | 5 ± 0 | -1.00, -0.90 | -0.95 |" in text
+    assert "- `previous`: ijepa_multiblock; raw pixels and random init (`old`, m)" in text
+    assert "Equal steps: every trained arm at its step below" in text  # 400 and 300
+    assert "| I-JEPA + SIGReg (EMA target) | 300 | 77.0 |" in text
+    report.loss_probe_chart(NEW_RESULTS, tmp_path / "loss.png")
+    report.curve_chart(NEW_RESULTS, tmp_path / "curve.png")
+    assert (tmp_path / "loss.png").stat().st_size > 1000
+    report.loss_probe_chart(RESULTS, tmp_path / "empty.png")  # no arm with 2 points: still a file
+    assert (tmp_path / "empty.png").stat().st_size > 1000

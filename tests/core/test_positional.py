@@ -1,11 +1,18 @@
-"""Tests of jepa_components.positional (parity with the official I-JEPA table)."""
+"""Tests of jepa_components.positional (parity with the official I-JEPA table and
+V-JEPA 2's 3-D table)."""
+
+import os
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jepa_components.positional import sincos_1d_positions, sincos_2d_positions
+from jepa_components.positional import (
+    sincos_1d_positions,
+    sincos_2d_positions,
+    sincos_3d_positions,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,5 +90,94 @@ def test_sincos_2d__int_equals_pair():
     ],
 )
 def test_invalid_arguments_raise(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+# ---------------------------------------------------------------- 3-D (V-JEPA)
+VJEPA_FIXTURE = os.path.join(
+    os.path.dirname(__file__), os.pardir, "fixtures", "vjepa_pos_embed.npz"
+)
+
+
+def test_sincos_3d__equals_vjepa2_tables_from_the_fixture():
+    # tests/fixtures/make_vjepa_pos_embed.py: V-JEPA 2's get_3d_sincos_pos_embed, float64
+    with np.load(VJEPA_FIXTURE) as tables:
+        assert len(tables.files) == 7
+        for key in tables.files:
+            dim, depth, side, split = key.split("_")
+            grid = (int(depth[1:]), int(side[1:]), int(side[1:]))
+            expected = tables[key]
+            got = sincos_3d_positions(
+                int(dim[1:]), grid, uniform_power=split == "uniform", dtype="float64"
+            )
+            np.testing.assert_array_equal(got, expected, err_msg=key)
+            np.testing.assert_array_equal(
+                sincos_3d_positions(int(dim[1:]), grid, uniform_power=split == "uniform"),
+                expected.astype(np.float32),
+            )
+
+
+def test_sincos_3d__hand_values_default_split():
+    # D = 8: time 4 channels (frequencies 1, 1/100), row 2 and column 2 (frequency 1)
+    table = sincos_3d_positions(8, (2, 2, 3), dtype="float64")
+    t, r, c = 1, 1, 2
+    np.testing.assert_allclose(
+        table[(t * 2 + r) * 3 + c],
+        [np.sin(1.0), np.sin(0.01), np.cos(1.0), np.cos(0.01), np.sin(1.0), np.cos(1.0),
+         np.sin(2.0), np.cos(2.0)],
+        rtol=1e-15,
+    )  # fmt: skip
+    np.testing.assert_array_equal(table[0], [0, 0, 1, 1, 0, 1, 0, 1])
+
+
+def test_sincos_3d__hand_values_uniform_power():
+    # D = 10: 2 * ceil(10 / 6) = 4 channels each for time, row, column; cut to 10
+    table = sincos_3d_positions(10, (2, 1, 2), uniform_power=True, dtype="float64")
+    t, c = 1, 1
+    np.testing.assert_allclose(
+        table[t * 2 + c],
+        [np.sin(1.0), np.sin(0.01), np.cos(1.0), np.cos(0.01), 0.0, 0.0, 1.0, 1.0,
+         np.sin(1.0), np.sin(0.01)],
+        rtol=1e-15,
+    )  # fmt: skip
+
+
+@given(
+    depth=st.integers(1, 4),
+    height=st.integers(1, 5),
+    width=st.integers(1, 5),
+    eighth=st.integers(1, 6),
+    uniform=st.booleans(),
+)
+def test_sincos_3d__parts_are_1d_tables_of_time_row_column(depth, height, width, eighth, uniform):
+    # time-major index (t * H + r) * W + c; [time | row | column][:D]
+    dim = 8 * eighth
+    table = sincos_3d_positions(dim, (depth, height, width), uniform_power=uniform, dtype="float64")
+    assert table.shape == (depth * height * width, dim)
+    parts = (-(-dim // 6) * 2,) * 3 if uniform else (dim // 2, dim // 4, dim // 4)
+    t, r, c = np.unravel_index(np.arange(depth * height * width), (depth, height, width))
+    full = np.concatenate(
+        [sincos_1d_positions(n, pos, dtype="float64") for n, pos in zip(parts, (t, r, c))], axis=1
+    )
+    np.testing.assert_array_equal(table, full[:, :dim])
+
+
+def test_sincos_3d__int_equals_triple():
+    np.testing.assert_array_equal(sincos_3d_positions(16, 3), sincos_3d_positions(16, (3, 3, 3)))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sincos_3d_positions(12, (2, 2, 2)), r"`embed_dim`.*divisible by 8.*embed_dim=12"),
+        (lambda: sincos_3d_positions(0, 2, uniform_power=True), r"`embed_dim`"),
+        (lambda: sincos_3d_positions(8, (2, 2)), r"`grid_size`"),
+        (lambda: sincos_3d_positions(8, (2, 0, 2)), r"`grid_size`"),
+        (lambda: sincos_3d_positions(8, 2, uniform_power=1), r"`uniform_power`"),
+        (lambda: sincos_3d_positions(8, 2, dtype="int32"), r"`dtype`"),
+    ],
+)
+def test_sincos_3d__invalid_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -11,7 +11,7 @@ from jepa_components.backends.keras.convert import (
     load_hf_checkpoint,
     load_official_checkpoint,
 )
-from jepa_components.backends.keras.data import FitHooks, MaskedImageDataset
+from jepa_components.backends.keras.data import FitHooks, MaskedImageDataset, MultiViewDataset
 from jepa_components.backends.keras.evaluation.attentive_probe import (
     AttentivePooler,
     AttentiveProbe,
@@ -26,8 +26,11 @@ from jepa_components.backends.keras.layers import (
     PatchEmbed,
     TransformerBlock,
 )
+from jepa_components.backends.keras.layers.patch_embed import TubeletEmbed
+from jepa_components.backends.keras.layers.sigreg import SIGReg
 from jepa_components.backends.keras.models.base import JEPAModel
 from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.models.lejepa import LeJEPA, make_projector
 from jepa_components.backends.keras.models.pixel_baseline import PixelBaseline
 from jepa_components.backends.keras.models.predictor import Predictor
 from jepa_components.backends.keras.models.vit import (
@@ -41,6 +44,7 @@ from jepa_components.backends.keras.models.vit import (
     vit_small,
     vit_tiny,
 )
+from jepa_components.backends.keras.models.vjepa import VJEPA
 from jepa_components.backends.keras.training.ema import EMATarget
 from jepa_components.backends.keras.training.health import HealthMonitor
 from jepa_components.backends.keras.training.optimizers import (
@@ -63,14 +67,19 @@ __all__ = [
     "HealthMonitor",
     "IJEPA",
     "JEPAModel",
+    "LeJEPA",
     "MLP",
     "MaskedImageDataset",
+    "MultiViewDataset",
     "PatchEmbed",
     "PixelBaseline",
     "Predictor",
+    "SIGReg",
     "ScheduledAdamW",
     "TargetEMA",
     "TransformerBlock",
+    "TubeletEmbed",
+    "VJEPA",
     "WarmupCosine",
     "export_hf_checkpoint",
     "export_official_checkpoint",
@@ -82,6 +91,7 @@ __all__ = [
     "attentive_probe_accuracy",
     "encode_images",
     "make_adamw",
+    "make_projector",
     "probe_encoder",
     "total_optimizer_steps",
     "train_attentive_probe",

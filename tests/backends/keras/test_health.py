@@ -136,12 +136,28 @@ def test_health_monitor__a_rank_ratio_stops_on_dimensional_collapse():
     assert monitor.stop_kind == "collapse" and "effective_rank" in monitor.stop_reason
 
 
-def test_health_monitor__needs_an_ijepa_model():
+def test_health_monitor__needs_a_jepa_model():
     inputs = keras.Input((2,))
     plain = keras.Model(inputs, keras.layers.Dense(1)(inputs))
     plain.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(ValueError, match="IJEPA"):
+    with pytest.raises(ValueError, match="JEPA model"):
         plain.fit(np.zeros((2, 2)), np.zeros((2, 1)), verbose=0, callbacks=[HealthMonitor(PROBE)])
+
+
+def test_health_monitor__watches_a_lejepa_encoder_without_ema_momentum():
+    from jepa_components.backends.keras import LeJEPA, make_projector
+
+    encoder = VisionTransformer(**TINY_VIT, seed=0)
+    model = LeJEPA(encoder, make_projector(8, (16,), seed=1), num_slices=8, seed=2)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3))
+    views = np.stack([images(4, size=16, seed=s) for s in range(2)], axis=1)
+    monitor = HealthMonitor(PROBE, every=1, verbose=False)
+    model.fit({"views": views}, batch_size=2, epochs=1, verbose=0, callbacks=[monitor])
+    assert len(monitor.records) >= 2 and "ema_momentum" not in monitor.records[0]
+    expected = diagnostics.collapse_metrics(np.asarray(to_numpy(model.features(PROBE)), np.float64))
+    np.testing.assert_allclose(
+        monitor.records[-1]["effective_rank"], expected["effective_rank"], rtol=1e-4
+    )
 
 
 @pytest.mark.parametrize(

@@ -264,3 +264,50 @@ def test_ijepa__remat_trains_as_without_it():
     assert len(remat_weights) == len(plain_weights)
     for a, b in zip(remat_weights, plain_weights):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ijepa__sigreg_regularizer_adds_its_weighted_statistic_of_pooled_context():
+    from jepa_components.backends.keras import SIGReg
+    from jepa_components.regularizers import sigreg
+
+    model = make_model(regularizer=SIGReg(num_slices=16, seed=0), regularizer_weight=0.5)
+    batch = pad(BATCH)  # padded context slots must not enter the pooled embedding
+    out = model(batch)
+    context = to_numpy(model.encoder(BATCH["images"], indices=BATCH["context"]))
+    np.testing.assert_allclose(
+        to_numpy(out["context_embeddings"]), context.mean(axis=1), rtol=1e-5, atol=1e-5
+    )
+    state = np.array(to_numpy(model.regularizer.seed_generator.state))
+    total = float(to_numpy(model.compute_loss(x=batch, y_pred=out)))
+    model.regularizer.seed_generator.state.assign(state)
+    directions = to_numpy(model.regularizer.directions(32)).astype(np.float64)
+    plain = jepa_loss(
+        to_numpy(out["predictions"]), to_numpy(out["targets"]), valid=batch["targets_valid"]
+    )
+    expected = plain + 0.5 * sigreg(context.mean(axis=1).astype(np.float64), directions)
+    np.testing.assert_allclose(total, expected, rtol=1e-4)
+
+
+def test_ijepa__online_targets_are_the_online_encoders_own_tokens(tmp_path):
+    from jepa_components.backends.keras import SIGReg
+
+    model = make_model(
+        seed=4, momentum=None, regularizer=SIGReg(num_slices=16, seed=0), target_encoder="online"
+    )
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3))
+    model.fit(BATCH, batch_size=2, epochs=1, verbose=0)
+    assert model.momentum_schedule()["start"] == 0.0
+    for a, b in zip(weights_numpy(model.target_encoder), weights_numpy(model.encoder)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-7)  # the target follows exactly
+    with pytest.raises(ValueError, match="online"):
+        model.fit(BATCH, batch_size=2, verbose=0, callbacks=[TargetEMA()])
+    with pytest.raises(ValueError, match="momentum"):
+        make_model(momentum=0.9, target_encoder="online")
+    path = os.path.join(tmp_path, "online.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.target_encoder_kind == "online"
+    assert isinstance(loaded.regularizer, SIGReg) and loaded.regularizer_weight == 0.05
+    np.testing.assert_array_equal(
+        to_numpy(loaded.regularizer.directions(4)), to_numpy(model.regularizer.directions(4))
+    )

@@ -45,3 +45,14 @@ def test_mask_family__masked_image_dataset_trains_pixel_baseline(name):
     history = model.fit(data, epochs=1, verbose=0)
     assert len(history.history["loss"]) == 1
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_masked_image_dataset__repeats_each_image_for_every_clone():
+    from jepa_components.masks import InverseBlockMaskSampler
+
+    images = np.arange(4 * 8 * 8, dtype="float32").reshape(4, 8, 8, 1)
+    sampler = InverseBlockMaskSampler(grid_size=(4, 4), num_clones=3, seed=0)
+    batch = MaskedImageDataset(images, sampler, batch_size=2)[0]
+    assert batch["images"].shape == (6, 8, 8, 1) and batch["context"].shape[0] == 6
+    np.testing.assert_array_equal(batch["images"], np.repeat(images[:2], 3, axis=0))
+    np.testing.assert_array_equal(batch["context"], sampler.sample(2, start=0).context)

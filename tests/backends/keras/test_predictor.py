@@ -232,3 +232,58 @@ def test_predictor__for_encoder_refuses_what_the_encoder_decides():
             Predictor.for_encoder(encoder, embed_dim=16, depth=1, num_heads=2, **{name: value})
     with pytest.raises(ValueError, match="Invalid value for argument `encoder`"):
         Predictor.for_encoder(keras.layers.Dense(4), embed_dim=16, depth=1, num_heads=2)
+
+
+# ------------------------------------------------------------ clips (V-JEPA)
+def test_predictor_clips__for_encoder_3d_grid_and_table():
+    from jepa_components.backends.keras import VisionTransformer
+    from jepa_components.positional import sincos_3d_positions
+
+    clip_encoder = VisionTransformer(
+        image_size=16, patch_size=8, num_frames=4, embed_dim=32, depth=1, num_heads=2
+    )
+    layer = Predictor.for_encoder(clip_encoder, embed_dim=16, depth=1, num_heads=2, seed=0)
+    assert layer.grid_size == (2, 2, 2) and layer.num_patches == 8 and not layer.uniform_power
+    np.testing.assert_array_equal(layer._pos_embed_numpy, sincos_3d_positions(16, (2, 2, 2)))
+    context = np.array([[0, 1, 4, 5], [0, 2, 4, 6]], "int32")
+    targets = np.array([[[2, 3, 6, 7]], [[1, 3, 5, 7]]], "int32")
+    tokens = np.random.default_rng(1).normal(size=(2, 4, 32)).astype("float32")
+    built = check_layer(
+        lambda: Predictor.for_encoder(clip_encoder, embed_dim=16, depth=1, num_heads=2, seed=0),
+        lambda layer: layer(tokens, context, targets),
+        (2, 1, 4, 32),
+    )
+    config = built.get_config()
+    assert config["grid_size"] == (2, 2, 2) and Predictor.from_config(config).grid_size == (2, 2, 2)
+    # the queries carry the 3-D positions: other target indices, other predictions
+    moved = np.array([[[3, 2, 7, 6]], [[1, 3, 5, 7]]], "int32")
+    first = to_numpy(built(tokens, context, targets))
+    second = to_numpy(built(tokens, context, moved))
+    np.testing.assert_allclose(second[0, 0, [1, 0, 3, 2]], first[0, 0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(second[1], first[1], rtol=1e-6, atol=1e-6)
+    assert not np.allclose(first[0, 0, 0], first[0, 0, 1], atol=1e-4)  # positions 2 and 3
+    # uniform_power follows the encoder unless given
+    uniform = VisionTransformer(
+        image_size=16, patch_size=8, num_frames=4, embed_dim=36, depth=1, num_heads=3,
+        uniform_power=True,
+    )  # fmt: skip
+    assert Predictor.for_encoder(uniform, embed_dim=12, depth=1, num_heads=2).uniform_power
+    np.testing.assert_array_equal(
+        Predictor.for_encoder(uniform, embed_dim=12, depth=1, num_heads=2)._pos_embed_numpy,
+        sincos_3d_positions(12, (2, 2, 2), uniform_power=True),
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(grid_size=(2, 2, 3)), r"`grid_size`.*T \* H \* W = num_patches=8"),
+        (dict(grid_size=(2, 2, 2, 1)), r"`grid_size`"),
+        (dict(predictor_embed_dim=12, num_heads=2), r"`predictor_embed_dim`.*multiple of 8"),
+        (dict(grid_size=(2, 4), uniform_power=True), r"`uniform_power`.*2-D"),
+    ],
+)
+def test_predictor_clips__invalid_arguments_raise(kwargs, match):
+    base = dict(num_patches=8, embed_dim=32, predictor_embed_dim=16, depth=1, num_heads=2)
+    with pytest.raises(ValueError, match=match):
+        Predictor(**{**base, "grid_size": (2, 2, 2), **kwargs})

@@ -514,3 +514,100 @@ def test_vit_sizes__one_table_for_the_library_and_the_benchmarks():
 def test_vit__grid_size_is_the_patch_grid():
     layer = VisionTransformer(image_size=(8, 24), patch_size=4, embed_dim=32, depth=1, num_heads=2)
     assert layer.grid_size == (2, 6) and layer.num_patches == 12
+
+
+# ------------------------------------------------------------ clips (V-JEPA)
+CLIP_VIT = dict(
+    image_size=16, patch_size=8, num_frames=4, tubelet_size=2, embed_dim=32, depth=1, num_heads=2
+)
+CLIPS = np.random.default_rng(7).normal(size=(2, 4, 16, 16, 3)).astype("float32")
+
+
+def test_vit_clips__harness_grid_and_shapes():
+    layer = check_layer(
+        lambda: VisionTransformer(**CLIP_VIT, seed=0), lambda layer: layer(CLIPS), (2, 8, 32)
+    )
+    assert layer.grid_size == (2, 2, 2) and layer.num_patches == 8
+    config = layer.get_config()
+    assert (config["num_frames"], config["tubelet_size"], config["uniform_power"]) == (4, 2, False)
+    assert tuple(layer(CLIPS, indices=np.array([[0, 7], [3, 3]])).shape) == (2, 2, 32)
+    # an image encoder's config says so; its weights keep their names and shapes
+    image = VisionTransformer(**TINY_VIT, seed=0, name="vit")
+    image.build()
+    assert image.get_config()["num_frames"] is None
+    assert [(w.path, tuple(w.shape)) for w in image.weights[:2]] == [
+        ("vit/patch_embed/proj/kernel", (4, 4, 3, 32)),
+        ("vit/patch_embed/proj/bias", (32,)),
+    ]
+    assert [(w.path, tuple(w.shape)) for w in layer.weights[:2]] == [
+        (f"{layer.name}/patch_embed/proj/kernel", (2 * 8 * 8 * 3, 32)),
+        (f"{layer.name}/patch_embed/proj/bias", (32,)),
+    ]
+
+
+def test_vit_clips__tokens_are_a_conv3d_plus_the_3d_table_time_major():
+    """V-JEPA's PatchEmbed3D (Conv3d, kernel = stride = (tubelet, p, p), then flatten(2))
+    plus get_3d_sincos_pos_embed: a Keras Conv3D with the same kernel, non-square frames."""
+    from jepa_components.positional import sincos_3d_positions
+
+    layer = VisionTransformer(
+        **{**CLIP_VIT, "image_size": (8, 12), "patch_size": 4, "num_frames": 6}, seed=1
+    )
+    layer.build()
+    assert layer.grid_size == (3, 2, 3)
+    clips = np.random.default_rng(8).normal(size=(2, 6, 8, 12, 3)).astype("float32")
+    embed = layer.patch_embed
+    embed.proj.bias.assign(np.linspace(-1, 1, 32).astype("float32"))
+    conv = keras.layers.Conv3D(32, (2, 4, 4), strides=(2, 4, 4), padding="valid")
+    conv.build((None, 6, 8, 12, 3))
+    conv.set_weights(
+        [to_numpy(embed.proj.kernel).reshape(2, 4, 4, 3, 32), to_numpy(embed.proj.bias)]
+    )
+    expected = to_numpy(conv(clips)).reshape(2, 18, 32)  # (B, T', H', W', D): time-major
+    expected = expected + sincos_3d_positions(32, (3, 2, 3))[None]
+    np.testing.assert_allclose(to_numpy(layer._tokens(clips, None)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(
+        to_numpy(layer.position_table())[0], sincos_3d_positions(32, (3, 2, 3))
+    )
+
+
+def test_vit_clips__uniform_power_learned_table_and_keras_file_round_trip(tmp_path):
+    from jepa_components.positional import sincos_3d_positions
+
+    layer = VisionTransformer(
+        **{**CLIP_VIT, "embed_dim": 36, "num_heads": 3},
+        uniform_power=True,
+        pos_embed="learned",
+        patch_init_std="fan_in",
+        seed=2,
+    )
+    layer.build()
+    np.testing.assert_array_equal(
+        to_numpy(layer.pos_embed_weight)[0], sincos_3d_positions(36, (2, 2, 2), uniform_power=True)
+    )
+    assert layer._patch_std() == pytest.approx(1 / np.sqrt(2 * 8 * 8 * 3))
+    inputs = keras.Input((4, 16, 16, 3))
+    model = keras.Model(inputs, layer(inputs))
+    model.save(tmp_path / "clip_vit.keras")
+    restored = keras.models.load_model(tmp_path / "clip_vit.keras")
+    [vit] = [layer for layer in restored.layers if isinstance(layer, VisionTransformer)]
+    assert vit.get_config() == layer.get_config()
+    np.testing.assert_allclose(
+        to_numpy(restored(CLIPS)), to_numpy(model(CLIPS)), rtol=1e-6, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(num_frames=3), r"`num_frames`.*multiple of tubelet_size=2.*num_frames=3"),
+        (dict(num_frames=0), r"`num_frames`"),
+        (dict(tubelet_size=0), r"`tubelet_size`"),
+        (dict(embed_dim=36, num_heads=2), r"`embed_dim`.*multiple of 8.*embed_dim=36"),
+        (dict(num_frames=None, uniform_power=True), r"`uniform_power`.*images"),
+        (dict(uniform_power="yes"), r"`uniform_power`"),
+    ],
+)
+def test_vit_clips__invalid_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        VisionTransformer(**{**CLIP_VIT, **kwargs})

@@ -14,10 +14,15 @@ base owns:
   ``num_patches`` and patch ``grid_size`` where both define them.
 - **Batches.** ``call`` checks the batch dict (``BATCH_KEYS``; the
   ``REQUIRED_KEYS`` must be there) and hands it to ``_forward_batch``, which
-  returns ``{"predictions", "targets"}``.
+  returns ``{"predictions", "targets"}``. ``images`` is whatever the encoder
+  takes: ``(B, H, W, C)`` images, or ``(B, T, H, W, C)`` clips for a clip
+  encoder (``VisionTransformer(num_frames=T)``, V-JEPA); the indices are
+  on the encoder's ``grid_size`` (2-D or 3-D).
 - **Loss.** ``compute_loss``: ``losses.jepa_loss`` of the predictions
   against the targets over the valid target tokens (``targets_valid``), in
-  float32, with the model's ``loss_type`` and ``reduction``.
+  float32, with the model's ``loss_type`` and ``reduction``. The names a
+  model accepts are its class's ``LOSSES`` (I-JEPA's two here; ``VJEPA``
+  adds ``"l1"``, ``losses.l1_loss``).
 - **Compilation.** ``compile(jit_compile="auto")`` also compiles with XLA on
   a CPU-only tensorflow, where Keras' "auto" would not (the step is faster
   compiled); ``make_train_function`` compiles the jax CPU step with XLA's
@@ -52,7 +57,7 @@ from jepa_components.backends.keras.compat import (
     model_train_function,
     release_heap_after_first_call,
 )
-from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss
+from jepa_components.losses import LOSSES, REDUCTIONS, jepa_loss, l1_loss
 from jepa_components.masks import check_sampler_grid
 
 __all__ = ["BATCH_KEYS", "JEPAModel", "REQUIRED_KEYS"]
@@ -77,8 +82,8 @@ class JEPAModel(keras.Model):
     Args:
         encoder: the (context) encoder, e.g. ``vit_tiny(image_size=96)``.
         predictor: the predictor, or None for a method without one.
-        loss: ``"l2"`` (default) or ``"smooth_l1"``, the regression loss of
-            ``compute_loss``.
+        loss: ``"l2"`` (default) or ``"smooth_l1"`` (any name in the class's
+            ``LOSSES``), the regression loss of ``compute_loss``.
         reduction: ``"mean"`` or ``"paper"``; see ``jepa_components.losses``.
         **kwargs: ``keras.Model`` arguments (``name``, ``dtype``, ...).
 
@@ -89,8 +94,10 @@ class JEPAModel(keras.Model):
 
     #: Constructor arguments that are layers, serialized by ``get_config``.
     LAYER_ARGUMENTS = ("encoder", "predictor")
-    BATCH_KEYS = BATCH_KEYS
-    REQUIRED_KEYS = REQUIRED_KEYS
+    #: The ``loss`` names the model accepts (``"l1"``: ``losses.l1_loss``, V-JEPA's).
+    LOSSES: tuple[str, ...] = LOSSES
+    BATCH_KEYS: tuple[str, ...] = BATCH_KEYS
+    REQUIRED_KEYS: tuple[str, ...] = REQUIRED_KEYS
 
     def __init__(
         self,
@@ -102,7 +109,7 @@ class JEPAModel(keras.Model):
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.loss_type = check_choice("loss", loss, LOSSES)
+        self.loss_type = check_choice("loss", loss, self.LOSSES)
         self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         if predictor is not None:
             for name in ("embed_dim", "num_patches", "grid_size"):
@@ -124,8 +131,9 @@ class JEPAModel(keras.Model):
 
     # ------------------------------------------------------------ the parts
     @property
-    def grid_size(self) -> tuple[int, int] | None:
-        """The encoder's patch grid ``(H, W)``, or None for an encoder without ``grid_size``."""
+    def grid_size(self) -> tuple[int, ...] | None:
+        """The encoder's patch grid ``(H, W)`` (clips ``(T, H, W)``), or None for an encoder
+        without ``grid_size``."""
         grid = getattr(self.encoder, "grid_size", None)
         return None if grid is None else tuple(grid)
 
@@ -183,13 +191,12 @@ class JEPAModel(keras.Model):
         valid = x.get("targets_valid") if isinstance(x, dict) else None
         if valid is not None:
             valid = ops.cast(valid, "bool")
+        pred = ops.cast(y_pred["predictions"], "float32")
+        target = ops.cast(y_pred["targets"], "float32")
+        if self.loss_type == "l1":  # V-JEPA's; not a `jepa_loss` name
+            return l1_loss(pred, target, valid=valid, reduction=self.reduction, xp=ops)
         return jepa_loss(
-            ops.cast(y_pred["predictions"], "float32"),
-            ops.cast(y_pred["targets"], "float32"),
-            valid=valid,
-            loss=self.loss_type,
-            reduction=self.reduction,
-            xp=ops,
+            pred, target, valid=valid, loss=self.loss_type, reduction=self.reduction, xp=ops
         )
 
     # ------------------------------------------------------------ training

@@ -15,7 +15,16 @@ Training step (batch dict ``{"images", "context", "context_valid",
 3. predictions: the context encoder on the context patches, then the
    predictor for every target block;
 4. loss: ``losses.jepa_loss`` over valid target tokens ("l2" by default,
-   the paper's; "smooth_l1" is the official code's).
+   the paper's; "smooth_l1" is the official code's), plus, with a
+   ``regularizer`` (LeJEPA's :class:`~jepa_components.backends.keras.layers.sigreg.SIGReg`),
+   ``regularizer_weight`` times SIGReg of the context embeddings (the context
+   tokens mean-pooled over the valid ones, ``(B, D)``).
+
+``target_encoder="online"`` replaces the EMA target by the online encoder's
+own stop-gradient tokens: the EMA with momentum 0 (the pending update of
+step ``t - 1`` is applied at the start of step ``t``, so the target weights
+*are* the online weights when the targets are computed). Without a
+regularizer that collapses; SIGReg is what LeJEPA uses instead of a teacher.
 
 What every JEPA model shares (batch checks, the loss over valid tokens,
 compilation, ``fit``'s data hooks, ``features``, serialization) is in
@@ -31,7 +40,8 @@ from typing import Any
 import keras
 from keras import ops
 
-from jepa_components._validation import check_float
+from jepa_components._validation import check_choice, check_float, invalid
+from jepa_components.backends.keras.layers.sigreg import SIGReg
 from jepa_components.backends.keras.models.base import BATCH_KEYS, JEPAModel
 from jepa_components.backends.keras.training.ema import EMATarget
 from jepa_components.context import make_targets
@@ -58,6 +68,15 @@ class IJEPA(EMATarget, JEPAModel):
             None: 0.996 and a one-time warning unless a schedule is set. The
             saved schedule variables (``training.ema``) hold the truth after
             that.
+        regularizer: None, or a :class:`SIGReg` layer applied to the
+            mean-pooled context embeddings (LeJEPA's regularizer, arXiv
+            2511.08544).
+        regularizer_weight: float >= 0, its weight in the loss (0.05, the
+            LeJEPA paper's lambda).
+        target_encoder: ``"ema"`` (the paper's EMA teacher, default) or
+            ``"online"`` (the online encoder's own stop-gradient tokens:
+            momentum 0, refuses another momentum or a ``TargetEMA``
+            schedule).
 
     Attributes: ``encoder``, ``target_encoder`` (same architecture, weights
     copied from ``encoder`` at construction, not trainable, never seen by
@@ -111,14 +130,45 @@ class IJEPA(EMATarget, JEPAModel):
         reduction: str = "mean",
         target_eps: float = 1e-5,
         momentum: float | None = None,
+        regularizer: SIGReg | None = None,
+        regularizer_weight: float = 0.05,
+        target_encoder: str = "ema",
         **kwargs: Any,
     ):
         target_eps = check_float("target_eps", target_eps, low=0.0, low_open=True)
         momentum = check_float("momentum", momentum, low=0.0, high=1.0, allow_none=True)
+        if isinstance(regularizer, dict):  # from_config
+            regularizer = keras.saving.deserialize_keras_object(regularizer)
+        if regularizer is not None and not isinstance(regularizer, SIGReg):
+            raise invalid("regularizer", "None or a SIGReg layer", regularizer)
+        regularizer_weight = check_float("regularizer_weight", regularizer_weight, low=0.0)
+        target_encoder = check_choice("target_encoder", target_encoder, ("ema", "online"))
+        if target_encoder == "online":
+            if momentum not in (None, 0.0):
+                raise ValueError(
+                    "Invalid value for argument `momentum`. Expected None or 0 with "
+                    "target_encoder='online' (the targets are the online encoder's own "
+                    f"tokens). Received: momentum={momentum}"
+                )
+            momentum = 0.0
         super().__init__(encoder, predictor, loss=loss, reduction=reduction, **kwargs)
         self.target_eps, self.momentum = target_eps, momentum
+        self.regularizer, self.regularizer_weight = regularizer, regularizer_weight
+        self.target_encoder_kind = target_encoder
         self._add_ema_target(momentum)
         self.built = True
+
+    def set_momentum_schedule(
+        self, start: float, end: float | None = None, total_steps: int | None = None
+    ) -> None:
+        """As :meth:`EMATarget.set_momentum_schedule`; only momentum 0 with online targets."""
+        if self.target_encoder_kind == "online" and (start != 0 or end not in (None, 0)):
+            raise ValueError(
+                "This IJEPA has target_encoder='online' (momentum 0): it has no EMA "
+                f"schedule to set (drop the TargetEMA callback). Received: start={start}, "
+                f"end={end}"
+            )
+        super().set_momentum_schedule(start, end, total_steps)
 
     def feature_encoder(self) -> keras.layers.Layer:
         """The target encoder: I-JEPA's evaluated encoder."""
@@ -142,7 +192,43 @@ class IJEPA(EMATarget, JEPAModel):
             context_valid=context_valid,
             targets_valid=targets_valid,
         )
-        return {"predictions": predictions, "targets": ops.stop_gradient(target_blocks)}
+        out = {"predictions": predictions, "targets": ops.stop_gradient(target_blocks)}
+        if self.regularizer is not None:
+            out["context_embeddings"] = _masked_mean_tokens(context_tokens, context_valid)
+        return out
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        """The I-JEPA loss, plus ``regularizer_weight`` times SIGReg with a regularizer."""
+        loss = super().compute_loss(x, y, y_pred, sample_weight, training)
+        if self.regularizer is None:
+            return loss
+        return loss + self.regularizer_weight * self.regularizer(y_pred["context_embeddings"])
 
     def _own_config(self):
-        return {"target_eps": self.target_eps, "momentum": self.momentum}
+        config = {"target_eps": self.target_eps, "momentum": self.momentum}
+        if self.regularizer is not None or self.target_encoder_kind != "ema":
+            config.update(
+                regularizer=None
+                if self.regularizer is None
+                else keras.saving.serialize_keras_object(self.regularizer),
+                regularizer_weight=self.regularizer_weight,
+                target_encoder=self.target_encoder_kind,
+            )
+        return config
+
+
+def _masked_mean_tokens(tokens, valid):
+    """Mean of ``(B, K, D)`` tokens over the valid ones ``(B, K)`` -> ``(B, D)`` float32."""
+    tokens = ops.cast(tokens, "float32")
+    if valid is None:
+        return ops.mean(tokens, axis=1)
+    weights = ops.cast(ops.expand_dims(valid, -1), "float32")
+    total = ops.sum(ops.where(weights > 0, tokens, ops.zeros_like(tokens)), axis=1)
+    return total / ops.maximum(ops.sum(weights, axis=1), 1.0)

@@ -21,6 +21,15 @@ normal with std ``init_std``, biases 0; ``depth_scaled_init=True`` divides
 the blocks' output projections by ``sqrt(2 l)`` as the model class's
 ``fix_init_weight`` (see ``vit``). The position table stays the fixed
 sin-cos one (official ``predictor_pos_embed``, ``requires_grad=False``).
+
+Clips (V-JEPA, ``src/models/predictor.py`` of facebookresearch/jepa and
+vjepa2): on a 3-D grid ``(T', H', W')`` (a clip encoder's ``grid_size``) the
+table is the 3-D one (``positional.sincos_3d_positions``, time-major indices
+``(t * H' + row) * W' + col``); the rest is unchanged. V-JEPA also sorts
+``[context | mask tokens]`` by patch index before its blocks: without RoPE
+attention does not see the order, so that changes nothing. Where we differ:
+one ``mask_token`` drawn normal with ``init_std`` (V-JEPA: one zero-initialized
+token per mask configuration, ``zero_init_mask_tokens=True``).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from jepa_components._validation import (
     check_bool,
     check_choice,
     check_float,
+    check_grid,
     check_int,
     check_pair,
     check_seed,
@@ -48,13 +58,14 @@ from jepa_components.backends.keras.layers import (
     normal_init,
     output_init_stds,
 )
-from jepa_components.positional import sincos_2d_positions
+from jepa_components.positional import sincos_2d_positions, sincos_3d_positions
 
 __all__ = ["Predictor"]
 
 
 def _grid_for(num_patches, grid_size):
-    """``(H, W)`` of the patch grid: ``grid_size``, or the square of ``num_patches``."""
+    """``(H, W)`` or ``(T, H, W)`` of the patch grid: ``grid_size``, or the square of
+    ``num_patches``."""
     if grid_size is None:
         side = int(round(np.sqrt(num_patches)))
         if side * side != num_patches:
@@ -65,11 +76,15 @@ def _grid_for(num_patches, grid_size):
                 grid_size,
             )
         return (side, side)
-    if not isinstance(grid_size, (tuple, list)):
-        raise invalid("grid_size", "None or a pair (H, W)", grid_size)
-    grid = check_pair("grid_size", grid_size)
-    if grid[0] * grid[1] != num_patches:
-        raise invalid("grid_size", f"(H, W) with H * W = num_patches={num_patches}", grid_size)
+    if not isinstance(grid_size, (tuple, list)) or len(grid_size) not in (2, 3):
+        raise invalid("grid_size", "None, a pair (H, W) or a triple (T, H, W)", grid_size)
+    if len(grid_size) == 3:
+        grid: tuple[int, ...] = check_grid("grid_size", grid_size, 3)
+    else:
+        grid = check_pair("grid_size", grid_size)
+    if int(np.prod(grid)) != num_patches:
+        shape = "(H, W) with H * W" if len(grid) == 2 else "(T, H, W) with T * H * W"
+        raise invalid("grid_size", f"{shape} = num_patches={num_patches}", grid_size)
     return grid
 
 
@@ -84,16 +99,21 @@ class Predictor(keras.layers.Layer):
         depth: int, number of blocks.
         num_heads: int, divides ``d``.
         mlp_ratio, qkv_bias, layer_norm_epsilon, init_std: as the ViT.
-        grid_size: None (square grid, as the official code) or ``(H, W)``
-            with ``H * W = N`` for non-square images; the encoder's
+        grid_size: None (square grid, as the official code), ``(H, W)``
+            with ``H * W = N`` for non-square images, or ``(T, H, W)`` with
+            ``T * H * W = N`` for clips (3-D sin-cos table, V-JEPA; ``d`` a
+            multiple of 8 unless ``uniform_power``); the encoder's
             ``grid_size`` (what :meth:`for_encoder` passes). The attribute
-            ``grid_size`` is always the resolved ``(H, W)``; the config keeps
+            ``grid_size`` is always the resolved grid; the config keeps
             the argument as given.
         depth_scaled_init, activation: as the ViT (official predictor: no
             rescaling in a real run, exact GELU).
         remat: bool, recompute each block's activations in the backward
             pass instead of keeping them (:class:`TransformerBlock`).
         seed: None or int, seeds every weight initializer.
+        uniform_power: bool, the channel split of the 3-D table
+            (``positional.sincos_3d_positions``); only on a 3-D grid.
+            :meth:`for_encoder` takes the encoder's.
 
     Call: ``predictor(context_tokens, context_indices, target_indices,
     context_valid=None, targets_valid=None)``
@@ -132,6 +152,7 @@ class Predictor(keras.layers.Layer):
         activation="gelu",
         remat=False,
         seed=None,
+        uniform_power=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -140,10 +161,16 @@ class Predictor(keras.layers.Layer):
         self.predictor_embed_dim = check_int("predictor_embed_dim", predictor_embed_dim, low=1)
         self.depth = check_int("depth", depth, low=1)
         self.num_heads = check_int("num_heads", num_heads, low=1)
-        if self.predictor_embed_dim % 4 or self.predictor_embed_dim % self.num_heads:
+        self.uniform_power = check_bool("uniform_power", uniform_power)
+        grid = _grid_for(self.num_patches, grid_size)
+        if len(grid) == 2 and self.uniform_power:
+            raise invalid("uniform_power", "False on a 2-D grid", uniform_power)
+        # The sin-cos table: 2-D needs d % 4, 3-D d % 8 (uniform_power: any d).
+        table_multiple = 4 if len(grid) == 2 else (1 if self.uniform_power else 8)
+        if self.predictor_embed_dim % table_multiple or self.predictor_embed_dim % self.num_heads:
             raise invalid(
                 "predictor_embed_dim",
-                f"a multiple of 4 and of num_heads={self.num_heads}",
+                f"a multiple of {table_multiple} and of num_heads={self.num_heads}",
                 predictor_embed_dim,
             )
         self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
@@ -154,7 +181,6 @@ class Predictor(keras.layers.Layer):
         self.init_std = check_float("init_std", init_std, low=0.0, low_open=True)
         self.depth_scaled_init = check_bool("depth_scaled_init", depth_scaled_init)
         self.activation = check_choice("activation", activation, ACTIVATIONS)
-        grid = _grid_for(self.num_patches, grid_size)
         self.grid_size = grid
         self._grid_size_argument = None if grid_size is None else grid  # what get_config saves
         self.remat = check_bool("remat", remat)
@@ -195,7 +221,12 @@ class Predictor(keras.layers.Layer):
             name="predictor_proj",
             dtype=self.dtype_policy,
         )
-        self._pos_embed_numpy = sincos_2d_positions(width, grid)
+        if len(grid) == 2:
+            self._pos_embed_numpy = sincos_2d_positions(width, grid)
+        else:
+            self._pos_embed_numpy = sincos_3d_positions(
+                width, grid, uniform_power=self.uniform_power
+            )
 
     @classmethod
     def for_encoder(
@@ -211,7 +242,9 @@ class Predictor(keras.layers.Layer):
 
         Args:
             encoder: a :class:`VisionTransformer` (or any layer with integer
-                ``embed_dim`` and ``num_patches`` and a ``grid_size`` pair).
+                ``embed_dim`` and ``num_patches`` and a ``grid_size`` pair,
+                or triple for clips; a clip encoder's ``uniform_power`` is
+                the predictor's default).
             embed_dim: the predictor's own width (``predictor_embed_dim``);
                 the encoder's width, the input and output of the predictor,
                 comes from ``encoder``.
@@ -227,6 +260,10 @@ class Predictor(keras.layers.Layer):
             >>> pred = Predictor.for_encoder(encoder, embed_dim=16, depth=1, num_heads=2)
             >>> pred.num_patches, pred.embed_dim, pred.predictor_embed_dim, pred.grid_size
             (32, 32, 16, (4, 8))
+            >>> clips = VisionTransformer(image_size=16, patch_size=8, num_frames=4,
+            ...                           embed_dim=32, depth=1, num_heads=2)
+            >>> Predictor.for_encoder(clips, embed_dim=16, depth=1, num_heads=2).grid_size
+            (2, 2, 2)
         """
         taken = sorted({"num_patches", "predictor_embed_dim", "grid_size"} & set(kwargs))
         if taken:
@@ -239,7 +276,7 @@ class Predictor(keras.layers.Layer):
         grid = getattr(encoder, "grid_size", None)
         if (
             not isinstance(grid, (tuple, list))
-            or len(grid) != 2
+            or len(grid) not in (2, 3)
             or not all(
                 isinstance(getattr(encoder, name, None), int)
                 for name in ("embed_dim", "num_patches")
@@ -248,9 +285,11 @@ class Predictor(keras.layers.Layer):
             raise invalid(
                 "encoder",
                 "an encoder with integer `embed_dim` and `num_patches` "
-                "and a `grid_size` pair (e.g. VisionTransformer)",
+                "and a `grid_size` pair or triple (e.g. VisionTransformer)",
                 encoder,
             )
+        if len(grid) == 3:
+            kwargs.setdefault("uniform_power", bool(getattr(encoder, "uniform_power", False)))
         return cls(
             num_patches=encoder.num_patches,
             embed_dim=encoder.embed_dim,
@@ -337,5 +376,6 @@ class Predictor(keras.layers.Layer):
             grid_size=self._grid_size_argument,
             remat=self.remat,
             seed=self.seed,
+            uniform_power=self.uniform_power,
         )
         return config

@@ -6,6 +6,17 @@ positional embeddings (added before masking), pre-norm blocks with qkv bias,
 MLP ratio 4 and exact GELU, LayerNorm eps 1e-6, a final norm, no class
 token. Images are channels last, ``(B, H, W, C)``.
 
+Clips (V-JEPA, Bardes et al. 2024; facebookresearch/jepa and vjepa2
+``src/models/vision_transformer.py``): with ``num_frames`` set the input is
+``(B, T, H, W, C)``, embedded by tubelets of ``tubelet_size`` frames by
+``p x p`` pixels (``layers.TubeletEmbed``, V-JEPA's ``PatchEmbed3D``) with
+the fixed 3-D sin-cos table (``positional.sincos_3d_positions``, V-JEPA's
+``get_3d_sincos_pos_embed``); everything after the embedding is the same
+network. Unlike V-JEPA the clip length is fixed by ``num_frames`` (V-JEPA
+cuts or interpolates its table for other lengths), ``T`` must be a multiple
+of ``tubelet_size`` and ``H != W`` is allowed; V-JEPA's RoPE variant
+(V-JEPA 2) is not here.
+
 Init, as a real official run: weights normal std 0.02 (see ``layers`` for
 why not ``TruncatedNormal``), biases 0, LayerNorm 1 / 0. The official model
 code's ``fix_init_weight`` divides the output projections ``attn.proj`` and
@@ -43,9 +54,10 @@ from jepa_components.backends.keras.layers import (
     derive_seed,
     output_init_stds,
 )
+from jepa_components.backends.keras.layers.patch_embed import TubeletEmbed
 from jepa_components.backends.keras.models.sizes import VIT_SIZES
 from jepa_components.context import gather_tokens
-from jepa_components.positional import sincos_2d_positions
+from jepa_components.positional import sincos_2d_positions, sincos_3d_positions
 
 __all__ = [
     "POS_EMBEDS",
@@ -73,14 +85,14 @@ def _fixed_table_initializer(table):
 
 @keras.saving.register_keras_serializable(package="jepa_components")
 class VisionTransformer(keras.layers.Layer):
-    """ViT encoder of I-JEPA (Assran et al. 2023), no class token.
+    """ViT encoder of I-JEPA (Assran et al. 2023) and V-JEPA (clips), no class token.
 
     Args:
         image_size: int or ``(H, W)``; both divisible by ``patch_size``.
         patch_size: int, patch side in pixels.
         in_channels: int, image channels.
-        embed_dim: int ``D``, divisible by 4 (2-D sin-cos table) and by
-            ``num_heads``.
+        embed_dim: int ``D``, divisible by 4 (2-D sin-cos table; clips: 8,
+            see ``uniform_power``) and by ``num_heads``.
         depth: int, number of blocks.
         num_heads: int.
         mlp_ratio: float, MLP hidden width over ``D``.
@@ -98,7 +110,8 @@ class VisionTransformer(keras.layers.Layer):
             model computes the same), e.g. for Hugging Face weights. Either is
             added once, before the token selection.
         patch_init_std: None (default, official: ``init_std``), ``"fan_in"``
-            (``1 / sqrt(p * p * C)``, the patch-embedding kernel's fan-in), or a
+            (``1 / sqrt(p * p * C)``, the patch-embedding kernel's fan-in;
+            clips ``1 / sqrt(tubelet_size * p * p * C)``), or a
             float. The official 0.02 suits 16x16x3 patches (768 inputs); for
             small grayscale patches (4x4x1: 16 inputs) it makes the patch
             content ~1% of each token next to the sin-cos positions (rms 0.08
@@ -114,24 +127,36 @@ class VisionTransformer(keras.layers.Layer):
             without gradients (the target encoder).
         seed: None or int, seeds every weight initializer (same seed, same
             weights on a backend).
+        num_frames: None (default: images ``(B, H, W, C)``) or int ``T``,
+            frames per clip: the input is ``(B, T, H, W, C)`` (V-JEPA).
+        tubelet_size: int, frames per tubelet (V-JEPA 2); ``num_frames``
+            must be a multiple of it. Only used with ``num_frames``.
+        uniform_power: bool (default False, V-JEPA's default; its released
+            V-JEPA 1 configs set True): the channel split of the 3-D table
+            (``positional.sincos_3d_positions``). Only with ``num_frames``.
+            Clips need ``embed_dim`` a multiple of 8 when it is False.
 
     Call: ``encoder(images, indices=None, valid=None)``.
 
-    - ``images``: ``(B, H, W, C)`` float.
-    - ``indices``: None or ``(B, K)`` int patch indices (row-major). When
-      given, only those tokens (with their positions already added) go
-      through the blocks, as the official ``forward(x, masks)``.
+    - ``images``: ``(B, H, W, C)`` float, or ``(B, T, H, W, C)`` clips with
+      ``num_frames=T``.
+    - ``indices``: None or ``(B, K)`` int patch indices (row-major; for
+      clips time-major, ``(t * H' + row) * W' + col``). When given, only
+      those tokens (with their positions already added) go through the
+      blocks, as the official ``forward(x, masks)``.
     - ``valid``: None or ``(B, K)`` bool (False = padding); padded tokens are
       masked out of the attention keys, so valid outputs ignore them.
 
     Returns ``(B, K, D)`` with indices, else ``(B, N, D)``,
-    ``N = (H / p) * (W / p)``. Frozen features for probes: mean-pool the
-    tokens over ``N`` (I-JEPA has no class token); the outputs of earlier
-    blocks come from :meth:`intermediate_layers`.
+    ``N = (H / p) * (W / p)`` (clips: ``(T / tubelet_size) * (H / p) * (W /
+    p)``). Frozen features for probes: mean-pool the tokens over ``N``
+    (I-JEPA has no class token); the outputs of earlier blocks come from
+    :meth:`intermediate_layers`.
 
-    Attributes: ``grid_size``, the patch grid ``(H // p, W // p)`` (the one
-    source of the grid for predictors, models and mask samplers: see
-    ``Predictor.for_encoder``), and ``num_patches``, its size ``N``.
+    Attributes: ``grid_size``, the patch grid ``(H // p, W // p)``, for clips
+    ``(T // tubelet_size, H // p, W // p)`` (the one source of the grid for
+    predictors, models and mask samplers: see ``Predictor.for_encoder``), and
+    ``num_patches``, its size ``N``.
 
     Example:
         >>> vit = VisionTransformer(image_size=32, patch_size=8, embed_dim=32,
@@ -145,6 +170,10 @@ class VisionTransformer(keras.layers.Layer):
         >>> learned.build()
         >>> learned.pos_embed_weight.name, tuple(learned.pos_embed_weight.shape)
         ('pos_embed', (1, 16, 32))
+        >>> clip = VisionTransformer(image_size=16, patch_size=8, num_frames=4, tubelet_size=2,
+        ...                          embed_dim=32, depth=1, num_heads=2, seed=0)
+        >>> clip.grid_size, tuple(clip(np.zeros((2, 4, 16, 16, 3))).shape)
+        ((2, 2, 2), (2, 8, 32))
     """
 
     def __init__(
@@ -165,10 +194,22 @@ class VisionTransformer(keras.layers.Layer):
         patch_init_std=None,
         remat=False,
         seed=None,
+        num_frames=None,
+        tubelet_size=2,
+        uniform_power=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
         height, width = check_pair("image_size", image_size)
+        self.num_frames = check_int("num_frames", num_frames, low=1, allow_none=True)
+        self.tubelet_size = check_int("tubelet_size", tubelet_size, low=1)
+        self.uniform_power = check_bool("uniform_power", uniform_power)
+        if self.num_frames is not None and self.num_frames % self.tubelet_size:
+            raise invalid(
+                "num_frames", f"a multiple of tubelet_size={self.tubelet_size}", num_frames
+            )
+        if self.num_frames is None and self.uniform_power:
+            raise invalid("uniform_power", "False for images (num_frames=None)", uniform_power)
         self.patch_size = check_int("patch_size", patch_size, low=1)
         self.in_channels = check_int("in_channels", in_channels, low=1)
         self.embed_dim = check_int("embed_dim", embed_dim, low=1)
@@ -180,9 +221,13 @@ class VisionTransformer(keras.layers.Layer):
                 f"a divisor of the image height and width {(height, width)}",
                 patch_size,
             )
-        if self.embed_dim % 4 or self.embed_dim % self.num_heads:
+        # The sin-cos table: 2-D needs D % 4, 3-D D % 8 (uniform_power: any D).
+        table_multiple = 4 if self.num_frames is None else (1 if self.uniform_power else 8)
+        if self.embed_dim % table_multiple or self.embed_dim % self.num_heads:
             raise invalid(
-                "embed_dim", f"a multiple of 4 and of num_heads={self.num_heads}", embed_dim
+                "embed_dim",
+                f"a multiple of {table_multiple} and of num_heads={self.num_heads}",
+                embed_dim,
             )
         self.mlp_ratio = check_float("mlp_ratio", mlp_ratio, low=0.0, low_open=True)
         self.qkv_bias = check_bool("qkv_bias", qkv_bias)
@@ -204,16 +249,29 @@ class VisionTransformer(keras.layers.Layer):
         self.remat = check_bool("remat", remat)
         self.seed = check_seed(seed)
         self.image_size = height if is_int(image_size) else (height, width)
-        self.grid_size = (height // self.patch_size, width // self.patch_size)
-        self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.patch_embed = PatchEmbed(
-            patch_size=self.patch_size,
-            embed_dim=self.embed_dim,
-            init_std=self._patch_std(),
-            seed=derive_seed(seed, 0),
-            name="patch_embed",
-            dtype=self.dtype_policy,
-        )
+        spatial = (height // self.patch_size, width // self.patch_size)
+        self.grid_size: tuple[int, ...] = spatial
+        if self.num_frames is None:
+            self.patch_embed = PatchEmbed(
+                patch_size=self.patch_size,
+                embed_dim=self.embed_dim,
+                init_std=self._patch_std(),
+                seed=derive_seed(seed, 0),
+                name="patch_embed",
+                dtype=self.dtype_policy,
+            )
+        else:
+            self.grid_size = (self.num_frames // self.tubelet_size, *spatial)
+            self.patch_embed = TubeletEmbed(
+                patch_size=self.patch_size,
+                tubelet_size=self.tubelet_size,
+                embed_dim=self.embed_dim,
+                init_std=self._patch_std(),
+                seed=derive_seed(seed, 0),
+                name="patch_embed",
+                dtype=self.dtype_policy,
+            )
+        self.num_patches = int(np.prod(self.grid_size))
         output_stds = output_init_stds(self.init_std, self.depth, self.depth_scaled_init)
         self.blocks = [
             TransformerBlock(
@@ -237,11 +295,19 @@ class VisionTransformer(keras.layers.Layer):
         )
         # The official fixed table (N, D); with pos_embed="learned" only the
         # initial value of the `pos_embed` weight.
-        self._pos_embed_numpy = sincos_2d_positions(self.embed_dim, self.grid_size)
+        if self.num_frames is None:
+            self._pos_embed_numpy = sincos_2d_positions(self.embed_dim, spatial)
+        else:
+            self._pos_embed_numpy = sincos_3d_positions(
+                self.embed_dim,
+                (self.grid_size[0], *spatial),
+                uniform_power=self.uniform_power,
+            )
         self.pos_embed_weight = None
 
     def build(self, input_shape=None):
-        height, width = self.grid_size[0] * self.patch_size, self.grid_size[1] * self.patch_size
+        height, width = (size * self.patch_size for size in self.grid_size[-2:])
+        frames = () if self.num_frames is None else (self.num_frames,)
         if self.pos_embed == "learned":
             self.pos_embed_weight = self.add_weight(
                 shape=(1, self.num_patches, self.embed_dim),
@@ -251,7 +317,7 @@ class VisionTransformer(keras.layers.Layer):
             )
         # Sublayers already called on their own (e.g. `vit.patch_embed(x)`) are built.
         if not self.patch_embed.built:
-            self.patch_embed.build((None, height, width, self.in_channels))
+            self.patch_embed.build((None, *frames, height, width, self.in_channels))
         for layer in (*self.blocks, self.norm):
             if not layer.built:
                 layer.build((None, None, self.embed_dim))
@@ -360,7 +426,8 @@ class VisionTransformer(keras.layers.Layer):
         if self.patch_init_std is None:
             return self.init_std
         if self.patch_init_std == "fan_in":
-            return 1.0 / np.sqrt(self.patch_size * self.patch_size * self.in_channels)
+            frames = 1 if self.num_frames is None else self.tubelet_size
+            return 1.0 / np.sqrt(frames * self.patch_size * self.patch_size * self.in_channels)
         return self.patch_init_std
 
     def get_config(self):
@@ -382,6 +449,9 @@ class VisionTransformer(keras.layers.Layer):
             patch_init_std=self.patch_init_std,
             remat=self.remat,
             seed=self.seed,
+            num_frames=self.num_frames,
+            tubelet_size=self.tubelet_size,
+            uniform_power=self.uniform_power,
         )
         return config
 

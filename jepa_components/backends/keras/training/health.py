@@ -1,10 +1,11 @@
-"""``HealthMonitor``: a Keras callback that watches an I-JEPA run for collapse.
+"""``HealthMonitor``: a Keras callback that watches a JEPA run for collapse.
 
 A falling JEPA loss is only a proxy: an encoder that maps every image to the
 same features predicts its own targets perfectly (``jepa_components.
 diagnostics``). This callback measures, every ``every`` training steps and
-at every epoch end, the target encoder's image features on a fixed probe
-batch:
+at every epoch end, the evaluated encoder's image features
+(``model.feature_encoder()``: I-JEPA's target encoder, LeJEPA's encoder) on a
+fixed probe batch:
 
 - ``feature_std`` / ``feature_std_min``: mean / minimum over dimensions of
   the per-dimension std across the probe images
@@ -15,11 +16,12 @@ batch:
   (``diagnostics.knn_accuracy``);
 - ``learning_rate`` and ``ema_momentum``: read from the optimizer
   (``optimizer.learning_rate``, the rate of its next update) and from the
-  model (``IJEPA.current_momentum()``, the momentum of the next EMA update),
-  never recomputed from a schedule.
+  model (``IJEPA.current_momentum()``, the momentum of the next EMA update;
+  only for models with an EMA target), never recomputed from a schedule.
 
-The features are ``IJEPA.features``: mean-pooled target-encoder tokens, one
-row per image. (Rows of individual tokens would hide the collapse that
+The features are the model's ``features``: mean-pooled tokens of
+``feature_encoder()`` (an encoder returning ``(B, D)`` is used as it is),
+one row per image. (Rows of individual tokens would hide the collapse that
 matters most for I-JEPA: features that depend only on the patch position
 vary across tokens through the positional embeddings even when every image
 gives the same ones.)
@@ -63,20 +65,25 @@ from keras import ops
 from jepa_components import diagnostics
 from jepa_components._validation import check_bool, check_float, check_int, invalid
 from jepa_components.backends.keras.compat import callback_model
-from jepa_components.backends.keras.models.ijepa import IJEPA
+from jepa_components.backends.keras.models.base import JEPAModel
+from jepa_components.backends.keras.training.ema import accumulation_steps
 
 __all__ = ["HealthMonitor"]
 
 
 class _PooledFeatures(keras.Model):
-    """``images -> mean over tokens of encoder(images)``: ``(B, H, W, C) -> (B, D)``."""
+    """``images -> mean over tokens of encoder(images)``: ``(B, H, W, C) -> (B, D)``.
+
+    An encoder that returns ``(B, D)`` already is used as it is.
+    """
 
     def __init__(self, encoder: keras.Model) -> None:
         super().__init__(name="pooled_features")  # (tensorflow refuses a leading "_")
         self.encoder = encoder
 
     def call(self, images: Any) -> Any:
-        return ops.mean(self.encoder(images), axis=1)
+        out = self.encoder(images)
+        return ops.mean(out, axis=1) if len(out.shape) == 3 else out
 
 
 def _check_images(name: str, images: npt.ArrayLike, minimum: int) -> np.ndarray:
@@ -91,7 +98,7 @@ def _check_images(name: str, images: npt.ArrayLike, minimum: int) -> np.ndarray:
 
 
 class HealthMonitor(keras.callbacks.Callback):
-    """Collapse, non-finite-loss and k-NN watch of an :class:`IJEPA` run.
+    """Collapse, non-finite-loss and k-NN watch of a JEPA run (``IJEPA``, ``LeJEPA``, ...).
 
     Args:
         probe_images: ``(N, H, W, C)`` array, N >= 2: the fixed batch the
@@ -244,23 +251,24 @@ class HealthMonitor(keras.callbacks.Callback):
         if not fresh.built:
             fresh.build(None)
         tokens = fresh(self.probe_images[: self.batch_size])
-        features = np.asarray(ops.convert_to_numpy(ops.mean(tokens, axis=1)), np.float64)
+        pooled = ops.mean(tokens, axis=1) if len(tokens.shape) == 3 else tokens
+        features = np.asarray(ops.convert_to_numpy(pooled), np.float64)
         return diagnostics.collapse_metrics(features)
 
     # ---------------------------------------------------------------- hooks
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         model = self.model
-        if not isinstance(model, IJEPA):
+        if not isinstance(model, JEPAModel):
             raise ValueError(
-                "HealthMonitor needs an IJEPA model. "
+                "HealthMonitor needs a JEPA model of this package (IJEPA, LeJEPA, ...). "
                 f"Received: model of type {type(model).__name__}"
             )
         self.stop_reason = self.stop_kind = self.stop_step = None
         updates = int(ops.convert_to_numpy(model.optimizer.iterations))
-        self._step = updates * model.accumulation_steps()  # training batches so far
+        self._step = updates * accumulation_steps(model.optimizer)  # training batches so far
         self._last_check = None
         if self.reference is None and (self.min_std_ratio or self.min_rank_ratio):
-            self.reference = self._random_init_reference(model.target_encoder)
+            self.reference = self._random_init_reference(model.feature_encoder())
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
@@ -287,11 +295,13 @@ class HealthMonitor(keras.callbacks.Callback):
     # --------------------------------------------------------------- checks
     def _check(self, logs: dict[str, Any], knn: bool) -> None:
         model = self.model  # on jax: one state sync
-        features = self._features(model.target_encoder, self.probe_images)
+        encoder = model.feature_encoder()
+        features = self._features(encoder, self.probe_images)
         values: dict[str, float] = {
             "learning_rate": float(ops.convert_to_numpy(model.optimizer.learning_rate)),
-            "ema_momentum": float(ops.convert_to_numpy(model.current_momentum())),
         }
+        if hasattr(model, "current_momentum"):  # a model with an EMA target
+            values["ema_momentum"] = float(ops.convert_to_numpy(model.current_momentum()))
         finite = bool(np.all(np.isfinite(features)))
         if finite:
             metrics = diagnostics.collapse_metrics(features)
@@ -305,9 +315,9 @@ class HealthMonitor(keras.callbacks.Callback):
         if knn and self.knn_data is not None and finite:
             train, train_labels, test, test_labels = self.knn_data
             values["knn_accuracy"] = diagnostics.knn_accuracy(
-                self._features(model.target_encoder, train),
+                self._features(encoder, train),
                 train_labels,
-                self._features(model.target_encoder, test),
+                self._features(encoder, test),
                 test_labels,
                 k=self.knn_k,
             )
