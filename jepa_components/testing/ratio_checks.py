@@ -86,8 +86,7 @@ def _dense(batch, n):
 
 def _expected_counts(sampler):
     visible, masked = sampler.max_counts()
-    if sampler.ragged == "truncate":  # every row has the same counts: nothing is cut
-        return visible, masked, True
+    # every row has the same counts, so "truncate" cuts only to the caps, as "pad"
     kc, kt = min(visible, sampler.context_length), min(masked, sampler.target_length)
     return kc, kt, (kc, kt) == (visible, masked)
 
