@@ -76,13 +76,21 @@ def fit_length(idx, valid, length, key, row_ids):
     over = np.nonzero(valid[:, length])[0]  # valid entries come first in a row
     out_idx, out_valid = idx[:, :length].copy(), valid[:, :length].copy()
     if over.size:
+        # Keys only for the columns that hold valid entries (they come first): the
+        # key of slot j is the same whatever the width, so the subset is too.
+        width = int(np.count_nonzero(valid[over].any(axis=0)))
         slot = np.broadcast_to(np.asarray(slot), (r,))[over]
-        draw_ids = slot[:, None].astype(np.int64) * k + np.arange(k)
+        draw_ids = slot[:, None].astype(np.int64) * k + np.arange(width)
         keys = _stream.uniform(key, np.asarray(sample_ids)[over, None], draw_ids)
-        keys = np.where(valid[over], keys, np.inf)
+        rows = idx[over, :width]
+        keys[~valid[over, :width]] = np.inf
         kth = np.partition(keys, length - 1, axis=1)[:, length - 1 : length]
-        order = np.argsort(keys > kth, axis=1, kind="stable")[:, :length]
-        out_idx[over] = np.take_along_axis(idx[over], order, axis=1)
+        keep = keys <= kth  # the `length` smallest keys of a row, in slot (= index) order
+        if np.count_nonzero(keep) == keep.shape[0] * length:  # no tie at the k-th key
+            out_idx[over] = rows[keep].reshape(-1, length)
+        else:  # equal keys (52 random bits each: practically never)
+            order = np.argsort(keys > kth, axis=1, kind="stable")[:, :length]
+            out_idx[over] = np.take_along_axis(rows, order, axis=1)
         out_valid[over] = True
     return out_idx, out_valid
 
