@@ -13,12 +13,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from jepa_components._validation import check_float, check_grid, check_int
-from jepa_components.masks.mae import exact_counts, keep_smallest, ratio_count
-from jepa_components.masks.sampler import MaskSampler
+from jepa_components._validation import check_float, check_int
+from jepa_components.masks.mae import ExactCountSampler, keep_smallest, ratio_count
 
 
-class InverseBlockMaskSampler(MaskSampler):
+class InverseBlockMaskSampler(ExactCountSampler):
     """Square blocks mark the *visible* patches; everything else is predicted.
 
     The rule (fairseq ``compute_block_mask_2d`` with ``inverse_mask=True``),
@@ -109,9 +108,6 @@ class InverseBlockMaskSampler(MaskSampler):
         (5, 39)
     """
 
-    num_targets = 1
-    context_rule = "complement"
-
     def __init__(
         self,
         grid_size: int | tuple[int, int] = (14, 14),
@@ -125,23 +121,17 @@ class InverseBlockMaskSampler(MaskSampler):
         context_length: int | None = None,
         target_length: int | None = None,
     ) -> None:
-        height, width = check_grid("grid_size", grid_size, self.grid_ndim)
-        grid = (height, width)
-        self.mask_ratio = check_float(
-            "mask_ratio", mask_ratio, low=0.0, high=1.0, low_open=True, high_open=True
-        )
         self.mask_prob_adjust = check_float("mask_prob_adjust", mask_prob_adjust, low=0.0, high=1.0)
-        self.num_visible, self.num_masked = exact_counts(grid, self.mask_ratio)
-        self.block_size = check_int("block_size", block_size, low=1, high=max(grid))
-        self.num_clones = check_int("num_clones", num_clones, low=1)
         super().__init__(
-            grid,
-            min_context=self.num_visible,
+            grid_size,
+            mask_ratio,
+            seed,
             ragged=ragged,
             context_length=context_length,
             target_length=target_length,
-            seed=seed,
         )
+        self.block_size = check_int("block_size", block_size, low=1, high=max(self.grid_size))
+        self.num_clones = check_int("num_clones", num_clones, low=1)
         keep = 1 - Fraction(repr(self.mask_ratio))
         adjust = Fraction(repr(self.mask_prob_adjust))
         #: number of block centres drawn per mask, ``C`` of the class doc
@@ -152,22 +142,11 @@ class InverseBlockMaskSampler(MaskSampler):
 
     def get_config(self) -> dict:
         return {
-            "grid_size": self.grid_size,
-            "mask_ratio": self.mask_ratio,
+            **super().get_config(),
             "mask_prob_adjust": self.mask_prob_adjust,
             "block_size": self.block_size,
             "num_clones": self.num_clones,
-            "seed": self.seed,
-            "ragged": self.ragged,
-            "context_length": self._context_length,
-            "target_length": self._target_length,
         }
-
-    def max_counts(self) -> tuple[int, int]:
-        return self.num_visible, self.num_masked
-
-    def _context_count_bounds(self) -> tuple[int, int]:
-        return self.num_visible, self.num_visible
 
     def _describe(self) -> str:
         return (

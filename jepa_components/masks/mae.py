@@ -1,10 +1,12 @@
 """MAEMaskSampler: MAE's random masking (He et al. 2022, "Masked Autoencoders Are
 Scalable Vision Learners").
 
-Shared with :mod:`jepa_components.masks.inverse_block`: the exact-count
-helpers :func:`ratio_count` (``floor(N * fraction)`` on the decimal value of
-the fraction) and :func:`keep_smallest` (the ``k`` cells of smallest key per
-row, the vectorised form of "argsort the noise, keep the first ``k``").
+Shared with :mod:`jepa_components.masks.inverse_block`: the base
+:class:`ExactCountSampler` (exactly ``K`` visible patches, the rest the
+target) and the helpers :func:`ratio_count` (``floor(N * fraction)`` on the
+decimal value of the fraction) and :func:`keep_smallest` (the ``k`` cells of
+smallest key per row, the vectorised form of "argsort the noise, keep the
+first ``k``").
 """
 
 from __future__ import annotations
@@ -84,7 +86,62 @@ def exact_counts(
     return visible, n - visible
 
 
-class MAEMaskSampler(MaskSampler):
+class ExactCountSampler(MaskSampler):
+    """Base of the samplers that keep exactly ``K`` of the ``N`` patches visible.
+
+    ``K = floor(N * (1 - mask_ratio))`` (:func:`exact_counts`) in every row:
+    the visible patches are the context, the other ``N - K`` one target
+    (``context_rule = "complement"``), so shapes are fixed. ``min_context``
+    is ``K``. Subclasses set ``draws_per_attempt``, implement ``_draw`` and
+    call ``_check_feasible()`` at the end of their ``__init__``.
+    """
+
+    num_targets = 1
+    context_rule = "complement"
+
+    def __init__(
+        self,
+        grid_size: int | tuple[int, int],
+        mask_ratio: float,
+        seed: int | None,
+        *,
+        ragged: str,
+        context_length: int | None,
+        target_length: int | None,
+    ) -> None:
+        height, width = check_grid("grid_size", grid_size, self.grid_ndim)
+        grid = (height, width)
+        self.mask_ratio = check_float(
+            "mask_ratio", mask_ratio, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        self.num_visible, self.num_masked = exact_counts(grid, self.mask_ratio)
+        super().__init__(
+            grid,
+            min_context=self.num_visible,
+            ragged=ragged,
+            context_length=context_length,
+            target_length=target_length,
+            seed=seed,
+        )
+
+    def get_config(self) -> dict:
+        return {
+            "grid_size": self.grid_size,
+            "mask_ratio": self.mask_ratio,
+            "seed": self.seed,
+            "ragged": self.ragged,
+            "context_length": self._context_length,
+            "target_length": self._target_length,
+        }
+
+    def max_counts(self) -> tuple[int, int]:
+        return self.num_visible, self.num_masked
+
+    def _context_count_bounds(self) -> tuple[int, int]:
+        return self.num_visible, self.num_visible
+
+
+class MAEMaskSampler(ExactCountSampler):
     """MAE's random masking: a uniformly random subset of patches stays visible.
 
     Every row keeps exactly ``K = floor(N * (1 - mask_ratio))`` of the ``N =
@@ -140,9 +197,6 @@ class MAEMaskSampler(MaskSampler):
         True
     """
 
-    num_targets = 1
-    context_rule = "complement"
-
     def __init__(
         self,
         grid_size: int | tuple[int, int] = (14, 14),
@@ -153,38 +207,16 @@ class MAEMaskSampler(MaskSampler):
         context_length: int | None = None,
         target_length: int | None = None,
     ) -> None:
-        height, width = check_grid("grid_size", grid_size, self.grid_ndim)
-        grid = (height, width)
-        self.mask_ratio = check_float(
-            "mask_ratio", mask_ratio, low=0.0, high=1.0, low_open=True, high_open=True
-        )
-        self.num_visible, self.num_masked = exact_counts(grid, self.mask_ratio)
         super().__init__(
-            grid,
-            min_context=self.num_visible,
+            grid_size,
+            mask_ratio,
+            seed,
             ragged=ragged,
             context_length=context_length,
             target_length=target_length,
-            seed=seed,
         )
         self.draws_per_attempt = self.num_patches
         self._check_feasible()
-
-    def get_config(self) -> dict:
-        return {
-            "grid_size": self.grid_size,
-            "mask_ratio": self.mask_ratio,
-            "seed": self.seed,
-            "ragged": self.ragged,
-            "context_length": self._context_length,
-            "target_length": self._target_length,
-        }
-
-    def max_counts(self) -> tuple[int, int]:
-        return self.num_visible, self.num_masked
-
-    def _context_count_bounds(self) -> tuple[int, int]:
-        return self.num_visible, self.num_visible
 
     def _describe(self) -> str:
         return f"MAE masking on the grid {self.grid_size} with mask_ratio={self.mask_ratio}"
