@@ -75,26 +75,6 @@ DEFAULT_ANCHORS = os.path.join(os.path.dirname(REPO), "shared", "anchors")
 GOAL = 100.0  # ours >= GOAL x the reference, per sample
 FAMILIES = ("ijepa", "vjepa", "vjepa_tube", "mae", "dinov2", "data2vec")
 
-# configs/pretrain/vitl16.yaml, `mask:` (used when PyYAML is missing)
-VITL16_MASKS = [
-    dict(
-        aspect_ratio=(0.75, 1.5),
-        num_blocks=8,
-        spatial_scale=(0.15, 0.15),
-        temporal_scale=(1.0, 1.0),
-        max_temporal_keep=1.0,
-        max_keep=None,
-    ),
-    dict(
-        aspect_ratio=(0.75, 1.5),
-        num_blocks=2,
-        spatial_scale=(0.7, 0.7),
-        temporal_scale=(1.0, 1.0),
-        max_temporal_keep=1.0,
-        max_keep=None,
-    ),
-]
-
 
 class Missing(Exception):
     """A reference that is not there: the family is timed without it."""
@@ -202,8 +182,10 @@ def _vitl16_masks(anchors):
 
         with open(path) as f:
             return yaml.safe_load(f)["mask"]
-    except (ImportError, OSError):
-        return VITL16_MASKS
+    except (ImportError, OSError):  # the same list, as the library holds it
+        from jepa_components.masks import VJEPA_MASK_CONFIGS
+
+        return [dict(config) for config in VJEPA_MASK_CONFIGS]
 
 
 def vjepa_rows(B, anchors, ijepa):

@@ -20,6 +20,7 @@ from jepa_components.backends.torch import (  # noqa: E402
     VJEPAMaskCollator,
     VJEPARandomTubeCollator,
 )
+from jepa_components.masks import VJEPA_MASK_CONFIGS  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VJEPA_CODE = os.environ.get("VJEPA_CODE") or os.path.join(
@@ -28,24 +29,7 @@ VJEPA_CODE = os.environ.get("VJEPA_CODE") or os.path.join(
 )
 
 # configs/pretrain/vitl16.yaml's two mask configurations
-PAPER = [
-    dict(
-        aspect_ratio=(0.75, 1.5),
-        num_blocks=8,
-        spatial_scale=(0.15, 0.15),
-        temporal_scale=(1.0, 1.0),
-        max_temporal_keep=1.0,
-        max_keep=None,
-    ),
-    dict(
-        aspect_ratio=(0.75, 1.5),
-        num_blocks=2,
-        spatial_scale=(0.7, 0.7),
-        temporal_scale=(1.0, 1.0),
-        max_temporal_keep=1.0,
-        max_keep=None,
-    ),
-]
+PAPER = [dict(config) for config in VJEPA_MASK_CONFIGS]
 # one 2x2 block through all frames of a 4x4 grid: the same counts for every sample
 FIXED = dict(aspect_ratio=(1.0, 1.0), num_blocks=1, spatial_scale=(0.25, 0.25),
              temporal_scale=(1.0, 1.0))  # fmt: skip
