@@ -6,6 +6,11 @@ layer (same config, same outputs once weights are copied), and a
 serialize/deserialize round trip through ``keras.saving`` does the same.
 """
 
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 from keras import ops
@@ -98,3 +103,22 @@ def check_layer(make_layer, call, expected_shape):
     restored.set_weights(layer.get_weights())
     np.testing.assert_allclose(to_numpy(call(restored)), out, rtol=1e-6, atol=1e-6)
     return layer
+
+
+def run_on_two_cpu_devices(script):
+    """Run ``script`` in a fresh jax process with two CPU devices; its last line as JSON.
+
+    A fresh process: ``XLA_FLAGS`` must be set before jax starts. Fails the
+    test (with the end of stderr) when the script fails.
+    """
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        TF_CPP_MIN_LOG_LEVEL="3",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,13 +1,10 @@
 """Data-parallel training (keras.distribution) equals one-device training."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import pytest
+from harness import run_on_two_cpu_devices
 
 from jepa_components.backends.keras.training.distribution import data_parallel, process_mask_start
 
@@ -63,17 +60,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution needs jax")
 def test_data_parallel__two_cpu_devices_equal_one_device():
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="jax",
-        TF_CPP_MIN_LOG_LEVEL="3",
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_on_two_cpu_devices(SCRIPT)
     assert result["devices"] == 2
     assert result["online"] < 1e-5 and result["target"] < 1e-5, result
     assert result["moved"] > 1e-4, result  # the EMA did move the target off the online weights

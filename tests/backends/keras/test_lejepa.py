@@ -1,14 +1,11 @@
 """LeJEPA on the shared model base: forward, loss, training, round trip, data parallelism."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
 import numpy as np
 import pytest
+from harness import run_on_two_cpu_devices
 from keras import ops
 
 from jepa_components.backends.keras import LeJEPA, VisionTransformer, make_projector
@@ -169,17 +166,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="keras.distribution needs jax")
 def test_data_parallel__two_devices_give_the_global_batch_loss_and_gradients():
-    env = dict(
-        os.environ,
-        KERAS_BACKEND="jax",
-        TF_CPP_MIN_LOG_LEVEL="3",
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_on_two_cpu_devices(SCRIPT)
     assert result["devices"] == 2
     # losses and the weights after 4 steps equal those of one device on the global batch
     assert result["loss"] < 1e-4 * max(1.0, result["local"]), result
