@@ -99,21 +99,32 @@ def _as_2d(features: npt.ArrayLike, name: str = "features") -> np.ndarray:
     return features
 
 
-def mean_pool(tokens: Any, *, xp: Any = np) -> Any:
+def mean_pool(tokens: Any, valid: Any = None, *, xp: Any = np) -> Any:
     """Mean over the token axis: ``(B, N, D)`` -> ``(B, D)``.
 
     I-JEPA's encoder has no class token (Assran et al. 2023, Sec. 5 linear
     evaluation averages the patch tokens), so this is the image feature.
+    ``valid`` (``(B, N)`` bool, e.g. ``MaskBatch.context_valid``) leaves the
+    padded tokens out: selected away, so NaN or inf there do not propagate;
+    a row without a valid token gives 0.
 
     >>> mean_pool(np.arange(12.0).reshape(1, 3, 4)).tolist()
     [[4.0, 5.0, 6.0, 7.0]]
+    >>> mean_pool(np.arange(12.0).reshape(1, 3, 4), np.array([[True, True, False]])).tolist()
+    [[2.0, 3.0, 4.0, 5.0]]
     """
     if len(tokens.shape) != 3:
         raise ValueError(
             "Invalid value for argument `tokens`. Expected shape (B, N, D). "
             f"Received: tokens.shape={tuple(tokens.shape)}"
         )
-    return xp.mean(tokens, axis=1)
+    if valid is None:
+        return xp.mean(tokens, axis=1)
+    keep = xp.expand_dims(valid, -1)  # (B, N, 1)
+    total = xp.sum(xp.where(keep, tokens, xp.zeros_like(tokens)), axis=1)
+    ones = xp.ones_like(tokens[..., :1])
+    count = xp.sum(xp.where(keep, ones, xp.zeros_like(ones)), axis=1)  # (B, 1)
+    return total / xp.maximum(count, 1.0)
 
 
 def per_dimension_std(features: Any, *, xp: Any = np) -> Any:

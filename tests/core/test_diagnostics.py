@@ -18,6 +18,14 @@ def test_mean_pool__averages_tokens_not_token_zero():
     np.testing.assert_allclose(dg.mean_pool(tokens), np.full((2, 3), 3.0))
 
 
+def test_mean_pool__leaves_padded_tokens_out():
+    tokens = np.array(
+        [[[1.0, 2.0], [3.0, 4.0], [np.nan, np.inf]], [[5.0, 6.0], [0.0, 0.0], [9, 9]]]
+    )
+    valid = np.array([[True, True, False], [False, False, False]])
+    np.testing.assert_array_equal(dg.mean_pool(tokens, valid), [[2.0, 3.0], [0.0, 0.0]])
+
+
 def test_mean_pool__rejects_2d():
     with pytest.raises(ValueError, match="`tokens`"):
         dg.mean_pool(np.zeros((2, 3)))

@@ -45,6 +45,7 @@ from jepa_components.backends.keras.layers.sigreg import SIGReg
 from jepa_components.backends.keras.models.base import BATCH_KEYS, JEPAModel
 from jepa_components.backends.keras.training.ema import EMATarget
 from jepa_components.context import make_targets
+from jepa_components.diagnostics import mean_pool
 
 __all__ = ["IJEPA", "BATCH_KEYS"]
 
@@ -194,7 +195,10 @@ class IJEPA(EMATarget, JEPAModel):
         )
         out = {"predictions": predictions, "targets": ops.stop_gradient(target_blocks)}
         if self.regularizer is not None:
-            out["context_embeddings"] = _masked_mean_tokens(context_tokens, context_valid)
+            valid = None if context_valid is None else ops.cast(context_valid, "bool")
+            out["context_embeddings"] = mean_pool(
+                ops.cast(context_tokens, "float32"), valid, xp=ops
+            )
         return out
 
     def compute_loss(
@@ -222,13 +226,3 @@ class IJEPA(EMATarget, JEPAModel):
                 target_encoder=self.target_encoder_kind,
             )
         return config
-
-
-def _masked_mean_tokens(tokens, valid):
-    """Mean of ``(B, K, D)`` tokens over the valid ones ``(B, K)`` -> ``(B, D)`` float32."""
-    tokens = ops.cast(tokens, "float32")
-    if valid is None:
-        return ops.mean(tokens, axis=1)
-    weights = ops.cast(ops.expand_dims(valid, -1), "float32")
-    total = ops.sum(ops.where(weights > 0, tokens, ops.zeros_like(tokens)), axis=1)
-    return total / ops.maximum(ops.sum(weights, axis=1), 1.0)
