@@ -236,7 +236,7 @@ class MultiBlock3DMaskSampler(MaskSampler):
         max_attempts: int = 100,
     ) -> None:
         super().__init__(
-            cast(Any, grid_size),  # the base validates (T, H, W) grids (grid_ndim = 3)
+            grid_size,  # the base validates (T, H, W) grids (grid_ndim = 3)
             min_context=min_context,
             ragged=ragged,
             context_length=context_length,
@@ -591,7 +591,7 @@ class RandomTubeMaskSampler(MaskSampler):
                 ratio,
             )
         super().__init__(
-            cast(Any, grid),
+            grid,
             min_context=self.num_keep_spatial * T,
             ragged=ragged,
             context_length=context_length,
