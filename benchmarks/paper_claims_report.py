@@ -127,6 +127,20 @@ def _stats(values):
     return {"mean": float(np.mean(values)), "std": spread, "n": len(values), "values": values}
 
 
+def views_per_second(run, batch_size):
+    """Encoder inputs (images or views) per second of training after the first step.
+
+    ``views_per_step`` is the batch times the views per image (runs recorded
+    without it had one input per image); the first step, which compiles, is
+    left out.
+    """
+    steps = run.get("steps", 0) - 1
+    seconds = run.get("train_seconds", 0.0) - run.get("first_step_seconds", 0.0)
+    if steps < 1 or seconds <= 0:
+        return None
+    return run.get("views_per_step", batch_size) * steps / seconds
+
+
 def summarize(results):
     """``{arm: {figure: stats}}`` over seeds, for final and common-step figures."""
     summary = {}
@@ -172,6 +186,8 @@ def summarize(results):
                     (r.get("at_common_step") or {}).get(name) for r in runs
                 )
             entry["common_step"] = _stats(r.get("common_step") for r in runs)
+            batch = results["meta"]["batch_size"]
+            entry["views_per_second"] = _stats(views_per_second(r, batch) for r in runs)
             window = _window(results)
             entry["spearman"] = _stats(run_spearman(r, window) for r in runs)
             entry["spearman_points"] = _stats(len(loss_probe_points(r, window)) for r in runs)
@@ -267,6 +283,20 @@ def claims(summary):
                 f"{text}: {100 * mine:.1f} vs {100 * ijepa:.1f} ({100 * (mine - ijepa):+.1f} "
                 f"points), rank {rank:.1f} vs {init_rank:.1f}",
                 "met" if met else "NOT met",
+            )
+        )
+    speed = [_mean(summary, arm, "views_per_second") for arm in ("lejepa", "ijepa_multiblock")]
+    text = "a LeJEPA step is at least as fast per encoded view as an I-JEPA step (same encoder)"
+    if None in speed:
+        out.append((text, "not measured"))
+    else:
+        runs = set(summary["lejepa"]["run_ids"]) | set(summary["ijepa_multiblock"]["run_ids"])
+        where = "" if len(runs) == 1 else ", measured in different invocations"
+        out.append(
+            (
+                f"{text}: {speed[0]:.0f} vs {speed[1]:.0f} views/s (x{speed[0] / speed[1]:.2f}"
+                f"{where})",
+                "met" if speed[0] >= speed[1] else "NOT met",
             )
         )
     for arm, name in (("lejepa", "LeJEPA"), ("ijepa_multiblock", "I-JEPA multi-block")):

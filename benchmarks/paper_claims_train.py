@@ -322,6 +322,13 @@ def lejepa_views(recipe):
     )
 
 
+def views_per_image(masking, recipe):
+    """Encoder inputs per image in one step: LeJEPA's views, or 1 (a masked image)."""
+    if masking == "views":
+        return recipe["lejepa_num_global"] + recipe["lejepa_num_local"]
+    return 1
+
+
 def _dataset(train_images, masking, recipe, seed, chunk):
     """Batches of one arm from ``train_images`` in [0, 1]: masked images or views."""
     if masking == "views":
@@ -438,6 +445,7 @@ def train_arm(
         "planned_steps": planned_steps,
         "steps": clock.steps,
         "images_seen": clock.steps * recipe["batch_size"],
+        "views_per_step": recipe["batch_size"] * views_per_image(masking, recipe),
         "train_seconds": round(clock.seconds, 1),
         "cpu_seconds": round(clock.cpu_seconds, 1),
         "first_step_seconds": round(clock.first_step_seconds or 0.0, 1),

@@ -118,8 +118,16 @@ NEW_RESULTS = {
     "meta": {**RESULTS["meta"], "chunk": 25, "loss_window_chunks": 1},
     "runs": RESULTS["runs"]
     + [
-        _curve_run("lejepa", 0, 0.82, 20.0, [5, 4, 3, 2, 1], [0.70, 0.75, 0.78, 0.80, 0.82]),
-        _curve_run("lejepa", 1, 0.81, 18.0, [5, 4, 3, 2, 1], [0.70, 0.74, 0.73, 0.80, 0.81]),
+        {  # 4 views of 64 images per step; the first step (10 s) compiles
+            **_curve_run("lejepa", 0, 0.82, 20.0, [5, 4, 3, 2, 1], [0.70, 0.75, 0.78, 0.80, 0.82]),
+            "views_per_step": 256,
+            "first_step_seconds": 10.0,
+        },
+        {
+            **_curve_run("lejepa", 1, 0.81, 18.0, [5, 4, 3, 2, 1], [0.70, 0.74, 0.73, 0.80, 0.81]),
+            "views_per_step": 256,
+            "first_step_seconds": 10.0,
+        },
         {
             **_curve_run("ijepa_sigreg", 0, 0.77, 12.0, [3, 2, 1], [0.70, 0.72, 0.77]),
             "common_step": 300,
@@ -171,6 +179,15 @@ def test_summarize_and_claims__new_arms():
         "lower loss with higher accuracy)"
     )
     assert verdicts[informative.format("LeJEPA")] == "met"  # mean -0.95
+    # LeJEPA 256 * 124 / 290 views/s; I-JEPA 64 * (499, 500) / 300 (no views_per_step: 1 view)
+    assert summary["lejepa"]["views_per_second"]["mean"] == pytest.approx(256 * 124 / 290)
+    ijepa_speed = summary["ijepa_multiblock"]["views_per_second"]["mean"]
+    assert ijepa_speed == pytest.approx(64 * 499.5 / 300)
+    speed = "a LeJEPA step is at least as fast per encoded view as an I-JEPA step (same encoder)"
+    assert verdicts[speed] == "met"
+    slow = {**NEW_RESULTS, "runs": [{**r, "views_per_step": 64} for r in NEW_RESULTS["runs"]]}
+    text, verdict = next(c for c in report.claims(report.summarize(slow)) if c[0].startswith(speed))
+    assert verdict == "NOT met" and "measured in different invocations" in text
     assert verdicts[informative.format("I-JEPA multi-block")] == "not measured"  # 1 point
     anti = {
         **NEW_RESULTS,

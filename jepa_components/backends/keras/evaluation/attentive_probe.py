@@ -30,6 +30,7 @@ __all__ = [
     "AttentiveProbe",
     "attentive_probe_accuracy",
     "token_statistics",
+    "epoch_rows",
     "train_attentive_probe",
 ]
 
@@ -270,29 +271,22 @@ class AttentiveProbe(keras.Model):
         }
 
 
-class _TokenBatches(keras.utils.PyDataset):
-    """Shuffled ``(tokens, labels)`` batches; the order is drawn from ``seed`` and the epoch."""
+def epoch_rows(num_rows: int, batch_size: int, seed: int, epoch: int) -> npt.NDArray[np.intp]:
+    """Rows of one training epoch: ``(num_rows // batch_size * batch_size,)`` indices.
 
-    def __init__(self, tokens: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> None:
-        super().__init__()
-        self.tokens, self.labels = tokens, labels
-        self.batch_size = min(batch_size, len(tokens))
-        self.seed, self.epoch = seed, 0
-        self._order = self._order_for(0)
+    A permutation drawn from ``(seed, epoch)``, cut to full batches (one
+    compiled shape), each batch's rows sorted (reads in memory order).
 
-    def _order_for(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.tokens))
-
-    def __len__(self) -> int:
-        return len(self.tokens) // self.batch_size  # full batches: one compiled shape
-
-    def __getitem__(self, idx: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = np.sort(self._order[idx * self.batch_size : (idx + 1) * self.batch_size])
-        return self.tokens[rows], self.labels[rows]
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._order = self._order_for(self.epoch)
+    Example:
+        >>> rows = epoch_rows(10, 4, seed=0, epoch=0)
+        >>> len(rows), len(set(rows.tolist()))
+        (8, 8)
+        >>> bool((np.diff(rows.reshape(2, 4), axis=1) > 0).all())
+        True
+    """
+    order = np.random.default_rng([seed, epoch]).permutation(num_rows)
+    batches = order[: num_rows // batch_size * batch_size].reshape(-1, batch_size)
+    return np.sort(batches, axis=1).reshape(-1)
 
 
 def token_statistics(
@@ -360,7 +354,8 @@ def train_attentive_probe(
     norms and other 1-D weights, as V-JEPA's evaluation), linear warmup from
     0 for ``warmup_epochs`` then cosine to 0 (``WarmupCosine``), Adam eps
     1e-8, cross-entropy, ``epochs`` passes over the full batches of a
-    per-epoch permutation drawn from ``seed``.
+    per-epoch permutation drawn from ``seed`` (:func:`epoch_rows`; each epoch
+    gathers its rows, a copy of the train tokens, and fits on the arrays).
 
     V-JEPA's frozen image evaluation (facebookresearch/jepa
     ``configs/evals/vitl16_in1k.yaml``) trains 20 epochs at lr 1e-3 (cosine
@@ -404,10 +399,11 @@ def train_attentive_probe(
         seed=seed,
     )
     probe.set_token_statistics(*token_statistics(tokens))
-    data = _TokenBatches(tokens, codes.astype(np.int32), batch_size, seed)
-    total = epochs * len(data)
+    batch_size = min(batch_size, len(tokens))
+    steps_per_epoch = len(tokens) // batch_size
+    total = epochs * steps_per_epoch
     schedule = WarmupCosine(
-        warmup_steps=warmup_epochs * len(data),
+        warmup_steps=warmup_epochs * steps_per_epoch,
         total_steps=total,
         start_lr=0.0,
         ref_lr=learning_rate,
@@ -422,7 +418,20 @@ def train_attentive_probe(
     probe.compile(
         optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    probe.fit(data, epochs=epochs, shuffle=False, verbose=verbose)
+    codes = codes.astype(np.int32)
+    # Arrays, not a PyDataset: on tensorflow a PyDataset goes through
+    # tf.data.Dataset.from_generator, whose iterator set-up segfaulted in CI here.
+    for epoch in range(epochs):
+        rows = epoch_rows(len(tokens), batch_size, seed, epoch)
+        probe.fit(
+            tokens[rows],
+            codes[rows],
+            batch_size=batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            verbose=verbose,
+        )
     return probe, classes
 
 
