@@ -14,7 +14,9 @@ tensorflow run to it). So on tensorflow CI runs the tests in two processes:
 ``-m "not torch"``, where a test that brings torch in fails by name, and
 ``-m torch``, where torch is imported first, before keras (the usual advice;
 none in 22 runs crashed). The library never imports torch to read files
-(``convert.torch_save``).
+(``convert.torch_save``). One more crash, without torch, came from the
+attentive probe's ``PyDataset`` (tensorflow's ``from_generator`` iterator
+set-up); the probe now trains on arrays.
 """
 
 import importlib.util

@@ -778,6 +778,19 @@ def test_lejepa__image_folder_unlabelled_views(tmp_path):
     assert report["method"] == "lejepa" and report["steps"] == 2
 
 
+def test_lejepa__fashion_mnist_idx_files(tmp_path):
+    """The third dataset: Fashion-MNIST's IDX files (one channel, labelled: online probe)."""
+    write_idx_fixture(tmp_path / "fmnist", num_train=40, num_test=24, seed=0)
+    argv = ["--dataset", "fashion-mnist", "--data", tmp_path / "fmnist", "--no-eval"]
+    argv += ["--output-dir", tmp_path / "run", "--epochs", "1", "--steps-per-epoch", "2"]
+    code, out, err = _quiet_main([*argv, *LEJEPA_OPTIONS, *LEJEPA_TINY])
+    assert code == 0, err[-3000:]
+    assert "Fashion-MNIST" in out and "online linear probe" in out
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["method"] == "lejepa" and report["dataset"] == "fashion-mnist"
+    assert report["steps"] == 2
+
+
 def _sigreg_ijepa_available():
     try:
         from jepa_components.backends.keras import SIGReg  # noqa: F401
