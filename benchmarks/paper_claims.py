@@ -44,7 +44,9 @@ the linear probe at every evaluated point).
 
     KERAS_BACKEND=jax python benchmarks/paper_claims.py            # ~3.5 h on 2 cores (estimate)
     python benchmarks/paper_claims.py --minutes 5 --merge \
-        --arms lejepa,ijepa_sigreg,ijepa_sigreg_online             # ~65 min (estimate)
+        --arms lejepa,ijepa_sigreg,ijepa_sigreg_online             # ~78 min
+    python benchmarks/paper_claims.py --calibrate-only \
+        --arms ijepa_multiblock,lejepa                             # step times, one process
     python benchmarks/paper_claims.py --quick                      # smoke test, < 3 min
 """
 
@@ -144,6 +146,12 @@ def parse_args(argv=None):
         help="steps per fit call; snapshots fall on multiples of it",
     )
     parser.add_argument("--calibration-steps", type=int, default=12)
+    parser.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="only time a step of each of --arms (as the calibration before training) "
+        "and print the seconds per step and the encoded views per second; writes nothing",
+    )
     parser.add_argument("--probe-train", type=int, default=10_000)
     parser.add_argument("--probe-test", type=int, default=10_000)
     parser.add_argument(
@@ -203,6 +211,25 @@ def _write(results, output_dir, final=False):
         report.loss_probe_chart(results, os.path.join(output_dir, "paper_claims_loss_vs_probe.png"))
         return summary
     return None
+
+
+def calibrate_only(args, recipe, train_images, started):
+    """``--calibrate-only``: every arm's step time, in this process, nothing written.
+
+    Step times from different invocations need not compare (the machine's
+    speed moves between days); this puts the arms side by side in one.
+    """
+    result = {}
+    for arm in args.arms:
+        c = training.calibrate(arm, recipe, train_images, args.calibration_steps)
+        views = recipe["batch_size"] * training.views_per_image(training.ARMS[arm][1], recipe)
+        result[arm] = {"seconds_per_step": c["seconds_per_step"], "views_per_step": views}
+        _say(
+            started,
+            f"{arm}: {c['seconds_per_step']:.3f} s/step, "
+            f"{views / c['seconds_per_step']:.0f} views/s ({views} per step)",
+        )
+    return result
 
 
 def _say(started, text):
@@ -273,6 +300,8 @@ def main(argv=None):
     recipe = training.QUICK_RECIPE if args.quick else training.RECIPE
     split = datasets.load_fashion_mnist(args.data)
     train_images = split.train_images[:2000] if args.quick else split.train_images  # [0, 1]
+    if args.calibrate_only:
+        return calibrate_only(args, recipe, train_images, started)
     data = evaluation.ProbeData(split, args.probe_train, args.probe_test)
     attentive = {"epochs": 2} if args.quick else {}
     budget = 60.0 * args.minutes

@@ -115,3 +115,18 @@ def test_write__a_merging_run_keeps_the_file_it_merges_with_until_the_end(tmp_pa
     assert (tmp_path / "paper_claims.partial.json").exists()
     claims._write({"meta": {}, "runs": []}, str(tmp_path))  # not merging: the file itself
     assert json.loads((tmp_path / "paper_claims.json").read_text())["runs"] == []
+
+
+def test_calibrate_only__step_times_side_by_side_and_nothing_written(keras_jax, tmp_path, capsys):
+    from jepa_components.fashion_mnist import write_idx_fixture
+
+    write_idx_fixture(tmp_path / "fmnist", num_train=64, num_test=16, seed=0)
+    out = tmp_path / "out"
+    argv = ["--quick", "--calibrate-only", "--arms", "ijepa_multiblock,lejepa"]
+    result = claims.main([*argv, "--data", str(tmp_path / "fmnist"), "--output-dir", str(out)])
+    assert list(result) == ["ijepa_multiblock", "lejepa"]
+    # LeJEPA encodes 4 views of every image of the batch, I-JEPA one masked image
+    assert result["lejepa"]["views_per_step"] == 4 * result["ijepa_multiblock"]["views_per_step"]
+    assert all(r["seconds_per_step"] > 0 for r in result.values())
+    assert not out.exists()
+    assert "lejepa:" in capsys.readouterr().out
