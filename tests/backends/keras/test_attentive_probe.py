@@ -148,3 +148,17 @@ def test_train_attentive_probe__validates():
         train_attentive_probe(x, y, epochs=0)
     with pytest.raises(ValueError, match="Invalid value for argument `warmup_epochs`"):
         train_attentive_probe(x, y, epochs=2, warmup_epochs=3)
+
+
+def test_epoch_rows__full_sorted_batches_of_a_seeded_permutation_and_bad_values_refused():
+    from jepa_components.backends.keras.evaluation.attentive_probe import epoch_rows
+
+    rows = epoch_rows(50, 16, seed=3, epoch=1)
+    assert rows.shape == (48,) and len(set(rows.tolist())) == 48  # 3 full batches, no repeat
+    assert (np.diff(rows.reshape(3, 16), axis=1) > 0).all()  # each batch in memory order
+    np.testing.assert_array_equal(rows, epoch_rows(50, 16, seed=3, epoch=1))
+    assert not np.array_equal(rows, epoch_rows(50, 16, seed=3, epoch=2))  # a new order per epoch
+    with pytest.raises(ValueError, match="Invalid value for argument `batch_size`"):
+        epoch_rows(10, 11, seed=0, epoch=0)
+    with pytest.raises(ValueError, match="Invalid value for argument `epoch`"):
+        epoch_rows(10, 2, seed=0, epoch=-1)

@@ -277,6 +277,10 @@ def epoch_rows(num_rows: int, batch_size: int, seed: int, epoch: int) -> npt.NDA
     A permutation drawn from ``(seed, epoch)``, cut to full batches (one
     compiled shape), each batch's rows sorted (reads in memory order).
 
+    Args:
+        num_rows: int >= 1; batch_size: int in ``[1, num_rows]``;
+        seed, epoch: ints >= 0.
+
     Example:
         >>> rows = epoch_rows(10, 4, seed=0, epoch=0)
         >>> len(rows), len(set(rows.tolist()))
@@ -284,6 +288,9 @@ def epoch_rows(num_rows: int, batch_size: int, seed: int, epoch: int) -> npt.NDA
         >>> bool((np.diff(rows.reshape(2, 4), axis=1) > 0).all())
         True
     """
+    num_rows = check_int("num_rows", num_rows, low=1)
+    batch_size = check_int("batch_size", batch_size, low=1, high=num_rows)
+    seed, epoch = check_int("seed", seed, low=0), check_int("epoch", epoch, low=0)
     order = np.random.default_rng([seed, epoch]).permutation(num_rows)
     batches = order[: num_rows // batch_size * batch_size].reshape(-1, batch_size)
     return np.sort(batches, axis=1).reshape(-1)
