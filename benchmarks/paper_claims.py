@@ -222,7 +222,7 @@ def calibrate_only(args, recipe, train_images, started):
     result = {}
     for arm in args.arms:
         c = training.calibrate(arm, recipe, train_images, args.calibration_steps)
-        views = recipe["batch_size"] * training.views_per_image(training.ARMS[arm][1], recipe)
+        views = training.views_per_step(training.ARMS[arm][1], recipe)
         result[arm] = {"seconds_per_step": c["seconds_per_step"], "views_per_step": views}
         _say(
             started,

@@ -322,11 +322,11 @@ def lejepa_views(recipe):
     )
 
 
-def views_per_image(masking, recipe):
-    """Encoder inputs per image in one step: LeJEPA's views, or 1 (a masked image)."""
+def views_per_step(masking, recipe):
+    """Encoder inputs in one step: the batch times LeJEPA's views per image, or the batch."""
     if masking == "views":
-        return recipe["lejepa_num_global"] + recipe["lejepa_num_local"]
-    return 1
+        return recipe["batch_size"] * (recipe["lejepa_num_global"] + recipe["lejepa_num_local"])
+    return recipe["batch_size"]
 
 
 def _dataset(train_images, masking, recipe, seed, chunk):
@@ -445,7 +445,7 @@ def train_arm(
         "planned_steps": planned_steps,
         "steps": clock.steps,
         "images_seen": clock.steps * recipe["batch_size"],
-        "views_per_step": recipe["batch_size"] * views_per_image(masking, recipe),
+        "views_per_step": views_per_step(masking, recipe),
         "train_seconds": round(clock.seconds, 1),
         "cpu_seconds": round(clock.cpu_seconds, 1),
         "first_step_seconds": round(clock.first_step_seconds or 0.0, 1),
