@@ -24,6 +24,14 @@ the ``AllReduce`` of the loss (one process) and minus the ``GradScaler``
 
 ``grad_stats=True`` adds ``train.py``'s ``grad_logger`` call (a norm and a
 host sync per weight matrix, logging only; off by default).
+
+For other recipes (``benchmarks/paper_claims.py``'s official arm):
+``register_model`` adds a ViT of any width, depth and input channels to
+the official factories, so that ``init_model`` builds and initializes it;
+``optimizer`` overrides ``init_opt``'s values; ``loss="l2"`` takes
+``F.mse_loss`` instead of ``F.smooth_l1_loss``; ``patch_init_std``
+re-draws the patch-embedding kernel (``trunc_normal_``, as the model's own
+``_init_weights``) with another std.
 """
 
 from __future__ import annotations
@@ -75,6 +83,32 @@ def import_official(anchors=None):
     return helper, multiblock, mask_utils, tensors, official_logging
 
 
+def register_model(name, anchors=None, **kwargs):
+    """Add ``name`` to the official ViT factories: ``VisionTransformer(**kwargs)``.
+
+    The official ``vit_*`` factories fix width, depth and 3 input channels;
+    ``init_model`` looks its ``model_name`` up in the module, so a
+    registered name builds any size through ``init_model`` itself (its
+    re-initialization included). Norm layers are ``LayerNorm(eps=1e-6)``,
+    MLP ratio 4 and qkv biases, as every official factory.
+    """
+    import functools
+
+    import torch
+
+    import_official(anchors)
+    import src.models.vision_transformer as vit
+
+    vit.__dict__[name] = functools.partial(
+        vit.VisionTransformer,
+        mlp_ratio=4,
+        qkv_bias=True,
+        norm_layer=functools.partial(torch.nn.LayerNorm, eps=1e-6),
+        **kwargs,
+    )
+    return name
+
+
 class OfficialStep:
     """One official I-JEPA training step on fixed tensors; ``step(...)`` returns the loss.
 
@@ -90,6 +124,13 @@ class OfficialStep:
         steps_per_epoch, epochs, warmup_epochs: the schedules' length.
         grad_stats: also run ``train.py``'s ``grad_logger``.
         ema: (start, end) of the momentum schedule (official 0.996 -> 1.0).
+        optimizer: None or a dict overriding ``init_opt``'s ``wd``,
+            ``final_wd``, ``start_lr``, ``ref_lr``, ``final_lr`` (the
+            official ImageNet values by default).
+        loss: ``"smooth_l1"`` (``train.py``) or ``"l2"`` (``F.mse_loss``).
+        patch_init_std: None (the model's init, ``trunc_normal_(std=0.02)``)
+            or a float: the patch-embedding kernel re-drawn with that std.
+        pred_num_heads: None (``init_model``: the encoder's heads) or an int.
     """
 
     def __init__(
@@ -108,6 +149,9 @@ class OfficialStep:
         ema=(0.996, 1.0),
         anchors=None,
         seed=0,
+        optimizer=None,
+        loss="smooth_l1",
+        patch_init_std=None,
     ):
         import torch
         import torch.nn.functional as F
@@ -124,17 +168,23 @@ class OfficialStep:
             pred_emb_dim=pred_emb_dim,
             model_name=model_name,
         )
+        if patch_init_std is not None:
+            tensors.trunc_normal_(self.encoder.patch_embed.proj.weight, std=patch_init_std)
         self.target_encoder = copy.deepcopy(self.encoder)
         for p in self.target_encoder.parameters():
             p.requires_grad = False
+        if loss not in ("smooth_l1", "l2"):
+            raise ValueError(f"loss must be 'smooth_l1' or 'l2', got {loss!r}")
+        self.loss = F.smooth_l1_loss if loss == "smooth_l1" else F.mse_loss
+        values = {"wd": 0.04, "final_wd": 0.4, "start_lr": 2e-4, "ref_lr": 1e-3, "final_lr": 1e-6}
+        unknown = set(optimizer or {}) - set(values)
+        if unknown:
+            raise ValueError(f"optimizer: unknown keys {sorted(unknown)}; allowed {sorted(values)}")
+        values.update(optimizer or {})
         self.optimizer, _, self.scheduler, self.wd_scheduler = helper.init_opt(
             encoder=self.encoder,
             predictor=self.predictor,
-            wd=0.04,
-            final_wd=0.4,
-            start_lr=2e-4,
-            ref_lr=1e-3,
-            final_lr=1e-6,
+            **values,
             iterations_per_epoch=steps_per_epoch,
             warmup=warmup_epochs,
             num_epochs=epochs,
@@ -183,7 +233,7 @@ class OfficialStep:
                 h = self.repeat_interleave_batch(h, batch, repeat=len(masks_enc))
             z = self.encoder(imgs, masks_enc)
             z = self.predictor(z, masks_enc, masks_pred)
-            loss = F.smooth_l1_loss(z, h)
+            loss = self.loss(z, h)
         loss.backward()
         self.optimizer.step()
         if self.grad_logger is not None:

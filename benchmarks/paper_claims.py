@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -68,13 +69,21 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 import paper_claims_eval as evaluation
+import paper_claims_official as official
 import paper_claims_report as report
 import paper_claims_train as training
 
 MAIN_ARMS = ("ijepa_multiblock", "pixel_multiblock")
 MASK_ARMS = ("ijepa_block", "ijepa_raster", "ijepa_random")
 NEW_ARMS = ("lejepa", "ijepa_sigreg", "ijepa_sigreg_online")
-ALL_ARMS = MAIN_ARMS + MASK_ARMS + NEW_ARMS
+# the official code (paper_claims_official): its step at equal steps and at equal time, and
+# the library's step on the official collator's masks (a diagnostic, --mask-seeds seeds)
+OFFICIAL_ARMS = official.OFFICIAL_ARMS
+DIAGNOSTIC_ARMS = ("ijepa_official_masks",)
+# planned and stopped where the ijepa_multiblock run of the same seed was
+EQUAL_STEPS_ARMS = ("official_multiblock", "ijepa_official_masks")
+NEEDS_OFFICIAL_CODE = OFFICIAL_ARMS + DIAGNOSTIC_ARMS
+ALL_ARMS = MAIN_ARMS + MASK_ARMS + NEW_ARMS + DIAGNOSTIC_ARMS + OFFICIAL_ARMS
 CURVE_FRACTIONS = (0.2, 0.4, 0.6, 0.8)
 # the new arms: 8 points along the run (plus the final one) for the loss-probe correlation
 DENSE_CURVE_FRACTIONS = tuple(i / 9 for i in range(1, 9))
@@ -134,6 +143,13 @@ def parse_args(argv=None):
         "the arms trained now replace theirs, the others are kept",
     )
     parser.add_argument("--data", default=None, help="Fashion-MNIST folder (default: search)")
+    parser.add_argument(
+        "--official-code",
+        default=None,
+        metavar="PATH",
+        help="checkout of facebookresearch/ijepa for the official arms (default: "
+        "$IJEPA_OFFICIAL_CODE, else ../shared/anchors/ijepa); without it they are skipped",
+    )
     parser.add_argument(
         "--output-dir",
         default=None,
@@ -279,11 +295,26 @@ def _source(meta, run_id, runs):
     }
 
 
+def _reference_steps(runs, seed):
+    """Steps of the ijepa_multiblock run of ``seed`` (the equal-steps arms stop there)."""
+    for run in runs:
+        if run["arm"] == "ijepa_multiblock" and run["seed"] == seed:
+            return run["steps"]
+    raise SystemExit(
+        f"error: no ijepa_multiblock run of seed {seed} to take the steps of: "
+        "train it in the same invocation (--arms) or --merge with results that have it"
+    )
+
+
+def _seeds(args, arm):
+    return args.mask_seeds if arm in MASK_ARMS + DIAGNOSTIC_ARMS else args.seeds
+
+
 def _snapshot_steps(arm, planned, chunk, quick=False):
     """Steps of the curve snapshots: main arms 4, new arms 8 (4 with --quick); not the final."""
     if arm in NEW_ARMS:
         fractions = CURVE_FRACTIONS if quick else DENSE_CURVE_FRACTIONS
-    elif arm in MAIN_ARMS:
+    elif arm in MAIN_ARMS + OFFICIAL_ARMS + DIAGNOSTIC_ARMS:
         fractions = CURVE_FRACTIONS
     else:
         return set()
@@ -298,6 +329,15 @@ def main(argv=None):
     from jepa_components import datasets
 
     recipe = training.QUICK_RECIPE if args.quick else training.RECIPE
+    if args.official_code:  # one place every official lookup reads
+        os.environ[official.ENV_VAR] = os.path.abspath(args.official_code)
+    needs_code = [a for a in args.arms if a in NEEDS_OFFICIAL_CODE]
+    reason = official.missing_reason() if needs_code else None
+    if reason:
+        _say(started, f"skipping {', '.join(needs_code)}: {reason}")
+        args.arms = [a for a in args.arms if a not in needs_code]
+        if not args.arms:
+            raise SystemExit(f"error: no arm left to train ({reason})")
     split = datasets.load_fashion_mnist(args.data)
     train_images = split.train_images[:2000] if args.quick else split.train_images  # [0, 1]
     if args.calibrate_only:
@@ -361,8 +401,15 @@ def main(argv=None):
 
     calibration = {}
     for arm in arms:
+        if arm in EQUAL_STEPS_ARMS:
+            continue  # planned as ijepa_multiblock
         if args.quick and calibration:  # one compile less per arm: --quick shares the first
-            calibration[arm] = dict(calibration[arms[0]], shared_with=arms[0])
+            first = next(iter(calibration))
+            calibration[arm] = dict(calibration[first], shared_with=first)
+        elif arm in OFFICIAL_ARMS:
+            calibration[arm] = official.calibrate_official(
+                recipe, train_images, args.calibration_steps
+            )
         else:
             calibration[arm] = training.calibrate(arm, recipe, train_images, args.calibration_steps)
         _say(started, f"calibrated {arm}: {calibration[arm]['seconds_per_step']:.3f} s/step")
@@ -370,6 +417,17 @@ def main(argv=None):
         arm: training.plan_steps(budget, c["seconds_per_step"], args.chunk)
         for arm, c in calibration.items()
     }
+    for arm in arms:
+        if arm in EQUAL_STEPS_ARMS:
+            reference = planned.get("ijepa_multiblock") or results["planned_steps"].get(
+                "ijepa_multiblock"
+            )
+            if reference is None:
+                raise SystemExit(
+                    f"error: {arm} runs the steps of ijepa_multiblock: add it to --arms or "
+                    "--merge with results that have it"
+                )
+            planned[arm] = reference
     # Equal steps: a step every arm reaches even when it runs up to 20% slower than
     # calibrated (the slowest arm's run stops at its budget, not at its planned steps).
     common_step = max(
@@ -391,7 +449,7 @@ def main(argv=None):
         (seed, arm)
         for seed in range(max(args.seeds, args.mask_seeds))
         for arm in arms
-        if seed < (args.mask_seeds if arm in MASK_ARMS else args.seeds)
+        if seed < _seeds(args, arm)
     ]
     for seed, arm in schedule:
         snapshot_steps = _snapshot_steps(arm, planned[arm], args.chunk, args.quick)
@@ -408,14 +466,20 @@ def main(argv=None):
         def on_common(encoder):
             return evaluation.evaluate_encoder(encoder, data, with_attentive=False)
 
+        train, max_steps, arm_budget = training.train_arm, None, budget
+        if arm in EQUAL_STEPS_ARMS:  # where the library's run of this seed stopped
+            max_steps, arm_budget = _reference_steps(results["runs"], seed), math.inf
+        if arm in OFFICIAL_ARMS:
+            train = official.train_official
         _say(started, f"train {arm} seed {seed}: plan {planned[arm]} steps, budget {budget:.0f} s")
-        encoder, run = training.train_arm(
+        encoder, run = train(
             arm,
             recipe,
             seed,
             train_images,
-            budget_seconds=budget,
+            budget_seconds=arm_budget,
             planned_steps=planned[arm],
+            max_steps=max_steps,
             chunk=args.chunk,
             snapshot_steps=snapshot_steps,
             common_step=common_step,

@@ -33,6 +33,9 @@ LABELS = {
     "lejepa": "LeJEPA (4 views, SIGReg)",
     "ijepa_sigreg": "I-JEPA + SIGReg (EMA target)",
     "ijepa_sigreg_online": "I-JEPA + SIGReg, online targets (no EMA)",
+    "ijepa_official_masks": "I-JEPA (library step), official collator's masks, equal steps",
+    "official_multiblock": "official I-JEPA code, multi-block, equal steps",
+    "official_multiblock_time": "official I-JEPA code, multi-block, equal time",
 }
 ORDER = tuple(LABELS)
 TRAINED = tuple(a for a in ORDER if a not in ("raw_pixels", "random_init"))
@@ -45,10 +48,14 @@ COLORS = {
     "lejepa": "tab:green",
     "ijepa_sigreg": "tab:red",
     "ijepa_sigreg_online": "tab:purple",
+    "ijepa_official_masks": "tab:cyan",
+    "official_multiblock": "tab:gray",
+    "official_multiblock_time": "black",
 }
 LOSS_WINDOW_CHUNKS = 2  # training loss at a point: mean of the last 2 chunks (50 steps)
 SPEARMAN_GOAL = 0.8
 LEJEPA_GOAL = 0.80
+FIDELITY_GOAL = 0.01  # equal steps: |library - official| linear probe, mean over seeds
 
 
 def _rank(values):
@@ -299,6 +306,7 @@ def claims(summary):
                 "met" if speed[0] >= speed[1] else "NOT met",
             )
         )
+    out += fidelity_claims(summary)
     for arm, name in (("lejepa", "LeJEPA"), ("ijepa_multiblock", "I-JEPA multi-block")):
         text = (
             f"informative loss, {name} (|Spearman rho| of training loss and linear probe "
@@ -314,6 +322,61 @@ def claims(summary):
                 f"{text}: mean {rho['mean']:+.2f} (per seed {values})",
                 # a positive rho (the probe falls as the loss falls) is not an informative loss
                 "met" if rho["mean"] <= -SPEARMAN_GOAL else "NOT met",
+            )
+        )
+    return out
+
+
+def _spread(stats):
+    """The seed spread of one figure: max - min over the seeds."""
+    return max(stats["values"]) - min(stats["values"])
+
+
+def fidelity_claims(summary):
+    """The library's I-JEPA against the official code's at equal steps (and at equal time).
+
+    Linear probe: the means within :data:`FIDELITY_GOAL`; k-NN and the
+    last-4-layer probe: the difference of the means within the larger of the
+    two arms' seed spreads (max - min).
+    """
+    ours, theirs = summary.get("ijepa_multiblock"), summary.get("official_multiblock")
+    text = (
+        f"equal steps: the library's I-JEPA within {100 * FIDELITY_GOAL:.0f} linear-probe "
+        "point of the official code's"
+    )
+    if ours is None or theirs is None:
+        return [(text, "not measured")]
+    gap = ours["linear"]["mean"] - theirs["linear"]["mean"]
+    out = [
+        (
+            f"{text}: {100 * ours['linear']['mean']:.1f} vs {100 * theirs['linear']['mean']:.1f} "
+            f"({100 * gap:+.1f} points)",
+            "met" if abs(gap) <= FIDELITY_GOAL else "NOT met",
+        )
+    ]
+    for name, label in (("knn", "k-NN"), ("linear_last4", "last-4-layer linear")):
+        a, b = ours.get(name), theirs.get(name)
+        if a is None or b is None:
+            out.append((f"equal steps, {label} within the seed spread", "not measured"))
+            continue
+        diff, spread = a["mean"] - b["mean"], max(_spread(a), _spread(b))
+        out.append(
+            (
+                f"equal steps, {label} within the seed spread: {100 * a['mean']:.1f} vs "
+                f"{100 * b['mean']:.1f} ({100 * diff:+.1f}, spread {100 * spread:.1f})",
+                "met" if abs(diff) <= spread else "NOT met",
+            )
+        )
+    timed = summary.get("official_multiblock_time")
+    if timed is not None:
+        diff = ours["linear"]["mean"] - timed["linear"]["mean"]
+        out.append(
+            (
+                f"equal time: the library's I-JEPA at least as good as the official code's "
+                f"(linear): {100 * ours['linear']['mean']:.1f} vs "
+                f"{100 * timed['linear']['mean']:.1f} ({100 * diff:+.1f} points; steps "
+                f"{ours['steps']['mean']:.0f} vs {timed['steps']['mean']:.0f})",
+                "met" if diff >= 0 else "NOT met",
             )
         )
     return out

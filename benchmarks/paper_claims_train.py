@@ -126,6 +126,8 @@ ARMS = {  # name -> (model kind, mask strategy)
     "lejepa": ("lejepa", "views"),
     "ijepa_sigreg": ("ijepa_sigreg", "multiblock"),
     "ijepa_sigreg_online": ("ijepa_sigreg_online", "multiblock"),
+    # the library's step on the official collator's masks (paper_claims_official)
+    "ijepa_official_masks": ("ijepa", "official"),
 }
 
 
@@ -133,6 +135,10 @@ def make_sampler(masking, recipe, seed):
     from jepa_components.masks import make_sampler as library_sampler
 
     grid = recipe["image_size"] // recipe["patch_size"]
+    if masking == "official":
+        from paper_claims_official import OfficialMaskSampler
+
+        return OfficialMaskSampler(recipe, seed)
     if masking == "multiblock":
         return library_sampler(
             "multiblock",
@@ -258,44 +264,63 @@ def random_init_encoder(recipe, seed):
     return build_model("pixel", recipe, seed, 1)[1]
 
 
+class StepClock:
+    """Counts training steps and their wall/CPU time against a budget.
+
+    ``begin()`` before a step (a no-op while steps follow each other),
+    ``end()`` after it; ``pause()`` between runs of steps (time until the next
+    ``begin()`` is not counted). The first step (compilation) is timed
+    separately and not counted. ``stopped`` turns True at the budget or at
+    ``max_steps``.
+    """
+
+    def __init__(self, budget_seconds, max_steps):
+        self.budget, self.max_steps = float(budget_seconds), int(max_steps)
+        self.steps, self.seconds, self.cpu_seconds = 0, 0.0, 0.0
+        self.first_step_seconds, self.stopped = None, False
+        self._mark = self._cpu = None
+
+    def begin(self):
+        if self._mark is None:
+            self._mark, self._cpu = time.perf_counter(), time.process_time()
+
+    def end(self):
+        now, cpu = time.perf_counter(), time.process_time()
+        self.steps += 1
+        if self.first_step_seconds is None:
+            self.first_step_seconds = now - self._mark
+        else:
+            self.seconds += now - self._mark
+            self.cpu_seconds += cpu - self._cpu
+        self._mark, self._cpu = now, cpu
+        if self.seconds >= self.budget or self.steps >= self.max_steps:
+            self.stopped = True
+        return self.stopped
+
+    def pause(self):
+        self._mark = None
+
+
 def make_clock(budget_seconds, max_steps):
-    """A :class:`TrainClock` (built on first use: the keras import)."""
+    """A :class:`StepClock` as a Keras callback that stops ``fit`` (built on first use)."""
     import keras
 
-    class TrainClock(keras.callbacks.Callback):
-        """Counts training steps and their wall/CPU time; stops ``fit`` at the budget.
-
-        The first step of the run (compilation) is timed separately and not
-        counted; time between ``fit`` calls is not counted. The model is
-        touched only to stop it (on jax that forces a state sync).
-        """
+    class TrainClock(StepClock, keras.callbacks.Callback):
+        """The clock of ``fit``: the model is touched only to stop it (on jax a state sync)."""
 
         def __init__(self):
-            super().__init__()
-            self.budget, self.max_steps = float(budget_seconds), int(max_steps)
-            self.steps, self.seconds, self.cpu_seconds = 0, 0.0, 0.0
-            self.first_step_seconds, self.stopped = None, False
-            self._mark = self._cpu = None
+            StepClock.__init__(self, budget_seconds, max_steps)
+            keras.callbacks.Callback.__init__(self)
 
         def on_train_batch_begin(self, batch, logs=None):
-            if self._mark is None:
-                self._mark, self._cpu = time.perf_counter(), time.process_time()
+            self.begin()
 
         def on_train_batch_end(self, batch, logs=None):
-            now, cpu = time.perf_counter(), time.process_time()
-            self.steps += 1
-            if self.first_step_seconds is None:
-                self.first_step_seconds = now - self._mark
-            else:
-                self.seconds += now - self._mark
-                self.cpu_seconds += cpu - self._cpu
-            self._mark, self._cpu = now, cpu
-            if self.seconds >= self.budget or self.steps >= self.max_steps:
-                self.stopped = True
+            if self.end():
                 self.model.stop_training = True
 
         def on_train_end(self, logs=None):
-            self._mark = None
+            self.pause()
 
     return TrainClock()
 
@@ -356,6 +381,26 @@ def _dataset(train_images, masking, recipe, seed, chunk):
     )
 
 
+def run_record(arm, model, masking, seed, recipe, clock, planned_steps, losses, max_steps=None):
+    """The bookkeeping of one run: steps, images, time, why it stopped, the losses."""
+    return {
+        "arm": arm,
+        "model": model,
+        "masking": masking,
+        "seed": seed,
+        "planned_steps": planned_steps,
+        "steps": clock.steps,
+        "images_seen": clock.steps * recipe["batch_size"],
+        "views_per_step": views_per_step(masking, recipe),
+        "train_seconds": round(clock.seconds, 1),
+        "cpu_seconds": round(clock.cpu_seconds, 1),
+        "first_step_seconds": round(clock.first_step_seconds or 0.0, 1),
+        "stopped_by": "budget" if clock.steps < (max_steps or planned_steps) else "planned steps",
+        "final_loss": losses[-1]["loss"] if losses else None,
+        "losses": losses,
+    }
+
+
 def calibrate(arm, recipe, train_images, steps, seed=0):
     """Median wall seconds per step of ``arm`` (a throwaway model, ``steps`` steps)."""
     kind, masking = ARMS[arm]
@@ -393,6 +438,7 @@ def train_arm(
     budget_seconds,
     planned_steps,
     chunk,
+    max_steps=None,
     snapshot_steps=(),
     common_step=None,
     on_snapshot=None,
@@ -404,6 +450,8 @@ def train_arm(
         arm: a key of :data:`ARMS`.
         planned_steps: the schedules' length (a multiple of ``chunk``).
         chunk: steps per ``fit`` call (snapshots fall between calls).
+        max_steps: None (``planned_steps``) or the step to stop at, before
+            the schedules' end (the equal-steps arms).
         snapshot_steps: steps after which ``on_snapshot(encoder, step,
             train_seconds)`` runs (clock paused).
         common_step: the step after which ``on_common(encoder)`` runs.
@@ -414,7 +462,7 @@ def train_arm(
     kind, masking = ARMS[arm]
     model, evaluated, callbacks = build_model(kind, recipe, seed, planned_steps)
     data = _dataset(train_images, masking, recipe, seed, chunk)
-    clock = make_clock(budget_seconds, planned_steps)
+    clock = make_clock(budget_seconds, max_steps or planned_steps)
     losses, snapshots, common = [], [], None
     epoch = 0
     while not clock.stopped:
@@ -437,23 +485,6 @@ def train_arm(
             common = on_common(evaluated)
     if clock.steps == common_step and on_common is not None and common is None:
         common = on_common(evaluated)
-    run = {
-        "arm": arm,
-        "model": kind,
-        "masking": masking,
-        "seed": seed,
-        "planned_steps": planned_steps,
-        "steps": clock.steps,
-        "images_seen": clock.steps * recipe["batch_size"],
-        "views_per_step": views_per_step(masking, recipe),
-        "train_seconds": round(clock.seconds, 1),
-        "cpu_seconds": round(clock.cpu_seconds, 1),
-        "first_step_seconds": round(clock.first_step_seconds or 0.0, 1),
-        "stopped_by": "budget" if clock.steps < planned_steps else "planned steps",
-        "final_loss": losses[-1]["loss"] if losses else None,
-        "losses": losses,
-        "snapshots": snapshots,
-        "common_step": common_step,
-        "at_common_step": common,
-    }
+    run = run_record(arm, kind, masking, seed, recipe, clock, planned_steps, losses, max_steps)
+    run.update(snapshots=snapshots, common_step=common_step, at_common_step=common)
     return evaluated, run
