@@ -14,6 +14,14 @@ ImageNet). This benchmark checks those claims at laptop scale. Arms:
   EMA) and I-JEPA multi-block + SIGReg with (``ijepa_sigreg``) and without
   (``ijepa_sigreg_online``) the EMA target: does each train without collapse
   (effective rank against the random init), and what does it gain?
+- the official I-JEPA code (facebookresearch/ijepa: its modules, collator
+  and training step, ``paper_claims_official``) with the same recipe, at
+  equal steps (``official_multiblock``: the steps and schedules of the
+  ``ijepa_multiblock`` run of the same seed) and at equal time
+  (``official_multiblock_time``), and the library's step on the official
+  collator's masks (``ijepa_official_masks``, ``--mask-seeds`` seeds): does
+  the library train as the official code does? Skipped, with the reason,
+  when the official code or torch is missing (``--official-code PATH``).
 
 Every trained arm gets the same wall-clock budget (``--minutes``) and plans
 its schedules for the steps it can do in it (calibrated first; see
@@ -42,9 +50,12 @@ Outputs in ``--output-dir``: ``paper_claims.json`` (everything),
 training time) and ``paper_claims_loss_vs_probe.png`` (training loss against
 the linear probe at every evaluated point).
 
-    KERAS_BACKEND=jax python benchmarks/paper_claims.py            # ~3.5 h on 2 cores (estimate)
+    KERAS_BACKEND=jax python benchmarks/paper_claims.py            # ~4.5 h on 2 cores (estimate)
     python benchmarks/paper_claims.py --minutes 5 --merge \
         --arms lejepa,ijepa_sigreg,ijepa_sigreg_online             # ~78 min
+    python benchmarks/paper_claims.py --minutes 5 --output-dir \
+        benchmarks/results/paper_claims_official --arms \
+        ijepa_multiblock,ijepa_official_masks,official_multiblock,official_multiblock_time
     python benchmarks/paper_claims.py --calibrate-only \
         --arms ijepa_multiblock,lejepa                             # step times, one process
     python benchmarks/paper_claims.py --quick                      # smoke test, < 3 min
@@ -237,8 +248,12 @@ def calibrate_only(args, recipe, train_images, started):
     """
     result = {}
     for arm in args.arms:
-        c = training.calibrate(arm, recipe, train_images, args.calibration_steps)
-        views = training.views_per_step(training.ARMS[arm][1], recipe)
+        if arm in OFFICIAL_ARMS:
+            c = official.calibrate_official(recipe, train_images, args.calibration_steps)
+            views = recipe["batch_size"]
+        else:
+            c = training.calibrate(arm, recipe, train_images, args.calibration_steps)
+            views = training.views_per_step(training.ARMS[arm][1], recipe)
         result[arm] = {"seconds_per_step": c["seconds_per_step"], "views_per_step": views}
         _say(
             started,
@@ -471,7 +486,8 @@ def main(argv=None):
             max_steps, arm_budget = _reference_steps(results["runs"], seed), math.inf
         if arm in OFFICIAL_ARMS:
             train = official.train_official
-        _say(started, f"train {arm} seed {seed}: plan {planned[arm]} steps, budget {budget:.0f} s")
+        limit = f"stop at {max_steps}" if max_steps else f"budget {budget:.0f} s"
+        _say(started, f"train {arm} seed {seed}: plan {planned[arm]} steps, {limit}")
         encoder, run = train(
             arm,
             recipe,
