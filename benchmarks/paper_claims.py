@@ -83,6 +83,7 @@ import paper_claims_eval as evaluation
 import paper_claims_official as official
 import paper_claims_report as report
 import paper_claims_train as training
+from _official import ENV_VAR as OFFICIAL_CODE_ENV
 
 MAIN_ARMS = ("ijepa_multiblock", "pixel_multiblock")
 MASK_ARMS = ("ijepa_block", "ijepa_raster", "ijepa_random")
@@ -345,7 +346,7 @@ def main(argv=None):
 
     recipe = training.QUICK_RECIPE if args.quick else training.RECIPE
     if args.official_code:  # one place every official lookup reads
-        os.environ[official.ENV_VAR] = os.path.abspath(args.official_code)
+        os.environ[OFFICIAL_CODE_ENV] = os.path.abspath(args.official_code)
     needs_code = [a for a in args.arms if a in NEEDS_OFFICIAL_CODE]
     reason = official.missing_reason() if needs_code else None
     if reason:

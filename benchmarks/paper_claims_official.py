@@ -53,7 +53,7 @@ import os
 import time
 
 import numpy as np
-from _official import ENV_VAR, import_official, official_code_dir  # noqa: F401 (ENV_VAR: for paper_claims)
+from _official import OfficialStep, import_official, official_code_dir, register_model
 from paper_claims_train import StepClock, run_record
 
 OFFICIAL_ARMS = ("official_multiblock", "official_multiblock_time")  # the official step
@@ -86,8 +86,6 @@ def _patch_std(recipe):
 
 def build_official(recipe, seed, planned_steps, anchors=None):
     """The official model, optimizer, schedules and EMA of ``recipe`` (``OfficialStep``)."""
-    from _official import OfficialStep, register_model
-
     if recipe["predictor_heads"] != recipe["num_heads"]:
         raise ValueError(
             "the official init_model gives the predictor the encoder's heads: "

@@ -118,7 +118,7 @@ def test_train_official__equal_steps_stop_and_the_keras_view_is_the_target_encod
 
 
 def test_missing_code__the_official_arms_are_skipped_with_the_reason(tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv(official.ENV_VAR, str(tmp_path))  # main() sets it: restored after
+    monkeypatch.setenv(claims.OFFICIAL_CODE_ENV, str(tmp_path))  # main() sets it: restored after
     argv = ["--quick", "--arms", "official_multiblock", "--official-code", str(tmp_path)]
     with pytest.raises(SystemExit, match="no arm left to train"):
         claims.main([*argv, "--output-dir", str(tmp_path / "out")])
