@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import official_code_path  # tests/conftest.py
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
 _env = {k: os.environ.get(k) for k in ("KERAS_BACKEND", "OPENBLAS_NUM_THREADS")}
@@ -21,10 +20,10 @@ RECIPE = training.RECIPE
 
 @pytest.fixture(scope="module")
 def code():
-    path = official_code_path()
-    if path is None:
-        pytest.skip("needs torch and the official I-JEPA code ($IJEPA_OFFICIAL_CODE)")
-    return path
+    reason = official.missing_reason()  # torch and the official code, as the benchmark finds it
+    if reason:
+        pytest.skip(reason)
+    return official.official_code_dir()
 
 
 @pytest.fixture
