@@ -130,7 +130,6 @@ class OfficialStep:
         loss: ``"smooth_l1"`` (``train.py``) or ``"l2"`` (``F.mse_loss``).
         patch_init_std: None (the model's init, ``trunc_normal_(std=0.02)``)
             or a float: the patch-embedding kernel re-drawn with that std.
-        pred_num_heads: None (``init_model``: the encoder's heads) or an int.
     """
 
     def __init__(

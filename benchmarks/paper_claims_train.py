@@ -12,7 +12,7 @@ a throwaway copy trains a few steps and gives the seconds per step; the run
 then plans ``floor(budget / seconds per step)`` steps and stops at that step
 or when its training clock reaches the budget, whichever comes first (the
 steps reached and the planned steps are both reported). The clock
-(:class:`TrainClock`) counts the wall time of training steps only: not the
+(:class:`StepClock`) counts the wall time of training steps only: not the
 first step (XLA compilation), not the pauses for the curve snapshots.
 
 Arms added for LeJEPA (Balestriero & LeCun 2025) and SIGReg on I-JEPA:
