@@ -54,7 +54,7 @@ import time
 
 import numpy as np
 from _official import OfficialStep, import_official, official_code_dir, register_model
-from paper_claims_train import StepClock, run_record
+from paper_claims_train import StepClock, median_step_seconds, run_record
 
 OFFICIAL_ARMS = ("official_multiblock", "official_multiblock_time")  # the official step
 MODEL_NAME = "paper_claims_vit"
@@ -266,8 +266,7 @@ def calibrate_official(recipe, train_images, steps, seed=0, anchors=None):
     for _ in range(steps + 1):
         official.step(*batches.next())
         times.append(time.perf_counter())
-    diffs = np.diff(times)
-    return {"seconds_per_step": float(np.median(diffs[1:] if len(diffs) > 1 else diffs))}
+    return {"seconds_per_step": median_step_seconds(times)}
 
 
 def train_official(

@@ -401,6 +401,12 @@ def run_record(arm, model, masking, seed, recipe, clock, planned_steps, losses, 
     }
 
 
+def median_step_seconds(times):
+    """Median interval between step-end times, the first (compiling) step left out."""
+    diffs = np.diff(times)
+    return float(np.median(diffs[1:] if len(diffs) > 1 else diffs))
+
+
 def calibrate(arm, recipe, train_images, steps, seed=0):
     """Median wall seconds per step of ``arm`` (a throwaway model, ``steps`` steps)."""
     kind, masking = ARMS[arm]
@@ -416,7 +422,7 @@ def calibrate(arm, recipe, train_images, steps, seed=0):
 
     data = _dataset(train_images, masking, recipe, seed, chunk=steps + 1)
     model.fit(data, epochs=1, verbose=0, callbacks=callbacks + [clock, Steps()])
-    per_step = float(np.median(np.diff(times)[1:] if len(times) > 2 else np.diff(times)))
+    per_step = median_step_seconds(times)
     return {
         "seconds_per_step": per_step,
         "first_step_seconds": clock.first_step_seconds,
