@@ -63,6 +63,21 @@ def official_code_dir(path=None):
 ANCHORS = official_code_dir()  # the default, resolved at import (kept for callers)
 
 
+def missing_reason(anchors=None):
+    """None when the official code is found, else a one-line reason."""
+    folder = official_code_dir(anchors)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "torch is not installed (pip install torch)"
+    if not os.path.isfile(os.path.join(folder, "src", "masks", "multiblock.py")):
+        return (
+            f"the official I-JEPA code is not at {folder!r} "
+            "(--official-code PATH or $IJEPA_OFFICIAL_CODE)"
+        )
+    return None
+
+
 def import_official(anchors=None):
     """Put the official code on ``sys.path`` and return its modules (helper, masks, tensors)."""
     anchors = official_code_dir(anchors)

@@ -122,6 +122,20 @@ def parse_args(argv=None, description=None, extra=None):
         help="ragged mode of our sampler with --masks sampler (pad, truncate, ...)",
     )
     p.add_argument(
+        "--context-length",
+        default=None,
+        metavar="N|official",
+        help="with --masks sampler: cap our context at N slots (a larger context keeps a "
+        "uniformly random subset; one compiled shape with --ragged pad); 'official': the "
+        "mean context length of the official collator's batches (equal work)",
+    )
+    p.add_argument(
+        "--target-length",
+        default=None,
+        metavar="N|official",
+        help="the same for each target block (official: the mean of its cut blocks)",
+    )
+    p.add_argument(
         "--valid-flags",
         action="store_true",
         help="fixed masks: also feed all-True context_valid/targets_valid",
@@ -232,6 +246,25 @@ def parse_args(argv=None, description=None, extra=None):
     args.grid = args.image_size // args.patch_size
     args.num_patches = args.grid**2
     args.arch = dict(embed_dim=embed_dim, depth=depth, num_heads=heads, mlp_ratio=mlp)
+    if args.sampler and (official_smallest_target(args) <= paper_collator_kwargs(args)["min_keep"]):
+        p.error(
+            f"--masks sampler: on a {args.grid}x{args.grid} grid the official MaskCollator "
+            f"can draw target blocks of {official_smallest_target(args)} patches, no more than "
+            f"its min_keep {paper_collator_kwargs(args)['min_keep']}, and then redraws forever; "
+            "use a larger grid (e.g. --image-size 224 with patch 16)"
+        )
+    for name in ("context_length", "target_length"):
+        value = getattr(args, name)
+        flag = "--" + name.replace("_", "-")
+        if value is None or value == "official":
+            if value and not args.sampler:
+                p.error(f"{flag} needs --masks sampler")
+            continue
+        if not args.sampler:
+            p.error(f"{flag} needs --masks sampler")
+        if not value.isdigit() or int(value) < 1:
+            p.error(f"{flag}: expected a positive integer or 'official', got {value!r}")
+        setattr(args, name, int(value))
     return args
 
 
@@ -302,6 +335,61 @@ def paper_collator_kwargs(args):
         min_keep=10,
         allow_overlap=False,
     )
+
+
+def official_mask_lengths(args, batches=50):
+    """Mean (context, per-block target) lengths of the official collator's batches.
+
+    The official ``MaskCollator`` cuts every context and every target block
+    to the batch minimum; these means, rounded, are the caps that give our
+    sampler the same work per step on average (``--context-length official``).
+    Seeded by ``--seed``, so every worker process resolves the same values.
+    """
+    import torch
+    from _official import import_official
+
+    multiblock = import_official(args.anchors)[1]
+    torch.manual_seed(args.seed)
+    collator = multiblock.MaskCollator(**paper_collator_kwargs(args))
+    items, context, target = [0] * args.batch, [], []
+    for _ in range(batches):
+        _, enc, pred = collator(items)
+        context.append(enc[0].shape[1])
+        target.append(pred[0].shape[1])  # every block is cut to one length
+    return int(round(np.mean(context))), int(round(np.mean(target)))
+
+
+def resolve_official_lengths(args, argv):
+    """Replace ``official`` caps by numbers (in ``args`` and in the workers' ``argv``)."""
+    if "official" not in (args.context_length, args.target_length):
+        return argv
+    lengths = dict(zip(("context_length", "target_length"), official_mask_lengths(args)))
+    argv = list(argv)
+    for name, value in lengths.items():
+        if getattr(args, name) == "official":
+            setattr(args, name, value)
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    return argv
+
+
+def official_smallest_target(args, draws=1001):
+    """The fewest patches a target block of the official ``MaskCollator`` can have here.
+
+    Its block size follows ``_sample_block_size`` (``max_keep = int(N * scale)``,
+    ``h = round(sqrt(max_keep * ar))``, ``w = round(sqrt(max_keep / ar))``, both
+    shrunk below the grid) over the range of one ``rand()``; it redraws a target
+    block until it has more than ``min_keep`` patches, so a size at or below
+    ``min_keep`` loops forever.
+    """
+    kwargs = paper_collator_kwargs(args)
+    grid = args.grid
+    u = np.linspace(0.0, 1.0, draws)
+    scale = kwargs["pred_mask_scale"][0] + u * np.subtract(*kwargs["pred_mask_scale"][::-1])
+    ratio = kwargs["aspect_ratio"][0] + u * np.subtract(*kwargs["aspect_ratio"][::-1])
+    keep = np.floor(grid * grid * scale)
+    h = np.minimum(np.round(np.sqrt(keep * ratio)), grid - 1)
+    w = np.minimum(np.round(np.sqrt(keep / ratio)), grid - 1)
+    return int((h * w).min())
 
 
 class OfficialFeed:
@@ -431,7 +519,11 @@ def keras_data(args, keras, images, total_steps):
         from jepa_components.masks import MultiBlockMaskSampler
 
         sampler = MultiBlockMaskSampler(
-            grid_size=(args.grid, args.grid), seed=args.seed, ragged=args.ragged
+            grid_size=(args.grid, args.grid),
+            seed=args.seed,
+            ragged=args.ragged,
+            context_length=args.context_length,
+            target_length=args.target_length,
         )
         data = MaskedImageDataset(
             _Cycled(images, total_steps * args.batch), sampler, batch_size=args.batch
@@ -721,8 +813,13 @@ def run_worker(args, argv, worker, backend=None):
 
 def describe(args):
     a = args.arch
+    caps = "".join(
+        f", {name} {getattr(args, name + '_length')}"
+        for name in ("context", "target")
+        if getattr(args, name + "_length") is not None
+    )
     masks = (
-        f"sampler (ours ragged={args.ragged!r}, official MaskCollator)"
+        f"sampler (ours ragged={args.ragged!r}{caps}, official MaskCollator)"
         if args.sampler
         else "fixed {}/{}x{} (context / blocks x tokens)".format(*args.fixed)
     )
@@ -796,6 +893,7 @@ def main(argv=None):
                 f"Invalid value for argument `--backends`. Expected jax, torch "
                 f"or tensorflow. Received: {b!r}"
             )
+    argv = resolve_official_lengths(args, argv)
     print(describe(args), flush=True)
     device = gpu_name(args)
     results = {"config": vars(args).copy(), "gpu": device, "time": {}, "memory": {}}

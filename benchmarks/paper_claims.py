@@ -92,10 +92,13 @@ NEW_ARMS = ("lejepa", "ijepa_sigreg", "ijepa_sigreg_online")
 # the library's step on the official collator's masks (a diagnostic, --mask-seeds seeds)
 OFFICIAL_ARMS = official.OFFICIAL_ARMS
 DIAGNOSTIC_ARMS = ("ijepa_official_masks",)
+# multi-block with the context capped, at equal time (--mask-seeds seeds): what dropping
+# context patches costs, or buys in steps
+CAP_ARMS = ("ijepa_context_cap24", "ijepa_context_cap12")
 # planned and stopped where the ijepa_multiblock run of the same seed was
 EQUAL_STEPS_ARMS = ("official_multiblock", "ijepa_official_masks")
 NEEDS_OFFICIAL_CODE = OFFICIAL_ARMS + DIAGNOSTIC_ARMS
-ALL_ARMS = MAIN_ARMS + MASK_ARMS + NEW_ARMS + DIAGNOSTIC_ARMS + OFFICIAL_ARMS
+ALL_ARMS = MAIN_ARMS + MASK_ARMS + NEW_ARMS + CAP_ARMS + DIAGNOSTIC_ARMS + OFFICIAL_ARMS
 CURVE_FRACTIONS = (0.2, 0.4, 0.6, 0.8)
 # the new arms: 8 points along the run (plus the final one) for the loss-probe correlation
 DENSE_CURVE_FRACTIONS = tuple(i / 9 for i in range(1, 9))
@@ -323,7 +326,7 @@ def _reference_steps(runs, seed):
 
 
 def _seeds(args, arm):
-    return args.mask_seeds if arm in MASK_ARMS + DIAGNOSTIC_ARMS else args.seeds
+    return args.mask_seeds if arm in MASK_ARMS + CAP_ARMS + DIAGNOSTIC_ARMS else args.seeds
 
 
 def _snapshot_steps(arm, planned, chunk, quick=False):

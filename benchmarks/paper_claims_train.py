@@ -128,6 +128,10 @@ ARMS = {  # name -> (model kind, mask strategy)
     "ijepa_sigreg_online": ("ijepa_sigreg_online", "multiblock"),
     # the library's step on the official collator's masks (paper_claims_official)
     "ijepa_official_masks": ("ijepa", "official"),
+    # multi-block with the context capped (MultiBlockMaskSampler(context_length=...)): of
+    # the 43 context slots on the 7x7 grid (about 24 valid on average), 24 or 12 are kept
+    "ijepa_context_cap24": ("ijepa", "multiblock:24"),
+    "ijepa_context_cap12": ("ijepa", "multiblock:12"),
 }
 
 
@@ -139,7 +143,8 @@ def make_sampler(masking, recipe, seed):
         from paper_claims_official import OfficialMaskSampler
 
         return OfficialMaskSampler(recipe, seed)
-    if masking == "multiblock":
+    family, _, cap = masking.partition(":")  # "multiblock:K": context capped at K slots
+    if family == "multiblock":
         return library_sampler(
             "multiblock",
             (grid, grid),
@@ -148,6 +153,7 @@ def make_sampler(masking, recipe, seed):
             target_scale=recipe["target_scale"],
             context_scale=recipe["context_scale"],
             min_context=recipe["min_context"],
+            context_length=int(cap) if cap else None,
         )
     # the paper's Table 6 settings of the other strategies (the library defaults)
     return library_sampler(masking, (grid, grid), seed=seed)

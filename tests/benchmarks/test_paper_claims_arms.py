@@ -130,3 +130,23 @@ def test_calibrate_only__step_times_side_by_side_and_nothing_written(keras_jax, 
     assert all(r["seconds_per_step"] > 0 for r in result.values())
     assert not out.exists()
     assert "lejepa:" in capsys.readouterr().out
+
+
+def test_context_cap_arms__one_shape_at_most_the_cap_valid_and_the_same_blocks():
+    """The capped arms' sampler is the multi-block one with ``context_length``: one
+    compiled shape, at most the cap valid per sample, targets unchanged."""
+    assert set(claims.CAP_ARMS) <= set(claims.ALL_ARMS)
+    recipe = training.RECIPE
+    full = training.make_sampler("multiblock", recipe, seed=3).sample(256)
+    for arm, cap in (("ijepa_context_cap24", 24), ("ijepa_context_cap12", 12)):
+        kind, masking = training.ARMS[arm]
+        capped = training.make_sampler(masking, recipe, seed=3).sample(256)
+        assert kind == "ijepa" and capped.context.shape == (256, cap)
+        kept = capped.context_valid.sum(1)
+        np.testing.assert_array_equal(kept, np.minimum(full.context_valid.sum(1), cap))
+        np.testing.assert_array_equal(capped.targets, full.targets)
+        for row, valid, whole, whole_valid in zip(
+            capped.context, capped.context_valid, full.context, full.context_valid
+        ):  # the kept patches are patches of the uncapped context
+            assert set(row[valid]) <= set(whole[whole_valid])
+    assert claims._seeds(claims.parse_args(["--mask-seeds", "2"]), "ijepa_context_cap12") == 2
