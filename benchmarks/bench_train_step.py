@@ -32,6 +32,12 @@ Two workloads (``--masks``):
   workers); ours is inside the step (``workers=1``: the main thread).
   Prints the tokens each side actually computes, and the number of traces
   of the Keras train step (recompilations on jax/tensorflow).
+  ``--context-length`` / ``--target-length`` cap our lengths (a sample with
+  more patches keeps a uniformly random subset; one shape); ``official``
+  sets each cap to the mean length of the official collator's cut batches,
+  so that both sides compute the same tokens (equal work). A grid on which
+  the official collator can draw a target block of no more than its
+  ``min_keep`` patches (it then redraws forever) is refused.
 
 Peak memory (``--memory``, on by default) is measured in separate processes,
 one per side, so the two do not mix: on CPU the peak resident set size
@@ -50,6 +56,9 @@ Examples::
     python benchmarks/bench_train_step.py --backends torch --remat predictor
     # what a user sees: real masks with padding, a few hundred steps
     python benchmarks/bench_train_step.py --masks sampler --image-size 224 --steps 200
+    # equal work: our contexts and target blocks capped at the official cut's mean lengths
+    python benchmarks/bench_train_step.py --masks sampler --image-size 224 --steps 40 \\
+        --context-length official --target-length official
     # GPU (see benchmarks/gpu_train_step.sh): ViT-H/14, 224 px, batch 128, bf16
     python benchmarks/bench_train_step.py --device gpu --model huge --patch-size 14 \\
         --image-size 224 --batch 128 --dtype bf16 --masks sampler --backends jax

@@ -15,12 +15,13 @@
 # the datasheet dense peak (H100/H200 SXM: 989.4 TFLOP/s bf16).
 #
 # Environment: IJEPA_OFFICIAL_CODE (a facebookresearch/ijepa checkout; docs/performance.md),
-# BACKENDS (default jax,torch,tensorflow), RAGGED (our padding modes, default "bucket pad"),
+# BACKENDS (default jax,torch,tensorflow), RAGGED (our padding modes, default "bucket pad
+# equal"; "equal": padded to caps equal to the official cut's mean lengths, equal work),
 # STEPS (default 40), OUT (json folder, default ${OUT:-bench_gpu}).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BACKENDS=${BACKENDS:-jax,torch,tensorflow}
-RAGGED=${RAGGED:-bucket pad}
+RAGGED=${RAGGED:-bucket pad equal}
 STEPS=${STEPS:-40}
 RUNS=${RUNS:-vith14 vitb16 vith14_fixed vitb16_fixed}
 OUT=${OUT:-bench_gpu}
@@ -60,8 +61,13 @@ for run in $RUNS; do
             [ "$run" = vith14 ] && SIZE=("${VITH[@]}") || SIZE=("${VITB[@]}")
             for ragged in $RAGGED; do
                 echo "=== $run, real masks, ragged=$ragged"
+                if [ "$ragged" = equal ]; then  # padded to caps = the official cut's means
+                    MASKS=(--ragged pad --context-length official --target-length official)
+                else
+                    MASKS=(--ragged "$ragged")
+                fi
                 python benchmarks/bench_train_step.py "${SIZE[@]}" "${COMMON[@]}" \
-                    --masks sampler --ragged "$ragged" --json "$OUT/${run}_${ragged}.json"
+                    --masks sampler "${MASKS[@]}" --json "$OUT/${run}_${ragged}.json"
             done ;;
         vith14_fixed)
             # official ViT-H/14 batch-128 averages (benchmarks: MaskCollator, 20 batches):

@@ -22,6 +22,11 @@ ImageNet). This benchmark checks those claims at laptop scale. Arms:
   collator's masks (``ijepa_official_masks``, ``--mask-seeds`` seeds): does
   the library train as the official code does? Skipped, with the reason,
   when the official code or torch is missing (``--official-code PATH``).
+- I-JEPA multi-block with the context capped at 24 or 12 slots
+  (``ijepa_context_cap24``, ``ijepa_context_cap12``:
+  ``MultiBlockMaskSampler(context_length=...)``, ``--mask-seeds`` seeds): at
+  equal time, does computing fewer context patches per step cost accuracy,
+  or buy it in steps?
 
 Every trained arm gets the same wall-clock budget (``--minutes``) and plans
 its schedules for the steps it can do in it (calibrated first; see
@@ -56,6 +61,9 @@ the linear probe at every evaluated point).
     python benchmarks/paper_claims.py --minutes 5 --output-dir \
         benchmarks/results/paper_claims_official --arms \
         ijepa_multiblock,ijepa_official_masks,official_multiblock,official_multiblock_time
+    python benchmarks/paper_claims.py --minutes 5 --seeds 3 --mask-seeds 3 --output-dir \
+        benchmarks/results/paper_claims_context_cap --arms \
+        ijepa_multiblock,ijepa_context_cap24,ijepa_context_cap12   # ~65 min
     python benchmarks/paper_claims.py --calibrate-only \
         --arms ijepa_multiblock,lejepa                             # step times, one process
     python benchmarks/paper_claims.py --quick                      # smoke test, < 3 min

@@ -24,12 +24,20 @@ and process-CPU times are printed (CPU time is steadier on a loaded
 machine; on ``n`` threads it can exceed wall time up to ``n``-fold).
 
     python benchmarks/profile_train_step.py --backends jax,torch,tensorflow --threads 2
+
+``--xla-ops`` (jax) also traces ``--reps`` calls of the compiled train step
+with ``jax.profiler`` and sums XLA's CPU kernels (thunks) by kind: dots
+(YNNPACK fusions and XLA's own), copies and transposes, and the other
+fusions (elementwise, reductions), with the number of kernels per step.
+
+    python benchmarks/profile_train_step.py --backends jax --threads 2 --xla-ops
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -228,6 +236,57 @@ def tensorflow_parts(model, x, jit_compile):
     )
 
 
+KERNEL_NAME = re.compile(r"[a-z][a-z0-9_]*(\.[0-9]+)*")  # HLO names: ynn_fusion.12, copy
+
+
+def xla_kind(name):
+    """The kind of an XLA:CPU kernel from its trace name (``ynn_fusion.12``, ``copy.3``...)."""
+    base = name.rsplit(".", 1)[0] if name.rsplit(".", 1)[-1].isdigit() else name
+    if base.startswith(("ynn_fusion", "xnn_fusion")):
+        return "dots, YNNPACK/XNNPACK fusions"
+    if base.startswith("dot") or "_dot" in base:
+        return "dots, XLA"
+    if "copy" in base or "transpose" in base:
+        return "copies and transposes"
+    return "other fusions (elementwise, reductions)"
+
+
+def xla_op_profile(fn, sync, steps):
+    """Milliseconds per step of XLA:CPU's kernels by :func:`xla_kind`, traced over ``steps`` calls.
+
+    Reads the Perfetto trace of ``jax.profiler``: its complete events named
+    as HLO instructions (:data:`KERNEL_NAME`), on any thread (XLA runs small
+    programs on the calling thread); the runtime's own events have other
+    names. A kernel split over threads is one event per part, and kernels
+    may run on both threads at once, so the sum can exceed the wall time.
+    """
+    import glob
+    import gzip
+    import tempfile
+
+    import jax
+
+    with tempfile.TemporaryDirectory() as folder:
+        jax.profiler.start_trace(folder, create_perfetto_trace=True)
+        start = time.perf_counter()
+        for _ in range(steps):
+            sync(fn())
+        wall = (time.perf_counter() - start) / steps
+        jax.profiler.stop_trace()
+        (path,) = glob.glob(os.path.join(folder, "**", "perfetto_trace.json.gz"), recursive=True)
+        with gzip.open(path) as f:
+            trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    kinds, count = {}, 0
+    for e in events:
+        if e.get("ph") != "X" or not KERNEL_NAME.fullmatch(e.get("name", "")):
+            continue
+        kind = xla_kind(e["name"])
+        kinds[kind] = kinds.get(kind, 0.0) + e["dur"] / 1e3 / steps
+        count += 1
+    return {"ms": kinds, "kernel_events_per_step": count / steps, "wall_ms": 1e3 * wall}
+
+
 def profile_worker(args):
     bench.setup_threads(args)
     import torch
@@ -286,7 +345,18 @@ def profile_worker(args):
         xs, batch_size=args.batch, epochs=1, verbose=0, shuffle=False, callbacks=[ema, Timer()]
     )
     times["ours"]["fit"] = np.median(np.asarray(fit_times), axis=0).tolist()
+    if args.xla_ops and args._backend == "jax":
+        times["xla_ops"] = xla_op_profile(ours["train_step"], sync, args.reps)
     print(bench.RESULT + json.dumps(times), flush=True)
+
+
+def _extra_options(p):
+    p.add_argument("--reps", type=int, default=15, help="timed runs of every part")
+    p.add_argument(
+        "--xla-ops",
+        action="store_true",
+        help="jax: also sum XLA's CPU kernels of the train step by kind (jax.profiler)",
+    )
 
 
 def main(argv=None):
@@ -294,9 +364,7 @@ def main(argv=None):
     args = bench.parse_args(
         argv,
         description=__doc__.splitlines()[0],
-        extra=lambda p: p.add_argument(
-            "--reps", type=int, default=15, help="timed runs of every part"
-        ),
+        extra=_extra_options,
     )
     if args.sampler:
         raise SystemExit("profile_train_step.py needs fixed masks (--masks KC/MxKT)")
@@ -326,6 +394,16 @@ def main(argv=None):
             f = res["official"].get(name if name != "train_step" else "step")
             cell = lambda v: f"{1e3 * v[0]:8.1f} / {1e3 * v[1]:7.1f}" if v else " " * 18  # noqa
             print(f"  {name:20s} {cell(o)}   {cell(f)}")
+        ops = res.get("xla_ops")
+        if ops:
+            print(
+                f"  XLA kernels of the train step: {ops['kernel_events_per_step']:.0f} events "
+                "per step, "
+                f"{sum(ops['ms'].values()):.1f} ms summed over threads, step "
+                f"{ops['wall_ms']:.1f} ms wall"
+            )
+            for kind, ms in sorted(ops["ms"].items(), key=lambda item: -item[1]):
+                print(f"    {kind:42s} {ms:8.1f} ms")
     return out
 
 
