@@ -255,25 +255,24 @@ def parse_args(argv=None, description=None, extra=None):
     args.grid = args.image_size // args.patch_size
     args.num_patches = args.grid**2
     args.arch = dict(embed_dim=embed_dim, depth=depth, num_heads=heads, mlp_ratio=mlp)
-    if args.sampler and (official_smallest_target(args) <= paper_collator_kwargs(args)["min_keep"]):
+    min_keep = paper_collator_kwargs(args)["min_keep"]
+    if args.sampler and official_smallest_target(args) <= min_keep:
         p.error(
             f"--masks sampler: on a {args.grid}x{args.grid} grid the official MaskCollator "
             f"can draw target blocks of {official_smallest_target(args)} patches, no more than "
-            f"its min_keep {paper_collator_kwargs(args)['min_keep']}, and then redraws forever; "
-            "use a larger grid (e.g. --image-size 224 with patch 16)"
+            f"its min_keep {min_keep}, and then redraws forever; use a larger grid (e.g. "
+            "--image-size 224 with patch 16)"
         )
     for name in ("context_length", "target_length"):
-        value = getattr(args, name)
-        flag = "--" + name.replace("_", "-")
-        if value is None or value == "official":
-            if value and not args.sampler:
-                p.error(f"{flag} needs --masks sampler")
+        value, flag = getattr(args, name), "--" + name.replace("_", "-")
+        if value is None:
             continue
         if not args.sampler:
             p.error(f"{flag} needs --masks sampler")
-        if not value.isdigit() or int(value) < 1:
-            p.error(f"{flag}: expected a positive integer or 'official', got {value!r}")
-        setattr(args, name, int(value))
+        if value != "official":
+            if not value.isdigit() or int(value) < 1:
+                p.error(f"{flag}: expected a positive integer or 'official', got {value!r}")
+            setattr(args, name, int(value))
     return args
 
 

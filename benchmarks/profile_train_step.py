@@ -368,6 +368,8 @@ def main(argv=None):
     )
     if args.sampler:
         raise SystemExit("profile_train_step.py needs fixed masks (--masks KC/MxKT)")
+    if args.xla_ops and "jax" not in args.backends.split(","):
+        raise SystemExit(f"--xla-ops traces XLA on jax: --backends {args.backends!r} has no jax")
     if args._worker == "profile":
         return profile_worker(args)
     print(bench.describe(args), flush=True)
