@@ -256,10 +256,11 @@ def parse_args(argv=None, description=None, extra=None):
     args.num_patches = args.grid**2
     args.arch = dict(embed_dim=embed_dim, depth=depth, num_heads=heads, mlp_ratio=mlp)
     min_keep = paper_collator_kwargs(args)["min_keep"]
-    if args.sampler and official_smallest_target(args) <= min_keep:
+    smallest = official_smallest_target(args) if args.sampler else None
+    if smallest is not None and smallest <= min_keep:
         p.error(
             f"--masks sampler: on a {args.grid}x{args.grid} grid the official MaskCollator "
-            f"can draw target blocks of {official_smallest_target(args)} patches, no more than "
+            f"can draw target blocks of {smallest} patches, no more than "
             f"its min_keep {min_keep}, and then redraws forever; use a larger grid (e.g. "
             "--image-size 224 with patch 16)"
         )

@@ -92,6 +92,7 @@ import paper_claims_official as official
 import paper_claims_report as report
 import paper_claims_train as training
 from _official import ENV_VAR as OFFICIAL_CODE_ENV
+from _official import missing_reason
 
 MAIN_ARMS = ("ijepa_multiblock", "pixel_multiblock")
 MASK_ARMS = ("ijepa_block", "ijepa_raster", "ijepa_random")
@@ -359,7 +360,7 @@ def main(argv=None):
     if args.official_code:  # one place every official lookup reads
         os.environ[OFFICIAL_CODE_ENV] = os.path.abspath(args.official_code)
     needs_code = [a for a in args.arms if a in NEEDS_OFFICIAL_CODE]
-    reason = official.missing_reason() if needs_code else None
+    reason = missing_reason() if needs_code else None
     if reason:
         _say(started, f"skipping {', '.join(needs_code)}: {reason}")
         args.arms = [a for a in args.arms if a not in needs_code]

@@ -55,8 +55,6 @@ import numpy as np
 from _official import (
     OfficialStep,
     import_official,
-    missing_reason,  # noqa: F401 (read here by paper_claims and the tests)
-    official_code_dir,  # noqa: F401
     register_model,
 )
 from paper_claims_train import StepClock, median_step_seconds, run_record

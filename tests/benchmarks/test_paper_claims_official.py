@@ -14,16 +14,17 @@ for _key, _value in _env.items():
         os.environ.pop(_key, None)
 official = pytest.importorskip("paper_claims_official")
 training = pytest.importorskip("paper_claims_train")
+_official = pytest.importorskip("_official")
 
 RECIPE = training.RECIPE
 
 
 @pytest.fixture(scope="module")
 def code():
-    reason = official.missing_reason()  # torch and the official code, as the benchmark finds it
+    reason = _official.missing_reason()  # torch and the official code, as the benchmark finds it
     if reason:
         pytest.skip(reason)
-    return official.official_code_dir()
+    return _official.official_code_dir()
 
 
 @pytest.fixture
